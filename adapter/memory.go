@@ -1,0 +1,446 @@
+package adapter
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"iter"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tradewire/tradewire/socketio/parser"
+)
+
+// ErrRecoveryDisabled is returned by RestoreSession when recovery is off.
+var ErrRecoveryDisabled = errors.New("adapter: connection state recovery is disabled")
+
+// ErrNotRecoverable is returned when a session cannot be restored whole:
+// unknown or expired pid, or an offset no longer buffered.
+var ErrNotRecoverable = errors.New("adapter: session not recoverable")
+
+// Options configure the in-memory adapter.
+type Options struct {
+	// RecoveryWindow is how long disconnected sessions and broadcast packets
+	// are kept for connection state recovery; 0 disables recovery.
+	RecoveryWindow time.Duration
+	// RecoveryMaxPackets bounds the packet buffer (default 100000). When it
+	// overflows, the oldest packets go and restores that need them fail.
+	RecoveryMaxPackets int
+}
+
+type bufferedPacket struct {
+	seq  uint64
+	at   time.Time
+	pkt  *parser.Packet
+	opts BroadcastOptions
+}
+
+type storedSession struct {
+	state *SessionState
+	at    time.Time
+}
+
+// Memory is the in-memory adapter: one node, no network.
+type Memory struct {
+	nsp  Namespace
+	opts Options
+
+	mu    sync.RWMutex
+	rooms map[string]map[string]struct{} // room -> socket ids
+	sids  map[string]map[string]struct{} // socket id -> rooms
+
+	recMu    sync.Mutex
+	epoch    string
+	seq      uint64
+	packets  []bufferedPacket
+	sessions map[string]storedSession
+	lastGC   time.Time
+	now      func() time.Time
+}
+
+// NewMemory returns an in-memory adapter for nsp.
+func NewMemory(nsp Namespace, opts Options) *Memory {
+	if opts.RecoveryMaxPackets <= 0 {
+		opts.RecoveryMaxPackets = 100000
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return &Memory{
+		nsp:      nsp,
+		opts:     opts,
+		rooms:    make(map[string]map[string]struct{}),
+		sids:     make(map[string]map[string]struct{}),
+		sessions: make(map[string]storedSession),
+		epoch:    base64.RawURLEncoding.EncodeToString(b[:]),
+		now:      time.Now,
+	}
+}
+
+// MemoryFactory returns a Factory building in-memory adapters.
+func MemoryFactory(opts Options) Factory {
+	return func(nsp Namespace) Adapter { return NewMemory(nsp, opts) }
+}
+
+// Namespace returns the namespace this adapter serves.
+func (m *Memory) Namespace() Namespace { return m.nsp }
+
+// Init implements Adapter.
+func (m *Memory) Init(context.Context) error { return nil }
+
+// Close implements Adapter.
+func (m *Memory) Close() error { return nil }
+
+// AddAll adds socket id to rooms.
+func (m *Memory) AddAll(id string, rooms []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	set := m.sids[id]
+	if set == nil {
+		set = make(map[string]struct{}, len(rooms))
+		m.sids[id] = set
+	}
+	for _, r := range rooms {
+		set[r] = struct{}{}
+		members := m.rooms[r]
+		if members == nil {
+			members = make(map[string]struct{})
+			m.rooms[r] = members
+		}
+		members[id] = struct{}{}
+	}
+}
+
+// Del removes socket id from room.
+func (m *Memory) Del(id, room string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if set := m.sids[id]; set != nil {
+		delete(set, room)
+	}
+	m.delFromRoom(id, room)
+}
+
+func (m *Memory) delFromRoom(id, room string) {
+	if members := m.rooms[room]; members != nil {
+		delete(members, id)
+		if len(members) == 0 {
+			delete(m.rooms, room)
+		}
+	}
+}
+
+// DelAll removes socket id from every room.
+func (m *Memory) DelAll(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for r := range m.sids[id] {
+		m.delFromRoom(id, r)
+	}
+	delete(m.sids, id)
+}
+
+// SocketRooms returns the rooms of a local socket.
+func (m *Memory) SocketRooms(id string) []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	set := m.sids[id]
+	if set == nil {
+		return nil
+	}
+	out := make([]string, 0, len(set))
+	for r := range set {
+		out = append(out, r)
+	}
+	return out
+}
+
+// LocalRooms returns every room with a local member.
+func (m *Memory) LocalRooms() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]string, 0, len(m.rooms))
+	for r := range m.rooms {
+		out = append(out, r)
+	}
+	return out
+}
+
+// HasRoom reports whether room has a local member.
+func (m *Memory) HasRoom(room string) bool {
+	m.mu.RLock()
+	_, ok := m.rooms[room]
+	m.mu.RUnlock()
+	return ok
+}
+
+// LocalSockets yields the ids of local sockets that opts select. The room
+// index is read-locked while the sequence runs: callers must not change
+// membership from inside the loop.
+func (m *Memory) LocalSockets(opts *BroadcastOptions) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		m.mu.RLock()
+		defer m.mu.RUnlock()
+		excluded := func(id string) bool {
+			for _, r := range opts.Except {
+				if _, ok := m.rooms[r][id]; ok {
+					return true
+				}
+			}
+			return false
+		}
+		if len(opts.Rooms) == 0 {
+			for id := range m.sids {
+				if !excluded(id) && !yield(id) {
+					return
+				}
+			}
+			return
+		}
+		if len(opts.Rooms) == 1 {
+			for id := range m.rooms[opts.Rooms[0]] {
+				if !excluded(id) && !yield(id) {
+					return
+				}
+			}
+			return
+		}
+		seen := make(map[string]struct{})
+		for _, r := range opts.Rooms {
+			for id := range m.rooms[r] {
+				if _, dup := seen[id]; dup {
+					continue
+				}
+				seen[id] = struct{}{}
+				if !excluded(id) && !yield(id) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Broadcast delivers pkt to the local sockets opts select, recording it for
+// recovery when enabled.
+func (m *Memory) Broadcast(pkt *parser.Packet, opts *BroadcastOptions) error {
+	pkt = m.record(pkt, opts)
+	m.nsp.Deliver(pkt, opts.Flags, m.LocalSockets(opts))
+	return nil
+}
+
+// BroadcastLocal delivers pkt to local sockets only, without recording it
+// (cluster adapters call it for packets that came from another node, which
+// recorded them already when recovery is shared).
+func (m *Memory) BroadcastLocal(pkt *parser.Packet, opts *BroadcastOptions) {
+	m.nsp.Deliver(pkt, opts.Flags, m.LocalSockets(opts))
+}
+
+// BroadcastWithAck implements Adapter for one node.
+func (m *Memory) BroadcastWithAck(pkt *parser.Packet, opts *BroadcastOptions, onCount func(int), onAck func([]any)) error {
+	timeout := time.Duration(opts.Flags.Timeout) * time.Millisecond
+	var targets []Socket
+	for id := range m.LocalSockets(opts) {
+		if s, ok := m.nsp.LocalSocket(id); ok {
+			targets = append(targets, s)
+		}
+	}
+	onCount(len(targets))
+	for _, s := range targets {
+		s.EmitWithAck(pkt, timeout, func(args []any, err error) {
+			if err == nil {
+				onAck(args)
+			}
+		})
+	}
+	return nil
+}
+
+// Sockets returns the ids of local sockets in any of rooms (all when empty).
+func (m *Memory) Sockets(_ context.Context, rooms []string) ([]string, error) {
+	return slices.Collect(m.LocalSockets(&BroadcastOptions{Rooms: rooms})), nil
+}
+
+// AllRooms returns the local rooms.
+func (m *Memory) AllRooms(context.Context) ([]string, error) { return m.LocalRooms(), nil }
+
+func (m *Memory) localTargets(opts *BroadcastOptions) []Socket {
+	var out []Socket
+	for id := range m.LocalSockets(opts) {
+		if s, ok := m.nsp.LocalSocket(id); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// FetchSockets returns the local sockets opts select.
+func (m *Memory) FetchSockets(_ context.Context, opts *BroadcastOptions) ([]SocketInfo, error) {
+	targets := m.localTargets(opts)
+	out := make([]SocketInfo, 0, len(targets))
+	for _, s := range targets {
+		out = append(out, s.Info())
+	}
+	return out, nil
+}
+
+// AddSockets makes the selected local sockets join rooms.
+func (m *Memory) AddSockets(opts *BroadcastOptions, rooms []string) {
+	for _, s := range m.localTargets(opts) {
+		s.Join(rooms...)
+	}
+}
+
+// DelSockets makes the selected local sockets leave rooms.
+func (m *Memory) DelSockets(opts *BroadcastOptions, rooms []string) {
+	for _, s := range m.localTargets(opts) {
+		for _, r := range rooms {
+			s.Leave(r)
+		}
+	}
+}
+
+// DisconnectSockets disconnects the selected local sockets.
+func (m *Memory) DisconnectSockets(opts *BroadcastOptions, close bool) {
+	for _, s := range m.localTargets(opts) {
+		s.Disconnect(close)
+	}
+}
+
+// ServerSideEmit has no other node to reach.
+func (m *Memory) ServerSideEmit(context.Context, []any, func(any)) error { return nil }
+
+// ServerCount is 1 for a single node.
+func (m *Memory) ServerCount(context.Context) int { return 1 }
+
+// record assigns an offset and buffers pkt when recovery is on and pkt is
+// recoverable (an EVENT without ack id, not volatile).
+func (m *Memory) record(pkt *parser.Packet, opts *BroadcastOptions) *parser.Packet {
+	if m.opts.RecoveryWindow <= 0 || pkt.HasID || opts.Flags.Volatile ||
+		(pkt.Type != parser.Event && pkt.Type != parser.BinaryEvent) {
+		return pkt
+	}
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	m.seq++
+	offset := m.epoch + "." + strconv.FormatUint(m.seq, 36)
+	out := *pkt
+	out.Data = parser.AppendArg(pkt.Data, offset)
+	now := m.now()
+	m.gcLocked(now)
+	if len(m.packets) >= m.opts.RecoveryMaxPackets {
+		m.packets = slices.Delete(m.packets, 0, len(m.packets)-m.opts.RecoveryMaxPackets+1)
+	}
+	m.packets = append(m.packets, bufferedPacket{seq: m.seq, at: now, pkt: &out, opts: cloneOpts(opts)})
+	return &out
+}
+
+func cloneOpts(o *BroadcastOptions) BroadcastOptions {
+	return BroadcastOptions{Rooms: slices.Clone(o.Rooms), Except: slices.Clone(o.Except), Flags: o.Flags}
+}
+
+// gcLocked drops packets and sessions older than the recovery window, at
+// most once a second.
+func (m *Memory) gcLocked(now time.Time) {
+	if now.Sub(m.lastGC) < time.Second {
+		return
+	}
+	m.lastGC = now
+	cutoff := now.Add(-m.opts.RecoveryWindow)
+	i := 0
+	for i < len(m.packets) && m.packets[i].at.Before(cutoff) {
+		i++
+	}
+	if i > 0 {
+		m.packets = slices.Delete(m.packets, 0, i)
+	}
+	for pid, s := range m.sessions {
+		if s.at.Before(cutoff) {
+			delete(m.sessions, pid)
+		}
+	}
+}
+
+// PersistSession keeps a disconnected socket's state for the recovery window.
+func (m *Memory) PersistSession(s *SessionState) {
+	if m.opts.RecoveryWindow <= 0 {
+		return
+	}
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	now := m.now()
+	m.gcLocked(now)
+	m.sessions[s.PID] = storedSession{state: s, at: now}
+}
+
+// RestoreSession returns the session and every packet it missed after
+// offset, or ErrNotRecoverable when that cannot be done whole.
+func (m *Memory) RestoreSession(pid, offset string) (*SessionState, error) {
+	if m.opts.RecoveryWindow <= 0 {
+		return nil, ErrRecoveryDisabled
+	}
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	now := m.now()
+	stored, ok := m.sessions[pid]
+	if !ok || now.Sub(stored.at) > m.opts.RecoveryWindow {
+		delete(m.sessions, pid)
+		return nil, ErrNotRecoverable
+	}
+	epoch, seqStr, ok := strings.Cut(offset, ".")
+	if !ok || epoch != m.epoch {
+		return nil, ErrNotRecoverable
+	}
+	seq, err := strconv.ParseUint(seqStr, 36, 64)
+	if err != nil || seq > m.seq {
+		return nil, ErrNotRecoverable
+	}
+	// The packet at offset must still be buffered, otherwise a gap is possible.
+	start := -1
+	for i := range m.packets {
+		if m.packets[i].seq == seq {
+			start = i + 1
+			break
+		}
+	}
+	if start < 0 {
+		return nil, ErrNotRecoverable
+	}
+	delete(m.sessions, pid)
+	st := *stored.state
+	st.Missed = nil
+	rooms := make(map[string]struct{}, len(st.Rooms))
+	for _, r := range st.Rooms {
+		rooms[r] = struct{}{}
+	}
+	for _, bp := range m.packets[start:] {
+		if ShouldInclude(rooms, &bp.opts) {
+			st.Missed = append(st.Missed, bp.pkt)
+		}
+	}
+	return &st, nil
+}
+
+// ShouldInclude reports whether a socket in rooms is selected by opts.
+func ShouldInclude(rooms map[string]struct{}, opts *BroadcastOptions) bool {
+	included := len(opts.Rooms) == 0
+	for _, r := range opts.Rooms {
+		if _, ok := rooms[r]; ok {
+			included = true
+			break
+		}
+	}
+	if !included {
+		return false
+	}
+	for _, r := range opts.Except {
+		if _, ok := rooms[r]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+var _ Adapter = (*Memory)(nil)
