@@ -29,9 +29,14 @@ func main() {
 	dir := flag.String("sqlite-dir", "", "directory for the SQLite files (created if missing; required)")
 	stdinEOF := flag.Bool("exit-on-stdin-eof", false, "exit when stdin is closed")
 	level := flag.String("log-level", "error", "log level: debug, info, warn, error")
+	removeDir := flag.Bool("remove-dir-on-exit", false, "delete -sqlite-dir when exiting")
 	flag.Parse()
 
-	if err := run(*listen, *dir, *level, *stdinEOF); err != nil {
+	err := run(*listen, *dir, *level, *stdinEOF)
+	if *removeDir && *dir != "" {
+		_ = os.RemoveAll(*dir)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "ferretdb:", err)
 		os.Exit(1)
 	}
