@@ -82,9 +82,9 @@ type Namespace interface {
 	Deliver(pkt *parser.Packet, flags Flags, ids iter.Seq[string])
 	// LocalSocket returns the connected local socket with that id.
 	LocalSocket(id string) (Socket, bool)
-	// OnServerSideEmit handles a serverSideEmit from another node; reply,
-	// when not nil, sends the first ack argument back.
-	OnServerSideEmit(args []any, reply func(arg any))
+	// HandleServerSideEmit handles a serverSideEmit from another node;
+	// reply, when not nil, sends the first ack argument back.
+	HandleServerSideEmit(args []any, reply func(arg any))
 }
 
 // SessionState is what connection state recovery keeps of a disconnected socket.
