@@ -1,0 +1,116 @@
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config holds every gateway setting. Load fills it from flags, TRADEWIRE_*
+// environment variables and defaults; see Settings for the list.
+type Config struct {
+	// HTTP server and Engine.IO / Socket.IO protocol.
+	Addr           string
+	Path           string
+	LogFormat      string
+	LogLevel       string
+	NodeID         string
+	PingInterval   time.Duration
+	PingTimeout    time.Duration
+	UpgradeTimeout time.Duration
+	MaxPayload     ByteSize
+	ConnectTimeout time.Duration
+	CORSOrigins    []string
+	SendQueueLimit ByteSize
+	RecoveryWindow time.Duration
+
+	// Cluster adapter.
+	RedisURL       string
+	RedisKeyPrefix string
+	RedisSharded   bool
+	// Redis is RedisURL parsed (zero when RedisURL is empty).
+	Redis RedisTarget
+
+	// Sessions and users.
+	MongoURL               string
+	SessionStore           string
+	SessionSecrets         []string
+	SessionCookie          string
+	SessionCollection      string
+	UsersCollection        string
+	UserRoleField          string
+	UserTierField          string
+	SessionRedisPrefix     string
+	AllowUnsignedSessionID bool
+	AuthCacheTTL           time.Duration
+	AuthCacheSize          int
+	APIKeys                []string
+	TrustedProxies         []netip.Prefix
+
+	// Limits.
+	RateConnectionsPerMinute int
+	RateEventsPerMinute      int
+	MaxSubscriptions         int
+	RateRedisTimeout         time.Duration
+	SubscriptionLeaseTTL     time.Duration
+
+	// Lifecycle and features.
+	DrainWindow     time.Duration
+	ShutdownTimeout time.Duration
+	IngestStream    string
+	Metrics         bool
+	DemoFeed        bool
+}
+
+// Session store names accepted by TRADEWIRE_SESSION_STORE.
+const (
+	StoreMongo  = "mongo"
+	StoreRedis  = "redis"
+	StoreMemory = "memory"
+)
+
+// settings is the table every other part of the package is driven by:
+// parsing, -h, validation of single values, LogValue and Settings. Adding a
+// setting is a Config field and one line here. Defaults are parsed like any
+// other input; show replaces def in -h when the default is computed.
+var settings = []setting{
+	{name: "ADDR", def: ":8080", help: "HTTP listen address, host:port", field: func(c *Config) any { return &c.Addr }, check: checkAddr},
+	{name: "PATH", def: "/socket.io/", help: "Engine.IO request path (a trailing / is added)", field: func(c *Config) any { return &c.Path }, check: checkPath},
+	{name: "LOG_FORMAT", def: "json", help: "log output: json or text", field: func(c *Config) any { return &c.LogFormat }, check: oneOf("json", "text")},
+	{name: "LOG_LEVEL", def: "info", help: "minimum log level: debug, info, warn or error", field: func(c *Config) any { return &c.LogLevel }, check: checkLevel},
+	{name: "NODE_ID", def: "", show: "hostname-<random>", help: "this instance's id in the cluster (letters, digits, . _ : -)", field: func(c *Config) any { return &c.NodeID }, check: checkNodeID},
+	{name: "PING_INTERVAL", def: "25s", help: "Engine.IO heartbeat: interval between server pings", field: func(c *Config) any { return &c.PingInterval }, check: positive},
+	{name: "PING_TIMEOUT", def: "20s", help: "Engine.IO heartbeat: how long to wait for a pong before closing", field: func(c *Config) any { return &c.PingTimeout }, check: positive},
+	{name: "UPGRADE_TIMEOUT", def: "10s", help: "how long a polling-to-websocket upgrade may take", field: func(c *Config) any { return &c.UpgradeTimeout }, check: positive},
+	{name: "MAX_PAYLOAD", def: "1000000", help: "largest accepted message or polling body, bytes (units: kB MB KiB MiB)", field: func(c *Config) any { return &c.MaxPayload }, check: positive},
+	{name: "CONNECT_TIMEOUT", def: "45s", help: "how long a client may take to join a namespace after the handshake", field: func(c *Config) any { return &c.ConnectTimeout }, check: positive},
+	{name: "CORS_ORIGINS", def: "", help: "comma list of allowed browser origins (scheme://host[:port]); empty = same origin only; * = any", field: func(c *Config) any { return &c.CORSOrigins }, check: checkOrigins},
+	{name: "SEND_QUEUE_LIMIT", def: "1MiB", help: "bytes queued for one connection before messages are dropped and the slow consumer disconnected", field: func(c *Config) any { return &c.SendQueueLimit }, check: positive},
+	{name: "RECOVERY_WINDOW", def: "2m", help: "connection state recovery: longest disconnection that can be recovered; 0 disables", field: func(c *Config) any { return &c.RecoveryWindow }, check: nonNegative},
+	{name: "REDIS_URL", def: "", help: "cluster adapter Redis: redis://, rediss://, unix:// or redis+cluster://[user:pass@]host:port,host:port; empty = single node, in-memory adapter", field: func(c *Config) any { return &c.RedisURL }, check: checkRedisURL, secret: secretURL},
+	{name: "REDIS_KEY_PREFIX", def: "socket.io", help: "channel prefix shared with @socket.io/redis-adapter and redis-emitter", field: func(c *Config) any { return &c.RedisKeyPrefix }, check: nonEmpty},
+	{name: "REDIS_SHARDED", def: "false", help: "use sharded pub/sub (SPUBLISH, Redis 7+) like @socket.io/redis-adapter's sharded mode", field: func(c *Config) any { return &c.RedisSharded }},
+	{name: "MONGO_URL", def: "", help: "MongoDB holding sessions (connect-mongo) and users: mongodb:// or mongodb+srv://", field: func(c *Config) any { return &c.MongoURL }, check: checkMongoURL, secret: secretURL},
+	{name: "SESSION_STORE", def: "", show: "mongo if MONGO_URL is set, else memory", help: "session store: mongo, redis or memory (memory = dev mode)", field: func(c *Config) any { return &c.SessionStore }, check: oneOf("", StoreMongo, StoreRedis, StoreMemory)},
+	{name: "SESSION_SECRETS", def: "", help: "comma list of express-session secrets; the first signs, all verify; required unless dev mode", field: func(c *Config) any { return &c.SessionSecrets }, secret: secretValue},
+	{name: "SESSION_COOKIE", def: "connect.sid", help: "name of the express-session cookie", field: func(c *Config) any { return &c.SessionCookie }, check: checkCookieName},
+	{name: "SESSION_COLLECTION", def: "sessions", help: "connect-mongo sessions collection", field: func(c *Config) any { return &c.SessionCollection }, check: nonEmpty},
+	{name: "USERS_COLLECTION", def: "users", help: "MongoDB users collection", field: func(c *Config) any { return &c.UsersCollection }, check: nonEmpty},
+	{name: "USER_ROLE_FIELD", def: "role", help: "field of a user document holding the role", field: func(c *Config) any { return &c.UserRoleField }, check: nonEmpty},
+	{name: "USER_TIER_FIELD", def: "subscriptionTier", help: "field of a user document holding the subscription tier", field: func(c *Config) any { return &c.UserTierField }, check: nonEmpty},
+	{name: "SESSION_REDIS_PREFIX", def: "sess:", help: "connect-redis key prefix", field: func(c *Config) any { return &c.SessionRedisPrefix }},
+	{name: "ALLOW_UNSIGNED_SESSION_ID", def: "false", help: "also accept an unsigned session id (not s:<id>.<signature>)", field: func(c *Config) any { return &c.AllowUnsignedSessionID }},
+	{name: "AUTH_CACHE_TTL", def: "5s", help: "how long a session lookup is cached; 0 disables the cache", field: func(c *Config) any { return &c.AuthCacheTTL }, check: nonNegative},
+	{name: "AUTH_CACHE_SIZE", def: "10000", help: "most session lookups cached; 0 disables the cache", field: func(c *Config) any { return &c.AuthCacheSize }, check: nonNegative},
+	{name: "API_KEYS", def: "", help: "comma list of keys backend services present to the publish API (16+ characters unless dev mode); empty = no key accepted", field: func(c *Config) any { return &c.APIKeys }, secret: secretValue},
+	{name: "TRUSTED_PROXIES", def: "", help: "comma list of CIDRs (or single IPs) whose X-Forwarded-For is believed; empty = none", field: func(c *Config) any { return &c.TrustedProxies }},
+	{name: "RATE_CONNECTIONS_PER_MINUTE", def: "10", help: "new connections allowed per client IP per minute", field: func(c *Config) any { return &c.RateConnectionsPerMinute }, check: positive},
+	{name: "RATE_EVENTS_PER_MINUTE", def: "100", help: "events allowed per socket per minute", field: func(c *Config) any { return &c.RateEventsPerMinute }, check: positive},
+	{name: "MAX_SUBSCRIPTIONS", def: "50", help: "rooms one user may subscribe to at once", field: func(c *Config) any { return &c.MaxSubscriptions }, check: positive},
+	{name: "RATE_REDIS_TIMEOUT", def: "50ms", help: "deadline of a Redis rate-limit call before the in-memory fallback decides", field: func(c *Config) any { return &c.RateRedisTimeout }, check: positive},
+	{name: "SUBSCRIPTION_LEASE_TTL", def: "30s", help: "lifetime of a subscription lease in Redis; renewed while the socket lives", field: func(c *Config) any { return &c.SubscriptionLeaseTTL }, check: positive},
+	{name: "DRAIN_WINDOW", def: "10s", help: "on shutdown, client disconnects are spread over this window", field: func(c *Config) any { return &c.DrainWindow }, check: nonNegative},
+	{name: "SHUTDOWN_TIMEOUT", def: "30s", help: "longest graceful shutdown before remaining connections are closed", field: func(c *Config) any { return &c.ShutdownTimeout }, check: positive},
+	{name: "INGEST_STREAM", def: "", help: "Redis stream the gateway consumes domain events from; empty = off (needs REDIS_URL)", field: func(c *Config) any { return &c.IngestStream }},
+	{name: "METRICS", def: "true", help: "serve Prometheus metrics on /metrics", field: func(c *Config) any { return &c.Metrics }},
+	{name: "DEMO_FEED", def: "false", show: "true in dev mode, else false", help: "publish a synthetic market feed", field: func(c *Config) any { return &c.DemoFeed }},
+}
