@@ -1,0 +1,158 @@
+package auth
+
+import (
+	"container/list"
+	"context"
+	"sync"
+	"time"
+)
+
+// identityCache is a bounded LRU of successful lookups with a short TTL.
+// Failures are never stored.
+type identityCache struct {
+	ttl time.Duration
+	max int
+	now func() time.Time
+
+	mu    sync.Mutex
+	ll    *list.List // front = most recently used
+	items map[string]*list.Element
+	gen   uint64 // bumped by every invalidation, so an older lookup cannot re-insert
+}
+
+type cacheEntry struct {
+	sid     string
+	id      Identity
+	expires time.Time
+}
+
+func newIdentityCache(ttl time.Duration, max int, now func() time.Time) *identityCache {
+	return &identityCache{ttl: ttl, max: max, now: now, ll: list.New(), items: make(map[string]*list.Element)}
+}
+
+// get returns a copy of the cached identity for sid if present and fresh.
+func (c *identityCache) get(sid string) (*Identity, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[sid]
+	if !ok {
+		return nil, false
+	}
+	e := el.Value.(*cacheEntry)
+	if !c.now().Before(e.expires) {
+		c.ll.Remove(el)
+		delete(c.items, sid)
+		return nil, false
+	}
+	c.ll.MoveToFront(el)
+	id := e.id
+	return &id, true
+}
+
+// generation returns the current invalidation generation.
+func (c *identityCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// put stores id unless an invalidation happened since generation gen was
+// read. The entry lives for the TTL, or until the session expires if sooner.
+func (c *identityCache) put(gen uint64, id *Identity) {
+	now := c.now()
+	exp := now.Add(c.ttl)
+	if !id.ExpiresAt.IsZero() && id.ExpiresAt.Before(exp) {
+		exp = id.ExpiresAt
+	}
+	if !now.Before(exp) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if el, ok := c.items[id.SessionID]; ok {
+		el.Value = &cacheEntry{sid: id.SessionID, id: *id, expires: exp}
+		c.ll.MoveToFront(el)
+		return
+	}
+	c.items[id.SessionID] = c.ll.PushFront(&cacheEntry{sid: id.SessionID, id: *id, expires: exp})
+	for c.ll.Len() > c.max {
+		last := c.ll.Back()
+		c.ll.Remove(last)
+		delete(c.items, last.Value.(*cacheEntry).sid)
+	}
+}
+
+// invalidate removes sids and stops lookups already in flight from caching.
+func (c *identityCache) invalidate(sids ...string) {
+	if len(sids) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for _, sid := range sids {
+		if el, ok := c.items[sid]; ok {
+			c.ll.Remove(el)
+			delete(c.items, sid)
+		}
+	}
+}
+
+func (c *identityCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ll.Len()
+}
+
+// flight coalesces concurrent lookups of the same key: one runs, the others
+// wait for its result.
+type flight struct {
+	mu    sync.Mutex
+	calls map[string]*call
+}
+
+type call struct {
+	done chan struct{}
+	id   *Identity
+	err  error
+}
+
+// do runs fn once per key among concurrent callers. fn runs in its own
+// goroutine with a context detached from any caller's cancellation (fn sets
+// its own deadline), so one impatient caller cannot fail the others; each
+// caller stops waiting when its own ctx ends. shared reports whether the
+// result came from another caller's lookup.
+func (f *flight) do(ctx context.Context, key string, fn func(context.Context) (*Identity, error)) (id *Identity, err error, shared bool) {
+	f.mu.Lock()
+	if f.calls == nil {
+		f.calls = make(map[string]*call)
+	}
+	c, ok := f.calls[key]
+	if !ok {
+		c = &call{done: make(chan struct{})}
+		f.calls[key] = c
+		go func() {
+			defer func() {
+				f.mu.Lock()
+				delete(f.calls, key)
+				f.mu.Unlock()
+				close(c.done)
+			}()
+			c.id, c.err = fn(context.WithoutCancel(ctx))
+		}()
+	}
+	f.mu.Unlock()
+	select {
+	case <-c.done:
+		if c.id != nil {
+			cp := *c.id
+			return &cp, c.err, ok
+		}
+		return nil, c.err, ok
+	case <-ctx.Done():
+		return nil, ctx.Err(), ok
+	}
+}
