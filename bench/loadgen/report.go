@@ -1,0 +1,310 @@
+package loadgen
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+)
+
+// ReadResults reads JSON result lines (other lines are ignored).
+func ReadResults(r io.Reader) ([]Result, error) {
+	var out []Result
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var res Result
+		if err := json.Unmarshal([]byte(line), &res); err != nil {
+			return nil, fmt.Errorf("result line: %w", err)
+		}
+		out = append(out, res)
+	}
+	return out, sc.Err()
+}
+
+// Figure is one compared number.
+type Figure struct {
+	Name           string
+	Unit           string
+	HigherIsBetter bool
+	Get            func(*Result) (float64, bool)
+}
+
+func figuresFor(scenario string) []Figure {
+	step := func(f func(*Step) float64) func(*Result) (float64, bool) {
+		return func(r *Result) (float64, bool) {
+			if r.Best == nil {
+				return 0, false
+			}
+			return f(r.Best), true
+		}
+	}
+	srv := func(f func(*ServerRep) float64) func(*Result) (float64, bool) {
+		return func(r *Result) (float64, bool) {
+			if r.Server == nil {
+				return 0, false
+			}
+			return f(r.Server), true
+		}
+	}
+	ramp := []Figure{
+		{"connections ready", "", true, func(r *Result) (float64, bool) { return float64(r.Ramp.Ready), true }},
+		{"connect p50", "ms", false, func(r *Result) (float64, bool) { return r.Ramp.Connect.P50MS, r.Ramp.Connect.Count > 0 }},
+		{"connect p99", "ms", false, func(r *Result) (float64, bool) { return r.Ramp.Connect.P99MS, r.Ramp.Connect.Count > 0 }},
+		{"ready (auth + 3 subscriptions) p50", "ms", false, func(r *Result) (float64, bool) { return r.Ramp.ReadyLat.P50MS, r.Ramp.ReadyLat.Count > 0 }},
+		{"ready p99", "ms", false, func(r *Result) (float64, bool) { return r.Ramp.ReadyLat.P99MS, r.Ramp.ReadyLat.Count > 0 }},
+	}
+	switch scenario {
+	case "idle":
+		return append(ramp,
+			Figure{"server RSS per connection", "KB", false, srv(func(s *ServerRep) float64 { return s.RSSPerConnKB })},
+			Figure{"server RSS after hold", "MB", false, srv(func(s *ServerRep) float64 { return float64(s.RSSAfterKB) / 1024 })},
+		)
+	case "fanout", "cluster":
+		return []Figure{
+			{"deliveries/s with p99 under the line", "msg/s", true, step(func(s *Step) float64 { return s.DeliveredPerSec })},
+			{"latency p50 at that rate", "ms", false, step(func(s *Step) float64 { return s.Latency.P50MS })},
+			{"latency p99 at that rate", "ms", false, step(func(s *Step) float64 { return s.Latency.P99MS })},
+			{"server CPU per million deliveries", "CPU s", false, step(func(s *Step) float64 { return s.ServerCPUPerMDel })},
+			{"ready p99", "ms", false, func(r *Result) (float64, bool) { return r.Ramp.ReadyLat.P99MS, r.Ramp.ReadyLat.Count > 0 }},
+		}
+	case "user-events":
+		return []Figure{
+			{"events/s delivered with p99 under the line", "msg/s", true, step(func(s *Step) float64 { return s.DeliveredPerSec })},
+			{"latency p50 at that rate", "ms", false, step(func(s *Step) float64 { return s.Latency.P50MS })},
+			{"latency p99 at that rate", "ms", false, step(func(s *Step) float64 { return s.Latency.P99MS })},
+			{"server CPU per million deliveries", "CPU s", false, step(func(s *Step) float64 { return s.ServerCPUPerMDel })},
+		}
+	case "storm":
+		st := func(f func(*StormRep) float64) func(*Result) (float64, bool) {
+			return func(r *Result) (float64, bool) {
+				if r.Storm == nil {
+					return 0, false
+				}
+				return f(r.Storm), true
+			}
+		}
+		return []Figure{
+			{"all reconnected and authenticated after", "s", false, func(r *Result) (float64, bool) {
+				if r.Storm == nil || r.Storm.AllBackS < 0 {
+					return 0, false
+				}
+				return r.Storm.AllBackS, true
+			}},
+			{"reconnected", "", true, st(func(s *StormRep) float64 { return float64(s.Recovered) })},
+			{"back p50", "ms", false, st(func(s *StormRep) float64 { return s.Back.P50MS })},
+			{"back p99", "ms", false, st(func(s *StormRep) float64 { return s.Back.P99MS })},
+			{"failed attempts", "", false, st(func(s *StormRep) float64 { return float64(s.FailedAttempts) })},
+			{"server peak RSS", "MB", false, st(func(s *StormRep) float64 { return float64(s.RSSPeakKB) / 1024 })},
+		}
+	}
+	return ramp
+}
+
+// RunKey identifies comparable runs.
+func RunKey(r *Result) string {
+	k := fmt.Sprintf("%s, %s, %d conns", r.Scenario, r.Transport, r.Conns)
+	if r.Servers > 1 {
+		k += fmt.Sprintf(", %d servers", r.Servers)
+	}
+	if r.Publish != "" && r.Publish != "http" {
+		k += ", via " + r.Publish
+	}
+	return k
+}
+
+func fmtNum(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case math.Abs(v) >= 1000:
+		return fmt.Sprintf("%.0f", v)
+	case math.Abs(v) >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.3g", v)
+	}
+}
+
+// WriteReport writes the comparison as Markdown. meta holds ordered
+// [key, value] pairs (machine, versions, commands).
+func WriteReport(w io.Writer, meta [][2]string, base, cand []Result, baseName, candName string) {
+	fmt.Fprintf(w, "# Benchmarks: %s vs %s\n\n", candName, baseName)
+	fmt.Fprintf(w, "Generated by `bench/run.sh` (load generator: `bench/cmd/loadgen`). Ratio = %s / %s; the last column says which direction is better.\n\n", candName, baseName)
+	if len(meta) > 0 {
+		fmt.Fprintf(w, "## Machine and versions\n\n")
+		for _, kv := range meta {
+			fmt.Fprintf(w, "- **%s**: %s\n", kv[0], kv[1])
+		}
+		fmt.Fprintln(w)
+	}
+	candBy := map[string]*Result{}
+	for i := range cand {
+		candBy[RunKey(&cand[i])] = &cand[i]
+	}
+	seen := map[string]bool{}
+	order := []*Result{}
+	for i := range base {
+		order = append(order, &base[i])
+	}
+	for i := range cand {
+		if !containsKey(base, RunKey(&cand[i])) {
+			order = append(order, &cand[i])
+		}
+	}
+	fmt.Fprintf(w, "## Results\n\n| run | figure | %s | %s | ratio | better |\n|---|---|---:|---:|---:|---|\n", baseName, candName)
+	for _, r := range order {
+		key := RunKey(r)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		var b, c *Result
+		if containsKey(base, key) {
+			b = findKey(base, key)
+		}
+		c = candBy[key]
+		for _, f := range figuresFor(r.Scenario) {
+			bv, bok := get(f, b)
+			cv, cok := get(f, c)
+			bs, cs, ratio := "—", "—", "—"
+			if bok {
+				bs = fmtNum(bv)
+			}
+			if cok {
+				cs = fmtNum(cv)
+			}
+			if bok && cok && bv != 0 {
+				ratio = fmt.Sprintf("%.2f", cv/bv)
+			}
+			better := "lower"
+			if f.HigherIsBetter {
+				better = "higher"
+			}
+			name := f.Name
+			if f.Unit != "" {
+				name += " (" + f.Unit + ")"
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", key, name, bs, cs, ratio, better)
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "## Steps of the rising-rate runs\n\n")
+	for _, set := range []struct {
+		name string
+		rs   []Result
+	}{{baseName, base}, {candName, cand}} {
+		for i := range set.rs {
+			r := &set.rs[i]
+			if len(r.Steps) == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "**%s — %s**\n\n| target msg/s | published/s | delivered/s | received/expected | p50 ms | p99 ms | server cores | CPU s/M | ok |\n|---:|---:|---:|---:|---:|---:|---:|---:|---|\n", set.name, RunKey(r))
+			for _, s := range r.Steps {
+				share := 0.0
+				if s.Expected > 0 {
+					share = float64(s.Received) / s.Expected
+				}
+				fmt.Fprintf(w, "| %.0f | %.0f | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %v |\n",
+					s.TargetRate, s.PublishedPerSec, s.DeliveredPerSec, share, s.Latency.P50MS, s.Latency.P99MS, s.ServerCPU, s.ServerCPUPerMDel, s.OK)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	var errs []string
+	for _, set := range [][]Result{base, cand} {
+		for i := range set {
+			for _, e := range set[i].Errors {
+				errs = append(errs, fmt.Sprintf("%s (%s): %s", RunKey(&set[i]), set[i].Label, e))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		fmt.Fprintf(w, "## Errors reported by the runs\n\n")
+		for _, e := range errs {
+			fmt.Fprintf(w, "- %s\n", e)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func get(f Figure, r *Result) (float64, bool) {
+	if r == nil {
+		return 0, false
+	}
+	return f.Get(r)
+}
+
+func containsKey(rs []Result, key string) bool { return findKey(rs, key) != nil }
+
+func findKey(rs []Result, key string) *Result {
+	for i := range rs {
+		if RunKey(&rs[i]) == key {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+// ReportMain implements "loadgen report".
+func ReportMain(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	basePath := fs.String("node", "", "baseline results (JSON lines)")
+	candPath := fs.String("tradewire", "", "candidate results (JSON lines)")
+	baseName := fs.String("node-name", "Node socket.io", "baseline column title")
+	candName := fs.String("tradewire-name", "tradewire", "candidate column title")
+	metaPath := fs.String("meta", "", "JSON array of [key, value] pairs (machine, versions, commands)")
+	out := fs.String("o", "", "output file (default stdout)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	read := func(p string) ([]Result, error) {
+		if p == "" {
+			return nil, nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return ReadResults(f)
+	}
+	base, err := read(*basePath)
+	if err != nil {
+		return err
+	}
+	cand, err := read(*candPath)
+	if err != nil {
+		return err
+	}
+	var meta [][2]string
+	if *metaPath != "" {
+		b, err := os.ReadFile(*metaPath)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &meta); err != nil {
+			return fmt.Errorf("meta: %w", err)
+		}
+	}
+	w := stdout
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	WriteReport(w, meta, base, cand, *baseName, *candName)
+	return nil
+}
