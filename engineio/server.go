@@ -1,0 +1,313 @@
+// Package engineio implements an Engine.IO v4 server: the handshake, HTTP
+// long-polling, the websocket transport, the polling→websocket upgrade,
+// server-side heartbeats and the HTTP error table. It carries opaque
+// messages and knows nothing about Socket.IO.
+package engineio
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tradewire/tradewire/transport/websocket"
+)
+
+// Options configure a Server.
+type Options struct {
+	PingInterval   time.Duration // default 25s
+	PingTimeout    time.Duration // default 20s
+	UpgradeTimeout time.Duration // default 10s
+	// MaxPayload bounds a polling POST body and a websocket message (default 1e6).
+	MaxPayload int
+	// MaxBufferedBytes bounds what a session may have queued before it is
+	// closed as a slow consumer (default 4 MiB).
+	MaxBufferedBytes int
+	// Origins is the CORS / Origin policy, applied to polling, preflights and
+	// websocket upgrades.
+	Origins OriginPolicy
+	// AllowRequest may refuse a handshake (e.g. rate limits) with a *RequestError.
+	AllowRequest func(r *http.Request) error
+	// Transports allowed; both when empty.
+	Transports []string
+	// WebSocket configures the websocket connection layer.
+	WebSocket websocket.Options
+	// Logger for transport-level events (defaults to slog.Default()).
+	Logger *slog.Logger
+	// Observer receives connection-level events for metrics (optional).
+	Observer Observer
+}
+
+// Observer is notified of transport events; implementations must be fast.
+type Observer interface {
+	SessionOpened(transport string)
+	SessionClosed(transport string, reason string)
+	SessionUpgraded()
+	HandshakeRejected(code int)
+}
+
+// Server is an Engine.IO server. Mount it at the transport path
+// (e.g. /engine.io/ or /socket.io/).
+type Server struct {
+	opts Options
+	ws   *websocket.Server
+	log  *slog.Logger
+
+	// OnConnection is called for each new session before any message of it
+	// is delivered. It must set the session's handlers.
+	OnConnection func(s *Session)
+
+	mu       sync.RWMutex
+	sessions map[string]*Session
+	closing  bool
+}
+
+// NewServer returns a Server with opts.
+func NewServer(opts Options) *Server {
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = 25 * time.Second
+	}
+	if opts.PingTimeout <= 0 {
+		opts.PingTimeout = 20 * time.Second
+	}
+	if opts.UpgradeTimeout <= 0 {
+		opts.UpgradeTimeout = 10 * time.Second
+	}
+	if opts.MaxPayload <= 0 {
+		opts.MaxPayload = 1_000_000
+	}
+	if opts.MaxBufferedBytes <= 0 {
+		opts.MaxBufferedBytes = 4 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	wsOpts := opts.WebSocket
+	wsOpts.MaxMessage = opts.MaxPayload
+	wsOpts.MaxQueue = opts.MaxBufferedBytes
+	return &Server{
+		opts:     opts,
+		ws:       websocket.NewServer(wsOpts),
+		log:      opts.Logger,
+		sessions: make(map[string]*Session),
+	}
+}
+
+// Options returns the effective options.
+func (srv *Server) Options() Options { return srv.opts }
+
+// Count returns the number of open sessions.
+func (srv *Server) Count() int {
+	srv.mu.RLock()
+	defer srv.mu.RUnlock()
+	return len(srv.sessions)
+}
+
+// Session returns the open session with id sid.
+func (srv *Server) Session(sid string) (*Session, bool) {
+	srv.mu.RLock()
+	defer srv.mu.RUnlock()
+	s, ok := srv.sessions[sid]
+	return s, ok
+}
+
+// Sessions returns a snapshot of the open sessions.
+func (srv *Server) Sessions() []*Session {
+	srv.mu.RLock()
+	defer srv.mu.RUnlock()
+	out := make([]*Session, 0, len(srv.sessions))
+	for _, s := range srv.sessions {
+		out = append(out, s)
+	}
+	return out
+}
+
+// StopAccepting makes the server refuse new handshakes (HTTP 503), for a
+// graceful shutdown.
+func (srv *Server) StopAccepting() {
+	srv.mu.Lock()
+	srv.closing = true
+	srv.mu.Unlock()
+}
+
+// Close closes every session with reason "forced close".
+func (srv *Server) Close() {
+	srv.StopAccepting()
+	for _, s := range srv.Sessions() {
+		s.Close(ReasonForcedClose)
+	}
+}
+
+// NewID returns a 20-character id: 15 random bytes, base64url.
+func NewID() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (srv *Server) transportAllowed(t string) bool {
+	if len(srv.opts.Transports) == 0 {
+		return true
+	}
+	for _, a := range srv.opts.Transports {
+		if a == t {
+			return true
+		}
+	}
+	return false
+}
+
+func (srv *Server) reject(w http.ResponseWriter, code int) {
+	if srv.opts.Observer != nil {
+		srv.opts.Observer.HandshakeRejected(code)
+	}
+	writeCodeError(w, code)
+}
+
+// ServeHTTP handles every Engine.IO request.
+func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if r.Method == http.MethodOptions {
+		if !srv.opts.Origins.Allow(r) {
+			srv.reject(w, CodeForbidden)
+			return
+		}
+		srv.opts.Origins.preflight(w, r)
+		return
+	}
+	if !srv.opts.Origins.Allow(r) {
+		// Refuse foreign origins on every transport: a cookie-authenticated
+		// websocket from another site is cross-site websocket hijacking.
+		srv.reject(w, CodeForbidden)
+		return
+	}
+	srv.opts.Origins.setHeaders(w, r)
+	if q.Get("EIO") != "4" {
+		srv.reject(w, CodeUnsupportedVersion)
+		return
+	}
+	transport := q.Get("transport")
+	if (transport != "polling" && transport != "websocket") || !srv.transportAllowed(transport) {
+		srv.reject(w, CodeUnknownTransport)
+		return
+	}
+	sid := q.Get("sid")
+	if sid == "" {
+		srv.handshake(w, r, transport)
+		return
+	}
+	s, ok := srv.Session(sid)
+	if transport == "websocket" {
+		if !ok {
+			srv.reject(w, CodeUnknownSID)
+			return
+		}
+		s.serveUpgrade(w, r)
+		return
+	}
+	if !ok {
+		srv.reject(w, CodeUnknownSID)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		s.servePoll(w, r)
+	case http.MethodPost:
+		s.servePost(w, r)
+	default:
+		writeError(w, http.StatusInternalServerError, CodeBadRequest, "")
+	}
+}
+
+func (srv *Server) handshake(w http.ResponseWriter, r *http.Request, transport string) {
+	if r.Method != http.MethodGet {
+		srv.reject(w, CodeBadHandshakeMethod)
+		return
+	}
+	if transport == "websocket" {
+		if err := websocket.CheckRequest(r); err != nil {
+			srv.reject(w, CodeBadRequest)
+			return
+		}
+	}
+	srv.mu.RLock()
+	closing := srv.closing
+	srv.mu.RUnlock()
+	if closing {
+		writeError(w, http.StatusServiceUnavailable, CodeForbidden, "Server is shutting down")
+		return
+	}
+	if srv.opts.AllowRequest != nil {
+		if err := srv.opts.AllowRequest(r); err != nil {
+			var re *RequestError
+			if !errors.As(err, &re) {
+				re = &RequestError{Message: err.Error()}
+			}
+			for k, v := range re.Header {
+				w.Header()[k] = v
+			}
+			status, code := re.Status, re.Code
+			if status == 0 {
+				status, code = http.StatusForbidden, CodeForbidden
+			}
+			if srv.opts.Observer != nil {
+				srv.opts.Observer.HandshakeRejected(code)
+			}
+			writeError(w, status, code, re.Message)
+			return
+		}
+	}
+	s := newSession(srv, NewID(), r, transport)
+	srv.mu.Lock()
+	srv.sessions[s.id] = s
+	srv.mu.Unlock()
+	if srv.OnConnection != nil {
+		srv.OnConnection(s)
+	}
+	if srv.opts.Observer != nil {
+		srv.opts.Observer.SessionOpened(transport)
+	}
+	open := s.openPacket(transport == "polling")
+	if transport == "websocket" {
+		conn, err := srv.ws.Upgrade(w, r, (*wsHandler)(s), open.WebSocketFrame())
+		if err != nil {
+			s.onTransportClose(ReasonTransportError, err)
+			return
+		}
+		s.attachWebSocket(conn)
+		s.startHeartbeat()
+		return
+	}
+	s.startHeartbeat()
+	s.writePolling(w, r, []*Packet{open})
+}
+
+func (srv *Server) remove(s *Session) {
+	srv.mu.Lock()
+	if srv.sessions[s.id] == s {
+		delete(srv.sessions, s.id)
+	}
+	srv.mu.Unlock()
+}
+
+func msInt(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+// Shutdown closes every session and waits (until ctx ends) for them to go.
+func (srv *Server) Shutdown(ctx context.Context) error {
+	srv.Close()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for srv.Count() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}

@@ -1,0 +1,603 @@
+package engineio
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tradewire/tradewire/transport/websocket"
+)
+
+// Close reasons reported to OnClose.
+const (
+	ReasonTransportClose = "transport close"
+	ReasonTransportError = "transport error"
+	ReasonPingTimeout    = "ping timeout"
+	ReasonParseError     = "parse error"
+	ReasonForcedClose    = "forced close"
+	// ReasonSlowConsumer closes a session whose send queue overflowed.
+	ReasonSlowConsumer = "slow consumer"
+)
+
+// ErrClosed is returned by Send on a closed session.
+var ErrClosed = errors.New("engine.io: session closed")
+
+var (
+	pingPacket  = &Packet{Type: TypePing}
+	noopPacket  = &Packet{Type: TypeNoop}
+	closePacket = &Packet{Type: TypeClose}
+)
+
+// Handshake describes the HTTP request that opened a session.
+type Handshake struct {
+	Header     http.Header
+	Query      url.Values
+	URL        string
+	RemoteAddr string
+	Host       string
+	Secure     bool
+	XDomain    bool
+	Time       time.Time
+}
+
+// IP returns the remote address without its port.
+func (h *Handshake) IP() string {
+	host, _, err := net.SplitHostPort(h.RemoteAddr)
+	if err != nil {
+		return h.RemoteAddr
+	}
+	return host
+}
+
+// Session is one Engine.IO connection, on polling or websocket.
+type Session struct {
+	srv *Server
+	id  string
+	hs  Handshake
+
+	onMessage func(data []byte, binary bool)
+	onClose   func(reason string)
+
+	mu        sync.Mutex
+	transport string
+	closed    bool
+	// polling
+	buf         []*Packet
+	bufBytes    int
+	pollActive  bool
+	pollCh      chan struct{}
+	posting     bool
+	// websocket
+	ws        *websocket.Conn
+	upgrading bool
+	probe     *websocket.Conn
+	probeSeen bool
+	upTimer   *time.Timer
+	// heartbeat
+	hb           *time.Timer
+	hbAt         time.Time
+	awaitingPong bool
+
+	// Value is free for the layer above (e.g. the Socket.IO client).
+	Value any
+}
+
+func newSession(srv *Server, id string, r *http.Request, transport string) *Session {
+	h := r.Header.Clone()
+	s := &Session{
+		srv:       srv,
+		id:        id,
+		transport: transport,
+		pollCh:    make(chan struct{}, 1),
+		hs: Handshake{
+			Header:     h,
+			Query:      r.URL.Query(),
+			URL:        r.URL.RequestURI(),
+			RemoteAddr: r.RemoteAddr,
+			Host:       r.Host,
+			Secure:     r.TLS != nil,
+			XDomain:    r.Header.Get("Origin") != "",
+			Time:       time.Now(),
+		},
+	}
+	return s
+}
+
+// ID returns the 20-character session id.
+func (s *Session) ID() string { return s.id }
+
+// Handshake returns the opening request's details.
+func (s *Session) Handshake() *Handshake { return &s.hs }
+
+// Transport returns "polling" or "websocket".
+func (s *Session) Transport() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.transport
+}
+
+// OnMessage sets the message handler. Calls are sequential per session.
+func (s *Session) OnMessage(f func(data []byte, binary bool)) { s.onMessage = f }
+
+// OnClose sets the handler called once when the session ends.
+func (s *Session) OnClose(f func(reason string)) { s.onClose = f }
+
+func (s *Session) openPacket(polling bool) *Packet {
+	upgrades := `[]`
+	if polling && s.srv.transportAllowed("websocket") {
+		upgrades = `["websocket"]`
+	}
+	o := s.srv.opts
+	data := `{"sid":"` + s.id + `","upgrades":` + upgrades + `,"pingInterval":` + msInt(o.PingInterval) +
+		`,"pingTimeout":` + msInt(o.PingTimeout) + `,"maxPayload":` + strconv.Itoa(o.MaxPayload) + `}`
+	return &Packet{Type: TypeOpen, Data: []byte(data)}
+}
+
+// Send queues packets for the client. Packets of one call stay together.
+// A session whose queue overflows is closed as a slow consumer.
+func (s *Session) Send(pkts ...*Packet) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if s.ws != nil && !s.upgrading {
+		ws := s.ws
+		s.mu.Unlock()
+		var arr [4][]byte
+		frames := arr[:0]
+		for _, p := range pkts {
+			frames = append(frames, p.WebSocketFrame())
+		}
+		if err := ws.WriteFrames(frames...); err != nil {
+			if errors.Is(err, websocket.ErrQueueFull) {
+				s.close(ReasonSlowConsumer, true)
+			}
+			return err
+		}
+		return nil
+	}
+	for _, p := range pkts {
+		s.buf = append(s.buf, p)
+		s.bufBytes += p.pollingSize() + 1
+	}
+	over := s.bufBytes > s.srv.opts.MaxBufferedBytes
+	s.mu.Unlock()
+	if over {
+		s.close(ReasonSlowConsumer, true)
+		return websocket.ErrQueueFull
+	}
+	s.wakePoll()
+	return nil
+}
+
+// Writable reports whether the client keeps up: nothing is waiting to be
+// written. Volatile packets are skipped for sessions that are not writable.
+func (s *Session) Writable() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if s.ws != nil && !s.upgrading {
+		return s.ws.Buffered() == 0
+	}
+	return s.pollActive && len(s.buf) == 0
+}
+
+// Buffered returns the bytes waiting to be written to the client.
+func (s *Session) Buffered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ws != nil && !s.upgrading {
+		return s.ws.Buffered()
+	}
+	return s.bufBytes
+}
+
+func (s *Session) wakePoll() {
+	select {
+	case s.pollCh <- struct{}{}:
+	default:
+	}
+}
+
+// Close ends the session from the server side with reason.
+func (s *Session) Close(reason string) { s.close(reason, true) }
+
+// close ends the session. notify sends the close to the client where the
+// transport allows (polling: a close packet; websocket: a close frame).
+func (s *Session) close(reason string, notify bool) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	if s.hb != nil {
+		s.hb.Stop()
+	}
+	if s.upTimer != nil {
+		s.upTimer.Stop()
+	}
+	ws, probe, transport := s.ws, s.probe, s.transport
+	s.ws, s.probe = nil, nil
+	if transport == "polling" && notify && s.pollActive {
+		s.buf = append(s.buf, closePacket) // the pending GET carries it
+	}
+	s.mu.Unlock()
+
+	if ws != nil {
+		if notify {
+			ws.Close()
+		} else {
+			ws.Abort()
+		}
+	}
+	if probe != nil {
+		probe.Abort()
+	}
+	s.wakePoll()
+	s.srv.remove(s)
+	if s.srv.opts.Observer != nil {
+		s.srv.opts.Observer.SessionClosed(transport, reason)
+	}
+	if s.onClose != nil {
+		s.onClose(reason)
+	}
+}
+
+func (s *Session) onTransportClose(reason string, _ error) { s.close(reason, false) }
+
+// ---- heartbeat ----
+
+func (s *Session) startHeartbeat() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.hb != nil {
+		return
+	}
+	s.hbAt = time.Now().Add(s.srv.opts.PingInterval)
+	s.hb = time.AfterFunc(s.srv.opts.PingInterval, s.onHeartbeat)
+}
+
+func (s *Session) onHeartbeat() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if d := time.Until(s.hbAt); d > time.Millisecond {
+		s.hb.Reset(d) // re-armed by a pong meanwhile
+		s.mu.Unlock()
+		return
+	}
+	if s.awaitingPong {
+		s.mu.Unlock()
+		s.close(ReasonPingTimeout, true)
+		return
+	}
+	s.awaitingPong = true
+	s.hbAt = time.Now().Add(s.srv.opts.PingTimeout)
+	s.hb.Reset(s.srv.opts.PingTimeout)
+	s.mu.Unlock()
+	_ = s.Send(pingPacket)
+}
+
+func (s *Session) onPong() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.awaitingPong || s.closed {
+		return
+	}
+	s.awaitingPong = false
+	s.hbAt = time.Now().Add(s.srv.opts.PingInterval)
+	s.hb.Reset(s.srv.opts.PingInterval)
+}
+
+// onPacket handles one packet from the client on the active transport.
+func (s *Session) onPacket(p *Packet) {
+	switch p.Type {
+	case TypePong:
+		s.onPong()
+	case TypeMessage:
+		if s.onMessage != nil {
+			s.onMessage(p.Data, p.Binary)
+		}
+	case TypeClose:
+		s.close(ReasonTransportClose, false)
+	case TypePing:
+		// v4 heartbeats go from server to client only.
+		s.close(ReasonTransportError, true)
+	}
+}
+
+// ---- polling ----
+
+func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.transport != "polling" || (s.ws != nil && !s.upgrading) {
+		s.mu.Unlock()
+		writeCodeError(w, CodeBadRequest)
+		return
+	}
+	if s.pollActive {
+		s.mu.Unlock()
+		writeCodeError(w, CodeBadRequest)
+		s.close(ReasonTransportError, true)
+		return
+	}
+	if s.closed {
+		s.mu.Unlock()
+		writeCodeError(w, CodeUnknownSID)
+		return
+	}
+	s.pollActive = true
+	// drain a stale wake-up
+	select {
+	case <-s.pollCh:
+	default:
+	}
+	for len(s.buf) == 0 && !s.closed && !s.probeSeen && s.ws == nil {
+		s.mu.Unlock()
+		select {
+		case <-s.pollCh:
+		case <-r.Context().Done():
+			s.mu.Lock()
+			s.pollActive = false
+			s.mu.Unlock()
+			s.close(ReasonTransportError, false)
+			return
+		}
+		s.mu.Lock()
+	}
+	pkts := s.buf
+	s.buf, s.bufBytes = nil, 0
+	if len(pkts) == 0 {
+		pkts = []*Packet{noopPacket}
+	}
+	s.pollActive = false
+	s.mu.Unlock()
+	s.writePolling(w, r, pkts)
+}
+
+func (s *Session) writePolling(w http.ResponseWriter, _ *http.Request, pkts []*Packet) {
+	body := EncodePayload(pkts)
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.transport != "polling" || s.closed || (s.ws != nil && !s.upgrading) {
+		s.mu.Unlock()
+		writeCodeError(w, CodeBadRequest)
+		return
+	}
+	if s.posting {
+		s.mu.Unlock()
+		writeCodeError(w, CodeBadRequest)
+		s.close(ReasonTransportError, true)
+		return
+	}
+	s.posting = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.posting = false
+		s.mu.Unlock()
+	}()
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/octet-stream") {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "")
+		s.close(ReasonTransportError, true)
+		return
+	}
+	max := s.srv.opts.MaxPayload
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	if err != nil {
+		writeCodeError(w, CodeBadRequest)
+		s.close(ReasonTransportError, true)
+		return
+	}
+	if len(body) > max {
+		writeError(w, http.StatusRequestEntityTooLarge, CodeBadRequest, "Payload too large")
+		s.close(ReasonTransportError, true)
+		return
+	}
+	pkts, perr := DecodePayload(body)
+	if perr != nil {
+		writeCodeError(w, CodeBadRequest)
+		s.close(ReasonParseError, true)
+		return
+	}
+	for _, p := range pkts {
+		s.onPacket(p)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html")
+	h.Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte("ok"))
+}
+
+// ---- websocket ----
+
+func (s *Session) attachWebSocket(c *websocket.Conn) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.Abort()
+		return
+	}
+	s.ws = c
+	s.mu.Unlock()
+}
+
+// wsHandler routes websocket events to the session: the active websocket
+// or an upgrade probe.
+type wsHandler Session
+
+func (h *wsHandler) OnMessage(c *websocket.Conn, binary bool, data []byte) {
+	s := (*Session)(h)
+	s.mu.Lock()
+	active := s.ws == c && !s.upgrading
+	probing := s.probe == c
+	s.mu.Unlock()
+	switch {
+	case active:
+		if binary {
+			s.onPacket(&Packet{Type: TypeMessage, Binary: true, Data: data})
+			return
+		}
+		p, err := DecodePacket(data)
+		if err != nil {
+			s.close(ReasonParseError, true)
+			return
+		}
+		s.onPacket(p)
+	case probing:
+		s.onProbeMessage(c, binary, data)
+	default:
+		// a websocket for a session that could not take it (e.g. ws-only
+		// session before attach): ignore until attached.
+		s.mu.Lock()
+		attachedLater := s.ws == nil && s.transport == "websocket" && !s.closed
+		s.mu.Unlock()
+		if attachedLater {
+			s.attachWebSocket(c)
+			h.OnMessage(c, binary, data)
+		}
+	}
+}
+
+func (h *wsHandler) OnClose(c *websocket.Conn, err error) {
+	s := (*Session)(h)
+	s.mu.Lock()
+	active := s.ws == c && !s.upgrading
+	if s.probe == c {
+		s.probe = nil
+		s.upgrading = false
+		s.probeSeen = false
+		if s.upTimer != nil {
+			s.upTimer.Stop()
+		}
+	}
+	s.mu.Unlock()
+	if active {
+		reason := ReasonTransportClose
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, websocket.ErrClosed) {
+			reason = ReasonTransportError
+		}
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			reason = ReasonTransportError
+		}
+		s.close(reason, false)
+	}
+}
+
+// closingHandler serves a websocket that completed its handshake only to be
+// closed (a second upgrade attempt).
+type closingHandler struct{}
+
+func (closingHandler) OnMessage(*websocket.Conn, bool, []byte) {}
+func (closingHandler) OnClose(*websocket.Conn, error)          {}
+
+func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	ok := !s.closed && s.transport == "polling" && !s.upgrading && s.ws == nil
+	if ok {
+		s.upgrading = true
+	}
+	s.mu.Unlock()
+	if !ok {
+		if c, err := s.srv.ws.Upgrade(w, r, closingHandler{}); err == nil {
+			c.Close()
+		}
+		return
+	}
+	c, err := s.srv.ws.Upgrade(w, r, (*wsHandler)(s))
+	if err != nil {
+		s.mu.Lock()
+		s.upgrading = false
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.Abort()
+		return
+	}
+	s.probe = c
+	s.upTimer = time.AfterFunc(s.srv.opts.UpgradeTimeout, func() {
+		s.mu.Lock()
+		timedOut := s.probe == c
+		s.mu.Unlock()
+		if timedOut {
+			c.Close()
+		}
+	})
+	s.mu.Unlock()
+}
+
+func (s *Session) onProbeMessage(c *websocket.Conn, binary bool, data []byte) {
+	if binary {
+		c.Close()
+		return
+	}
+	switch string(data) {
+	case "2probe":
+		_ = c.WriteFrames((&Packet{Type: TypePong, Data: []byte("probe")}).WebSocketFrame())
+		s.mu.Lock()
+		s.probeSeen = true
+		s.mu.Unlock()
+		// Release a pending GET with a noop so the client can pause polling.
+		s.wakePoll()
+	case "5":
+		s.completeUpgrade(c)
+	default:
+		c.Close()
+	}
+}
+
+func (s *Session) completeUpgrade(c *websocket.Conn) {
+	s.mu.Lock()
+	if s.closed || s.probe != c {
+		s.mu.Unlock()
+		return
+	}
+	if s.upTimer != nil {
+		s.upTimer.Stop()
+	}
+	s.probe = nil
+	s.ws = c
+	s.upgrading = false
+	s.transport = "websocket"
+	pending := s.buf
+	s.buf, s.bufBytes = nil, 0
+	s.mu.Unlock()
+	s.wakePoll() // a pending GET returns a noop
+	if s.srv.opts.Observer != nil {
+		s.srv.opts.Observer.SessionUpgraded()
+	}
+	if len(pending) > 0 {
+		frames := make([][]byte, len(pending))
+		for i, p := range pending {
+			frames[i] = p.WebSocketFrame()
+		}
+		if err := c.WriteFrames(frames...); err != nil {
+			s.close(ReasonSlowConsumer, true)
+		}
+	}
+}

@@ -1,0 +1,178 @@
+package socketio
+
+import (
+	"sync"
+	"time"
+
+	"github.com/tradewire/tradewire/engineio"
+	"github.com/tradewire/tradewire/socketio/parser"
+)
+
+// client is one Engine.IO session multiplexing namespace sockets.
+type client struct {
+	srv  *Server
+	sess *engineio.Session
+	dec  parser.Decoder
+
+	mu           sync.Mutex
+	sockets      map[string]*Socket // by namespace
+	connectTimer *time.Timer
+	closed       bool
+
+	qmu     sync.Mutex
+	queue   []*parser.Packet
+	running bool
+}
+
+func newClient(srv *Server, sess *engineio.Session) *client {
+	c := &client{srv: srv, sess: sess}
+	c.connectTimer = time.AfterFunc(srv.opts.ConnectTimeout, func() {
+		c.mu.Lock()
+		none := len(c.sockets) == 0 && !c.closed
+		c.mu.Unlock()
+		if none {
+			sess.Close(engineio.ReasonForcedClose)
+		}
+	})
+	return c
+}
+
+// onMessage runs on the transport's goroutine: decode, then queue for the
+// client's worker so handlers may block without stalling the transport.
+func (c *client) onMessage(data []byte, binary bool) {
+	var p *parser.Packet
+	var err error
+	if binary {
+		p, err = c.dec.DecodeBinary(data)
+	} else {
+		p, err = c.dec.DecodeText(data)
+	}
+	if err != nil {
+		c.srv.log.Debug("socket.io parse error", "sid", c.sess.ID(), "err", err)
+		c.sess.Close(engineio.ReasonParseError)
+		return
+	}
+	if p == nil {
+		return // waiting for attachments
+	}
+	c.qmu.Lock()
+	if len(c.queue) >= c.srv.opts.MaxInbox {
+		c.qmu.Unlock()
+		c.srv.log.Warn("client flooding: inbox full, disconnecting", "sid", c.sess.ID())
+		c.sess.Close(engineio.ReasonTransportError)
+		return
+	}
+	c.queue = append(c.queue, p)
+	start := !c.running
+	c.running = true
+	c.qmu.Unlock()
+	if start {
+		go c.drain()
+	}
+}
+
+func (c *client) drain() {
+	for {
+		c.qmu.Lock()
+		if len(c.queue) == 0 {
+			c.running = false
+			c.queue = nil
+			c.qmu.Unlock()
+			return
+		}
+		p := c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		c.qmu.Unlock()
+		c.handle(p)
+	}
+}
+
+func (c *client) handle(p *parser.Packet) {
+	if p.Type == parser.Connect {
+		c.connect(p)
+		return
+	}
+	c.mu.Lock()
+	s := c.sockets[p.Nsp]
+	c.mu.Unlock()
+	if s == nil {
+		// A packet for a namespace that is not connected closes the connection.
+		c.sess.Close(engineio.ReasonParseError)
+		return
+	}
+	s.onPacket(p)
+}
+
+func (c *client) connect(p *parser.Packet) {
+	nsp := c.srv.namespace(p.Nsp)
+	if nsp == nil {
+		c.writePacket(&parser.Packet{Type: parser.ConnectError, Nsp: p.Nsp, Data: []byte(`{"message":"Invalid namespace"}`)})
+		return
+	}
+	c.mu.Lock()
+	_, dup := c.sockets[p.Nsp]
+	c.mu.Unlock()
+	if dup {
+		c.sess.Close(engineio.ReasonParseError)
+		return
+	}
+	nsp.connect(c, p.Data)
+}
+
+func (c *client) addSocket(s *Socket) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	if c.sockets == nil {
+		c.sockets = make(map[string]*Socket, 1)
+	}
+	c.sockets[s.nsp.name] = s
+	c.connectTimer.Stop()
+	return true
+}
+
+func (c *client) removeSocket(s *Socket) {
+	c.mu.Lock()
+	if c.sockets[s.nsp.name] == s {
+		delete(c.sockets, s.nsp.name)
+	}
+	c.mu.Unlock()
+}
+
+// writePacket encodes p for this client alone.
+func (c *client) writePacket(p *parser.Packet) error {
+	return c.sess.Send(encodeForEngine(p)...)
+}
+
+// encodeForEngine turns a packet into Engine.IO messages: the text part and
+// one binary message per attachment.
+func encodeForEngine(p *parser.Packet) []*engineio.Packet {
+	text := engineio.NewMessage(p.AppendText(make([]byte, 0, len(p.Data)+8)), false)
+	if len(p.Attachments) == 0 {
+		return []*engineio.Packet{text}
+	}
+	out := make([]*engineio.Packet, 0, 1+len(p.Attachments))
+	out = append(out, text)
+	for _, a := range p.Attachments {
+		out = append(out, engineio.NewMessage(a, true))
+	}
+	return out
+}
+
+func (c *client) onClose(reason string) {
+	c.mu.Lock()
+	c.closed = true
+	c.connectTimer.Stop()
+	sockets := make([]*Socket, 0, len(c.sockets))
+	for _, s := range c.sockets {
+		sockets = append(sockets, s)
+	}
+	c.sockets = nil
+	c.mu.Unlock()
+	for _, s := range sockets {
+		s.onClose(reason)
+	}
+}

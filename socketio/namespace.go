@@ -1,0 +1,241 @@
+package socketio
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"iter"
+	"sync"
+	"time"
+
+	"github.com/tradewire/tradewire/adapter"
+	"github.com/tradewire/tradewire/engineio"
+	"github.com/tradewire/tradewire/socketio/parser"
+)
+
+// Middleware runs before a socket connects; a non-nil error refuses it
+// (use *ConnectError to send data along).
+type Middleware func(ctx context.Context, s *Socket) error
+
+// Namespace is a Socket.IO namespace.
+type Namespace struct {
+	srv     *Server
+	name    string
+	adapter adapter.Adapter
+
+	mu          sync.RWMutex
+	sockets     map[string]*Socket
+	middlewares []Middleware
+	onConnect   []func(*Socket)
+	onSSE       []func(args []any, reply func(any))
+}
+
+func newNamespace(srv *Server, name string) *Namespace {
+	n := &Namespace{srv: srv, name: name, sockets: make(map[string]*Socket)}
+	n.adapter = srv.opts.Adapter(n)
+	return n
+}
+
+// Name returns the namespace name, e.g. "/".
+func (n *Namespace) Name() string { return n.name }
+
+// Adapter returns the namespace's adapter.
+func (n *Namespace) Adapter() adapter.Adapter { return n.adapter }
+
+// Use adds a connection middleware.
+func (n *Namespace) Use(m Middleware) {
+	n.mu.Lock()
+	n.middlewares = append(n.middlewares, m)
+	n.mu.Unlock()
+}
+
+// OnConnection adds a handler called for each connected socket.
+func (n *Namespace) OnConnection(f func(*Socket)) {
+	n.mu.Lock()
+	n.onConnect = append(n.onConnect, f)
+	n.mu.Unlock()
+}
+
+// OnServerSideEmit adds a handler for serverSideEmit messages from other
+// nodes; reply is nil when the sender expects no answer.
+func (n *Namespace) OnServerSideEmit(f func(args []any, reply func(any))) {
+	n.mu.Lock()
+	n.onSSE = append(n.onSSE, f)
+	n.mu.Unlock()
+}
+
+// Count returns the number of local sockets.
+func (n *Namespace) Count() int {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return len(n.sockets)
+}
+
+// Sockets returns the local sockets.
+func (n *Namespace) Sockets() []*Socket {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	out := make([]*Socket, 0, len(n.sockets))
+	for _, s := range n.sockets {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Socket returns the local socket with that id.
+func (n *Namespace) Socket(id string) (*Socket, bool) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	s, ok := n.sockets[id]
+	return s, ok
+}
+
+// ---- adapter.Namespace ----
+
+// Deliver implements adapter.Namespace: encode once, write to each socket.
+func (n *Namespace) Deliver(pkt *parser.Packet, flags adapter.Flags, ids iter.Seq[string]) {
+	start := time.Now()
+	msgs := encodeForEngine(pkt)
+	count := 0
+	n.mu.RLock()
+	for id := range ids {
+		s := n.sockets[id]
+		if s == nil {
+			continue
+		}
+		if flags.Volatile && !s.client.sess.Writable() {
+			continue
+		}
+		if err := s.client.sess.Send(msgs...); err == nil {
+			count++
+		} else if obs := n.srv.opts.Observer; obs != nil && errors.Is(err, engineio.ErrClosed) == false {
+			obs.SlowConsumerDropped()
+		}
+	}
+	n.mu.RUnlock()
+	if obs := n.srv.opts.Observer; obs != nil {
+		obs.Broadcast(count, time.Since(start))
+		obs.EventOut(parser.EventName(pkt.Data), count)
+	}
+}
+
+// LocalSocket implements adapter.Namespace.
+func (n *Namespace) LocalSocket(id string) (adapter.Socket, bool) {
+	s, ok := n.Socket(id)
+	if !ok {
+		return nil, false
+	}
+	return &adapterSocket{s}, true
+}
+
+// HandleServerSideEmit implements adapter.Namespace.
+func (n *Namespace) HandleServerSideEmit(args []any, reply func(any)) {
+	n.mu.RLock()
+	hs := append([]func([]any, func(any)){}, n.onSSE...)
+	n.mu.RUnlock()
+	for _, h := range hs {
+		h(args, reply)
+	}
+}
+
+// ---- connecting ----
+
+func (n *Namespace) connect(c *client, auth json.RawMessage) {
+	var authMap map[string]any
+	if len(auth) > 0 {
+		_ = json.Unmarshal(auth, &authMap)
+	}
+	var restored *adapter.SessionState
+	if n.srv.opts.Recovery.MaxDisconnection > 0 {
+		pid, _ := authMap["pid"].(string)
+		offset, _ := authMap["offset"].(string)
+		if pid != "" && offset != "" {
+			st, err := n.adapter.RestoreSession(pid, offset)
+			if err == nil {
+				restored = st
+			}
+		}
+	}
+	s := newSocket(n, c, auth, authMap, restored)
+	if restored == nil || !n.srv.opts.Recovery.SkipMiddlewares {
+		n.mu.RLock()
+		mws := append([]Middleware(nil), n.middlewares...)
+		n.mu.RUnlock()
+		for _, mw := range mws {
+			if err := mw(s.ctx, s); err != nil {
+				s.cancel()
+				_ = c.writePacket(&parser.Packet{Type: parser.ConnectError, Nsp: n.name, Data: encodeConnectError(err)})
+				return
+			}
+		}
+	}
+	if !c.addSocket(s) {
+		s.cancel()
+		return
+	}
+	n.mu.Lock()
+	n.sockets[s.id] = s
+	n.mu.Unlock()
+	rooms := []string{s.id}
+	if restored != nil {
+		rooms = append(rooms, restored.Rooms...)
+	}
+	n.adapter.AddAll(s.id, rooms)
+	if restored != nil {
+		for _, p := range restored.Missed {
+			_ = c.writePacket(p)
+		}
+	}
+	_ = c.writePacket(&parser.Packet{Type: parser.Connect, Nsp: n.name, Data: s.connectPayload()})
+	n.mu.RLock()
+	handlers := append([]func(*Socket){}, n.onConnect...)
+	n.mu.RUnlock()
+	for _, h := range handlers {
+		h(s)
+	}
+}
+
+func (n *Namespace) removeSocket(s *Socket) {
+	n.mu.Lock()
+	if n.sockets[s.id] == s {
+		delete(n.sockets, s.id)
+	}
+	n.mu.Unlock()
+	n.adapter.DelAll(s.id)
+}
+
+// ---- broadcasting ----
+
+// To returns an operator selecting sockets in rooms.
+func (n *Namespace) To(rooms ...string) *BroadcastOperator {
+	return (&BroadcastOperator{nsp: n}).To(rooms...)
+}
+
+// In is an alias of To.
+func (n *Namespace) In(rooms ...string) *BroadcastOperator { return n.To(rooms...) }
+
+// Except returns an operator excluding sockets in rooms.
+func (n *Namespace) Except(rooms ...string) *BroadcastOperator {
+	return (&BroadcastOperator{nsp: n}).Except(rooms...)
+}
+
+// Local returns an operator that does not reach other nodes.
+func (n *Namespace) Local() *BroadcastOperator { return (&BroadcastOperator{nsp: n}).Local() }
+
+// Volatile returns an operator whose packets may be dropped for busy sockets.
+func (n *Namespace) Volatile() *BroadcastOperator { return (&BroadcastOperator{nsp: n}).Volatile() }
+
+// Emit broadcasts an event to every socket of the namespace.
+func (n *Namespace) Emit(event string, args ...any) error {
+	return (&BroadcastOperator{nsp: n}).Emit(event, args...)
+}
+
+// ServerSideEmit sends an event to the other nodes' namespace.
+func (n *Namespace) ServerSideEmit(ctx context.Context, args []any, onReply func(any)) error {
+	return n.adapter.ServerSideEmit(ctx, args, onReply)
+}
+
+// FetchSockets returns every socket of the namespace in the cluster.
+func (n *Namespace) FetchSockets(ctx context.Context) ([]adapter.SocketInfo, error) {
+	return (&BroadcastOperator{nsp: n}).FetchSockets(ctx)
+}

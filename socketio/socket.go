@@ -1,0 +1,458 @@
+package socketio
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tradewire/tradewire/adapter"
+	"github.com/tradewire/tradewire/engineio"
+	"github.com/tradewire/tradewire/socketio/parser"
+)
+
+// Disconnect reasons reported to OnDisconnect (besides the Engine.IO ones).
+const (
+	ReasonServerNamespaceDisconnect = "server namespace disconnect"
+	ReasonClientNamespaceDisconnect = "client namespace disconnect"
+	ReasonServerShuttingDown        = "server shutting down"
+)
+
+// ErrAckTimeout is passed to an ack callback when the client did not answer in time.
+var ErrAckTimeout = errors.New("socket.io: ack timeout")
+
+// ErrDisconnected is passed to pending ack callbacks when the socket goes away.
+var ErrDisconnected = errors.New("socket.io: socket disconnected")
+
+// EventHandler handles one client event.
+type EventHandler func(s *Socket, e *Event)
+
+type pendingAck struct {
+	cb    func(args []any, err error)
+	timer *time.Timer
+}
+
+// Socket is one client's connection to a namespace.
+type Socket struct {
+	id     string
+	pid    string
+	nsp    *Namespace
+	client *client
+	auth   json.RawMessage
+	authM  map[string]any
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	recovered bool
+
+	mu           sync.Mutex
+	handlers     map[string]EventHandler
+	anyHandler   EventHandler
+	onDisconnect []func(reason string)
+	acks         map[uint64]pendingAck
+	nextAck      uint64
+	data         any
+	connected    bool
+	values       map[any]any
+}
+
+func newSocket(n *Namespace, c *client, auth json.RawMessage, authM map[string]any, restored *adapter.SessionState) *Socket {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Socket{nsp: n, client: c, auth: auth, authM: authM, ctx: ctx, cancel: cancel, connected: true}
+	if restored != nil {
+		s.id, s.pid, s.recovered = restored.SID, restored.PID, true
+		if len(restored.Data) > 0 {
+			var v any
+			if json.Unmarshal(restored.Data, &v) == nil {
+				s.data = v
+			}
+		}
+	} else {
+		s.id = engineio.NewID()
+		if n.srv.opts.Recovery.MaxDisconnection > 0 {
+			s.pid = engineio.NewID()
+		}
+	}
+	return s
+}
+
+// ID returns the socket id (not the Engine.IO session id).
+func (s *Socket) ID() string { return s.id }
+
+// Namespace returns the socket's namespace.
+func (s *Socket) Namespace() *Namespace { return s.nsp }
+
+// Recovered reports whether the connection state was restored.
+func (s *Socket) Recovered() bool { return s.recovered }
+
+// Context is cancelled when the socket disconnects.
+func (s *Socket) Context() context.Context { return s.ctx }
+
+// Auth returns the CONNECT auth payload (nil when absent).
+func (s *Socket) Auth() map[string]any { return s.authM }
+
+// AuthRaw returns the CONNECT auth payload as raw JSON.
+func (s *Socket) AuthRaw() json.RawMessage { return s.auth }
+
+// Handshake returns the opening HTTP request's details.
+func (s *Socket) Handshake() *engineio.Handshake { return s.client.sess.Handshake() }
+
+// Header returns a handshake request header.
+func (s *Socket) Header() http.Header { return s.client.sess.Handshake().Header }
+
+// Transport returns the current transport name.
+func (s *Socket) Transport() string { return s.client.sess.Transport() }
+
+// Data returns the per-socket data (kept across recovery; must be JSON-serialisable).
+func (s *Socket) Data() any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.data
+}
+
+// SetData replaces the per-socket data.
+func (s *Socket) SetData(v any) {
+	s.mu.Lock()
+	s.data = v
+	s.mu.Unlock()
+}
+
+// Set stores a process-local value on the socket (not serialised).
+func (s *Socket) Set(key, value any) {
+	s.mu.Lock()
+	if s.values == nil {
+		s.values = make(map[any]any)
+	}
+	s.values[key] = value
+	s.mu.Unlock()
+}
+
+// Get returns a value stored with Set.
+func (s *Socket) Get(key any) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.values[key]
+}
+
+// Connected reports whether the socket is still connected.
+func (s *Socket) Connected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.connected
+}
+
+// On registers the handler of an event (replacing any previous one).
+func (s *Socket) On(event string, h EventHandler) {
+	s.mu.Lock()
+	if s.handlers == nil {
+		s.handlers = make(map[string]EventHandler)
+	}
+	s.handlers[event] = h
+	s.mu.Unlock()
+}
+
+// OnAny registers a handler for events without their own handler.
+func (s *Socket) OnAny(h EventHandler) {
+	s.mu.Lock()
+	s.anyHandler = h
+	s.mu.Unlock()
+}
+
+// OnDisconnect adds a handler called once with the disconnect reason.
+func (s *Socket) OnDisconnect(f func(reason string)) {
+	s.mu.Lock()
+	s.onDisconnect = append(s.onDisconnect, f)
+	s.mu.Unlock()
+}
+
+func (s *Socket) connectPayload() json.RawMessage {
+	b := []byte(`{"sid":`)
+	b = parser.AppendString(b, s.id)
+	if s.pid != "" {
+		b = append(b, `,"pid":`...)
+		b = parser.AppendString(b, s.pid)
+	}
+	return append(b, '}')
+}
+
+// ---- rooms ----
+
+// Join adds the socket to rooms.
+func (s *Socket) Join(rooms ...string) { s.nsp.adapter.AddAll(s.id, rooms) }
+
+// Leave removes the socket from room.
+func (s *Socket) Leave(room string) { s.nsp.adapter.Del(s.id, room) }
+
+// Rooms returns the socket's rooms (its own id included).
+func (s *Socket) Rooms() []string { return s.nsp.adapter.SocketRooms(s.id) }
+
+// InRoom reports whether the socket is in room.
+func (s *Socket) InRoom(room string) bool {
+	for _, r := range s.Rooms() {
+		if r == room {
+			return true
+		}
+	}
+	return false
+}
+
+// To returns an operator broadcasting to rooms, excluding this socket.
+func (s *Socket) To(rooms ...string) *BroadcastOperator {
+	return (&BroadcastOperator{nsp: s.nsp, except: []string{s.id}}).To(rooms...)
+}
+
+// Broadcast returns an operator reaching every other socket.
+func (s *Socket) Broadcast() *BroadcastOperator {
+	return &BroadcastOperator{nsp: s.nsp, except: []string{s.id}}
+}
+
+// ---- emitting ----
+
+// Emit sends an event to this socket. []byte arguments (top level or
+// inside []any / map[string]any) travel as binary attachments.
+func (s *Socket) Emit(event string, args ...any) error {
+	pkt, err := buildEvent(s.nsp.name, event, args)
+	if err != nil {
+		return err
+	}
+	return s.send(pkt)
+}
+
+// EmitRaw sends an event with raw JSON arguments and attachments, as
+// returned by Event.RawArgs.
+func (s *Socket) EmitRaw(event string, args []json.RawMessage, attachments [][]byte) error {
+	return s.send(buildRawEvent(s.nsp.name, event, args, attachments))
+}
+
+// send writes an EVENT to this socket; with recovery on it goes through the
+// adapter (room = own id, local) so it gets an offset and is buffered.
+func (s *Socket) send(pkt *parser.Packet) error {
+	if !s.Connected() {
+		return ErrDisconnected
+	}
+	if s.nsp.srv.opts.Recovery.MaxDisconnection > 0 {
+		return s.nsp.adapter.Broadcast(pkt, &adapter.BroadcastOptions{Rooms: []string{s.id}, Flags: adapter.Flags{Local: true}})
+	}
+	return s.client.writePacket(pkt)
+}
+
+// EmitWithAck sends an event and calls cb with the client's ack arguments,
+// or with ErrAckTimeout after timeout (no timeout when 0).
+func (s *Socket) EmitWithAck(event string, args []any, timeout time.Duration, cb func(args []any, err error)) error {
+	pkt, err := buildEvent(s.nsp.name, event, args)
+	if err != nil {
+		return err
+	}
+	s.emitPacketWithAck(pkt, timeout, cb)
+	return nil
+}
+
+// EmitWithAck implements adapter.Socket: pkt is an EVENT without id.
+func (s *Socket) emitPacketWithAck(pkt *parser.Packet, timeout time.Duration, cb func([]any, error)) {
+	s.mu.Lock()
+	if !s.connected {
+		s.mu.Unlock()
+		cb(nil, ErrDisconnected)
+		return
+	}
+	id := s.nextAck
+	s.nextAck++
+	pa := pendingAck{cb: cb}
+	if timeout > 0 {
+		pa.timer = time.AfterFunc(timeout, func() {
+			if p, ok := s.takeAck(id); ok {
+				p.cb(nil, ErrAckTimeout)
+			}
+		})
+	}
+	if s.acks == nil {
+		s.acks = make(map[uint64]pendingAck)
+	}
+	s.acks[id] = pa
+	s.mu.Unlock()
+	out := *pkt
+	out.Nsp, out.ID, out.HasID = s.nsp.name, id, true
+	if err := s.client.writePacket(&out); err != nil {
+		if p, ok := s.takeAck(id); ok {
+			p.cb(nil, err)
+		}
+	}
+}
+
+func (s *Socket) takeAck(id uint64) (pendingAck, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.acks[id]
+	if ok {
+		delete(s.acks, id)
+		if p.timer != nil {
+			p.timer.Stop()
+		}
+	}
+	return p, ok
+}
+
+// ---- incoming ----
+
+func (s *Socket) onPacket(p *parser.Packet) {
+	switch p.Type {
+	case parser.Event, parser.BinaryEvent:
+		s.onEvent(p)
+	case parser.Ack, parser.BinaryAck:
+		if pa, ok := s.takeAck(p.ID); ok {
+			args, err := unpackArgs(p)
+			pa.cb(args, err)
+		}
+	case parser.Disconnect:
+		s.onClose(ReasonClientNamespaceDisconnect)
+	case parser.ConnectError:
+		s.client.sess.Close(engineio.ReasonParseError)
+	}
+}
+
+func (s *Socket) onEvent(p *parser.Packet) {
+	args, err := parser.SplitArray(p.Data)
+	if err != nil || len(args) == 0 {
+		return
+	}
+	var name string
+	if err := json.Unmarshal(args[0], &name); err != nil {
+		name = string(args[0]) // numeric event names
+	}
+	e := &Event{Name: name, Args: args[1:], Attachments: p.Attachments}
+	if p.HasID {
+		id := p.ID
+		e.ack = func(data []byte, attachments [][]byte) error {
+			return s.client.writePacket(&parser.Packet{Type: parser.Ack, Nsp: s.nsp.name, ID: id, HasID: true, Data: data, Attachments: attachments})
+		}
+	}
+	if obs := s.nsp.srv.opts.Observer; obs != nil {
+		obs.EventIn(name)
+	}
+	s.mu.Lock()
+	h := s.handlers[name]
+	if h == nil {
+		h = s.anyHandler
+	}
+	s.mu.Unlock()
+	if h != nil {
+		h(s, e)
+	}
+}
+
+// Disconnect disconnects the socket from its namespace; with close, the
+// whole underlying connection is closed too.
+func (s *Socket) Disconnect(close bool) {
+	if !s.Connected() {
+		return
+	}
+	_ = s.client.writePacket(&parser.Packet{Type: parser.Disconnect, Nsp: s.nsp.name})
+	s.onClose(ReasonServerNamespaceDisconnect)
+	if close {
+		s.client.sess.Close(engineio.ReasonForcedClose)
+	}
+}
+
+// recoverable disconnect reasons keep the session for state recovery.
+func recoverable(reason string) bool {
+	switch reason {
+	case engineio.ReasonTransportError, engineio.ReasonTransportClose, engineio.ReasonForcedClose,
+		engineio.ReasonPingTimeout, engineio.ReasonSlowConsumer, ReasonServerShuttingDown, "forced server close":
+		return true
+	}
+	return false
+}
+
+func (s *Socket) onClose(reason string) {
+	s.mu.Lock()
+	if !s.connected {
+		s.mu.Unlock()
+		return
+	}
+	s.connected = false
+	acks := s.acks
+	s.acks = nil
+	handlers := s.onDisconnect
+	s.mu.Unlock()
+
+	if s.pid != "" && recoverable(reason) {
+		st := &adapter.SessionState{SID: s.id, PID: s.pid, Rooms: s.Rooms()}
+		if d := s.Data(); d != nil {
+			st.Data, _ = json.Marshal(d)
+		}
+		s.nsp.adapter.PersistSession(st)
+	}
+	s.nsp.removeSocket(s)
+	s.client.removeSocket(s)
+	s.cancel()
+	for _, pa := range acks {
+		if pa.timer != nil {
+			pa.timer.Stop()
+		}
+		pa.cb(nil, ErrDisconnected)
+	}
+	for _, h := range handlers {
+		h(reason)
+	}
+}
+
+// ---- adapter.Socket ----
+
+// Info describes the socket for fetchSockets.
+func (s *Socket) Info() adapter.SocketInfo {
+	hs := s.Handshake()
+	headers := make(map[string]any, len(hs.Header))
+	for k, v := range hs.Header {
+		headers[lower(k)] = joinHeader(v)
+	}
+	query := make(map[string]any, len(hs.Query))
+	for k, v := range hs.Query {
+		query[k] = joinHeader(v)
+	}
+	return adapter.SocketInfo{
+		ID: s.id,
+		Handshake: adapter.Handshake{
+			Headers: headers, Time: hs.Time.UTC().Format(time.RFC1123), Address: hs.IP(),
+			XDomain: hs.XDomain, Secure: hs.Secure, Issued: hs.Time.UnixMilli(), URL: hs.URL,
+			Query: query, Auth: s.authM,
+		},
+		Rooms: s.Rooms(),
+		Data:  s.Data(),
+	}
+}
+
+func lower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return string(b)
+}
+
+func joinHeader(v []string) string {
+	if len(v) == 1 {
+		return v[0]
+	}
+	out := ""
+	for i, x := range v {
+		if i > 0 {
+			out += ", "
+		}
+		out += x
+	}
+	return out
+}
+
+var _ adapter.Socket = (*adapterSocket)(nil)
+
+// adapterSocket wraps Socket to satisfy adapter.Socket's EmitWithAck.
+type adapterSocket struct{ *Socket }
+
+// EmitWithAck implements adapter.Socket.
+func (a *adapterSocket) EmitWithAck(pkt *parser.Packet, timeout time.Duration, ack func([]any, error)) {
+	a.emitPacketWithAck(pkt, timeout, ack)
+}

@@ -1,0 +1,540 @@
+package websocket
+
+import (
+	"bufio"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Errors returned by Conn writes.
+var (
+	ErrClosed    = errors.New("websocket: connection closed")
+	ErrQueueFull = errors.New("websocket: send queue full")
+)
+
+// Handler receives a connection's messages and its end. Calls for one
+// connection are sequential. OnMessage owns data.
+type Handler interface {
+	OnMessage(c *Conn, binary bool, data []byte)
+	OnClose(c *Conn, err error)
+}
+
+// Mode selects how connections are read.
+type Mode int
+
+const (
+	// ModeEpoll reads every connection from a few epoll loops (Linux).
+	ModeEpoll Mode = iota
+	// ModeGoroutine reads each connection from its own goroutine.
+	ModeGoroutine
+)
+
+// Options configure a Server.
+type Options struct {
+	Mode Mode
+	// MaxMessage bounds one reassembled message (default 1 MB).
+	MaxMessage int
+	// MaxQueue bounds the bytes queued for one connection (default 4 MB);
+	// writes beyond it fail with ErrQueueFull.
+	MaxQueue int
+	// Pollers is the number of epoll loops (default 1).
+	Pollers int
+	// CloseTimeout bounds how long a closing connection may take to flush.
+	CloseTimeout time.Duration
+	// CheckOrigin, when set, must approve the request's Origin.
+	CheckOrigin func(r *http.Request) bool
+}
+
+// Server upgrades HTTP requests and owns the read loops and the flusher.
+type Server struct {
+	opts    Options
+	pollers []*poller
+	flusher *flusher
+	once    sync.Once
+	initErr error
+	next    uint32
+	mu      sync.Mutex
+}
+
+// NewServer returns a Server; its loops start on first use.
+func NewServer(opts Options) *Server {
+	if opts.MaxMessage <= 0 {
+		opts.MaxMessage = 1 << 20
+	}
+	if opts.MaxQueue <= 0 {
+		opts.MaxQueue = 4 << 20
+	}
+	if opts.Pollers <= 0 {
+		opts.Pollers = 1
+	}
+	if opts.CloseTimeout <= 0 {
+		opts.CloseTimeout = 5 * time.Second
+	}
+	return &Server{opts: opts}
+}
+
+func (s *Server) init() error {
+	s.once.Do(func() {
+		s.flusher = newFlusher()
+		if s.opts.Mode == ModeEpoll {
+			for i := 0; i < s.opts.Pollers; i++ {
+				p, err := newPoller(s)
+				if err != nil {
+					s.initErr = err
+					return
+				}
+				s.pollers = append(s.pollers, p)
+			}
+		}
+	})
+	return s.initErr
+}
+
+// Conn is one server-side websocket connection.
+type Conn struct {
+	srv    *Server
+	nc     net.Conn
+	rc     syscall.RawConn
+	fd     int
+	h      Handler
+	poller *poller
+	rd     reader
+
+	// Value is free for the owner of the connection (e.g. its session).
+	Value any
+
+	mu          sync.Mutex
+	queue       [][]byte
+	queued      int
+	scheduled   bool
+	waiting     bool // waiting for the socket to become writable
+	closing     bool // no more writes; close once flushed
+	closed      bool
+	closeTimer  *time.Timer
+	closeErr    error
+	handlerDone bool
+}
+
+// RemoteAddr returns the peer address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// AcceptKey computes Sec-WebSocket-Accept for a Sec-WebSocket-Key.
+func AcceptKey(key string) string {
+	h := sha1.New()
+	h.Write([]byte(key))
+	h.Write([]byte(acceptGUID))
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// HandshakeError describes a refused upgrade.
+type HandshakeError struct{ Reason string }
+
+func (e *HandshakeError) Error() string { return "websocket: " + e.Reason }
+
+// CheckRequest validates an upgrade request without answering it.
+func CheckRequest(r *http.Request) error {
+	switch {
+	case r.Method != http.MethodGet:
+		return &HandshakeError{"method must be GET"}
+	case !headerHasToken(r.Header, "Connection", "upgrade"):
+		return &HandshakeError{"missing Connection: upgrade"}
+	case !headerHasToken(r.Header, "Upgrade", "websocket"):
+		return &HandshakeError{"missing Upgrade: websocket"}
+	case r.Header.Get("Sec-Websocket-Version") != "13":
+		return &HandshakeError{"unsupported Sec-WebSocket-Version"}
+	case r.Header.Get("Sec-Websocket-Key") == "":
+		return &HandshakeError{"missing Sec-WebSocket-Key"}
+	}
+	return nil
+}
+
+// Upgrade completes the opening handshake, takes the connection over from
+// net/http and starts reading it. initial frames, when given, are written
+// right after the 101 response in the same write. On a request error it
+// answers 400 and returns the error.
+func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, h Handler, initial ...[]byte) (*Conn, error) {
+	if err := CheckRequest(r); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return nil, err
+	}
+	if s.opts.CheckOrigin != nil && !s.opts.CheckOrigin(r) {
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return nil, &HandshakeError{"origin not allowed"}
+	}
+	if err := s.init(); err != nil {
+		http.Error(w, "websocket unavailable", http.StatusInternalServerError)
+		return nil, err
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "websocket: hijacking not supported", http.StatusInternalServerError)
+		return nil, &HandshakeError{"response does not support hijacking"}
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, fmt.Errorf("websocket: hijack: %w", err)
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		nc.Close()
+		return nil, &HandshakeError{"connection has no file descriptor"}
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("websocket: raw conn: %w", err)
+	}
+	c := &Conn{srv: s, nc: nc, rc: rc, h: h, fd: -1}
+	c.rd.max = s.opts.MaxMessage
+	_ = rc.Control(func(fd uintptr) { c.fd = int(fd) })
+	_ = nc.SetDeadline(time.Time{})
+
+	resp := make([]byte, 0, 160)
+	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	resp = append(resp, AcceptKey(r.Header.Get("Sec-Websocket-Key"))...)
+	resp = append(resp, "\r\n\r\n"...)
+	for _, f := range initial {
+		resp = append(resp, f...)
+	}
+	if _, err := nc.Write(resp); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("websocket: write handshake: %w", err)
+	}
+	// Bytes the client sent right after its request are in the bufio reader.
+	var early []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ = brw.Reader.Peek(n)
+		early = append([]byte(nil), early...)
+	}
+	if s.opts.Mode == ModeEpoll {
+		p := s.pollers[int(s.nextIndex())%len(s.pollers)]
+		c.poller = p
+		if len(early) > 0 {
+			if err := c.rd.feed(early, c.emit); err != nil {
+				c.fail(err)
+				return c, nil
+			}
+		}
+		if err := p.add(c); err != nil {
+			c.teardown(err)
+			return nil, err
+		}
+	} else {
+		go c.readLoop(early)
+	}
+	return c, nil
+}
+
+func (s *Server) nextIndex() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.next++
+	return s.next
+}
+
+// emit dispatches one complete message or control frame.
+func (c *Conn) emit(op byte, payload []byte) error {
+	switch op {
+	case OpText, OpBinary:
+		c.h.OnMessage(c, op == OpBinary, payload)
+	case OpPing:
+		_ = c.WriteFrames(AppendFrame(nil, OpPong, payload))
+	case OpClose:
+		// Echo the code and close.
+		var echo []byte
+		if len(payload) >= 2 {
+			echo = payload[:2]
+		}
+		c.closeWith(AppendFrame(nil, OpClose, echo), io.EOF)
+		return errClosedByPeer
+	}
+	return nil
+}
+
+var errClosedByPeer = errors.New("websocket: closed by peer")
+
+// readLoop is the goroutine-per-connection reader (ModeGoroutine).
+func (c *Conn) readLoop(early []byte) {
+	if len(early) > 0 {
+		if err := c.rd.feed(early, c.emit); err != nil {
+			c.fail(err)
+			return
+		}
+	}
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.nc.Read(buf)
+		if n > 0 {
+			if ferr := c.rd.feed(buf[:n], c.emit); ferr != nil {
+				c.fail(ferr)
+				return
+			}
+		}
+		if err != nil {
+			c.teardown(err)
+			return
+		}
+	}
+}
+
+// fail handles a read-side error: protocol errors get a close frame.
+func (c *Conn) fail(err error) {
+	if errors.Is(err, errClosedByPeer) {
+		return
+	}
+	var ce *CloseError
+	if errors.As(err, &ce) {
+		c.closeWith(AppendFrame(nil, OpClose, closePayload(ce.Code, ce.Reason)), err)
+		return
+	}
+	c.teardown(err)
+}
+
+func closePayload(code int, reason string) []byte {
+	if len(reason) > 123 {
+		reason = reason[:123]
+	}
+	return append([]byte{byte(code >> 8), byte(code)}, reason...)
+}
+
+// WriteFrames queues pre-encoded frames. The frames must not be modified
+// afterwards: a broadcast shares them among recipients.
+func (c *Conn) WriteFrames(frames ...[]byte) error {
+	size := 0
+	for _, f := range frames {
+		size += len(f)
+	}
+	c.mu.Lock()
+	if c.closing || c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.queued+size > c.srv.opts.MaxQueue {
+		c.mu.Unlock()
+		return ErrQueueFull
+	}
+	c.queue = append(c.queue, frames...)
+	c.queued += size
+	sched := !c.scheduled && !c.waiting
+	if sched {
+		c.scheduled = true
+	}
+	c.mu.Unlock()
+	if sched {
+		c.srv.flusher.add(c)
+	}
+	return nil
+}
+
+// WriteMessage encodes and queues one text or binary message.
+func (c *Conn) WriteMessage(binary bool, data []byte) error {
+	op := byte(OpText)
+	if binary {
+		op = OpBinary
+	}
+	return c.WriteFrames(AppendFrame(make([]byte, 0, FrameSize(len(data))), op, data))
+}
+
+// Buffered returns the bytes queued but not yet written.
+func (c *Conn) Buffered() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queued
+}
+
+// Close sends a close frame (no status, as engine.io does) after the queued
+// frames and closes the connection once they are written.
+func (c *Conn) Close() { c.closeWith(AppendFrame(nil, OpClose, nil), nil) }
+
+// CloseWithCode is Close with a status code and reason.
+func (c *Conn) CloseWithCode(code int, reason string) {
+	c.closeWith(AppendFrame(nil, OpClose, closePayload(code, reason)), nil)
+}
+
+// Abort closes the connection at once, dropping queued frames.
+func (c *Conn) Abort() { c.teardown(ErrClosed) }
+
+func (c *Conn) closeWith(frame []byte, cause error) {
+	c.mu.Lock()
+	if c.closing || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	c.closeErr = cause
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	sched := !c.scheduled && !c.waiting
+	if sched {
+		c.scheduled = true
+	}
+	c.closeTimer = time.AfterFunc(c.srv.opts.CloseTimeout, func() { c.teardown(ErrClosed) })
+	c.mu.Unlock()
+	if sched {
+		c.srv.flusher.add(c)
+	}
+}
+
+// flush writes the queue with writev until it is empty or the socket is full.
+func (c *Conn) flush() {
+	c.mu.Lock()
+	if c.closed {
+		c.scheduled = false
+		c.mu.Unlock()
+		return
+	}
+	bufs := c.queue
+	c.queue = nil
+	c.mu.Unlock()
+
+	written, err := writev(c.fd, bufs)
+
+	c.mu.Lock()
+	c.queued -= written
+	// Put back what was not written, in front of anything queued meanwhile.
+	left := trimWritten(bufs, written)
+	if len(left) > 0 {
+		c.queue = append(left, c.queue...)
+	}
+	if err == nil && len(left) > 0 {
+		c.waiting = true
+	}
+	more := err == nil && !c.waiting && len(c.queue) > 0
+	if !more {
+		c.scheduled = false
+	}
+	done := c.closing && c.queued == 0
+	waiting := c.waiting
+	c.mu.Unlock()
+
+	switch {
+	case err != nil:
+		c.teardown(err)
+	case done:
+		c.teardown(c.closeErr)
+	case more:
+		c.srv.flusher.add(c)
+	case waiting:
+		go c.awaitWritable()
+	}
+}
+
+// awaitWritable parks on the runtime poller until the socket can take more.
+func (c *Conn) awaitWritable() {
+	first := true
+	_ = c.rc.Write(func(uintptr) bool {
+		if first {
+			first = false
+			return false
+		}
+		return true
+	})
+	c.mu.Lock()
+	c.waiting = false
+	sched := !c.scheduled && len(c.queue) > 0 && !c.closed
+	if sched {
+		c.scheduled = true
+	}
+	c.mu.Unlock()
+	if sched {
+		c.srv.flusher.add(c)
+	}
+}
+
+func trimWritten(bufs [][]byte, n int) [][]byte {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	if n > 0 && len(bufs) > 0 {
+		bufs[0] = bufs[0][n:]
+	}
+	if len(bufs) == 0 {
+		return nil
+	}
+	return append([][]byte(nil), bufs...)
+}
+
+// writev writes bufs to the nonblocking fd; it returns the bytes written and
+// a fatal error (EAGAIN is not one).
+func writev(fd int, bufs [][]byte) (int, error) {
+	total := 0
+	for len(bufs) > 0 {
+		batch := bufs
+		if len(batch) > 1024 {
+			batch = batch[:1024]
+		}
+		n, err := unix.Writev(fd, batch)
+		if n > 0 {
+			total += n
+		}
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			if err == unix.EAGAIN {
+				return total, nil
+			}
+			return total, fmt.Errorf("websocket: write: %w", err)
+		}
+		// advance
+		for n > 0 && len(bufs) > 0 {
+			if n >= len(bufs[0]) {
+				n -= len(bufs[0])
+				bufs = bufs[1:]
+			} else {
+				// partial write of this buffer: the socket is full
+				return total, nil
+			}
+		}
+	}
+	return total, nil
+}
+
+// teardown closes the connection once and reports it to the handler.
+func (c *Conn) teardown(err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.queue = nil
+	c.queued = 0
+	if c.closeTimer != nil {
+		c.closeTimer.Stop()
+	}
+	c.mu.Unlock()
+	if c.poller != nil {
+		c.poller.remove(c)
+	}
+	_ = c.nc.Close()
+	c.h.OnClose(c, err)
+}
+
+// readBufio is used by tests to feed bytes through the reader.
+var _ = bufio.NewReader
