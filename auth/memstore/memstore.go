@@ -22,9 +22,10 @@ type Store struct {
 	ttl time.Duration
 	now func() time.Time
 
-	mu       sync.RWMutex
-	sessions map[string]*auth.Session
-	users    map[string]auth.User
+	mu        sync.RWMutex
+	sessions  map[string]*auth.Session
+	users     map[string]auth.User
+	lastSweep time.Time
 }
 
 // New returns an empty store whose sessions created by Create live for ttl
@@ -60,6 +61,7 @@ func (s *Store) Create(userID, role, tier string) (sid string) {
 		"passport": map[string]any{"user": userID},
 	})
 	s.mu.Lock()
+	s.sweep(s.now())
 	s.users[userID] = auth.User{ID: userID, Role: role, Tier: tier}
 	s.sessions[sid] = &auth.Session{ID: sid, Expires: exp, Data: data}
 	s.mu.Unlock()
@@ -96,8 +98,7 @@ func (s *Store) DeleteUser(id string) {
 	s.mu.Unlock()
 }
 
-// Get implements auth.SessionStore. Expired sessions are removed lazily and
-// reported as missing, as Redis TTLs would.
+// Get implements auth.SessionStore.
 func (s *Store) Get(ctx context.Context, sid string) (*auth.Session, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -112,38 +113,36 @@ func (s *Store) Get(ctx context.Context, sid string) (*auth.Session, error) {
 	return nil, auth.ErrNoSession
 }
 
-// GetMany implements auth.SessionStore.
+// GetMany implements auth.SessionStore. Expired sessions are returned as
+// they are (the authenticator reports them as expired); Create sweeps them
+// out at most once a minute.
 func (s *Store) GetMany(ctx context.Context, sids []string) (map[string]*auth.Session, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	now := s.now()
 	out := make(map[string]*auth.Session, len(sids))
-	var expired []string
 	s.mu.RLock()
 	for _, sid := range sids {
-		sess, ok := s.sessions[sid]
-		if !ok {
-			continue
+		if sess, ok := s.sessions[sid]; ok {
+			cp := *sess
+			out[sid] = &cp
 		}
-		if !sess.Expires.IsZero() && !now.Before(sess.Expires) {
-			expired = append(expired, sid)
-			continue
-		}
-		cp := *sess
-		out[sid] = &cp
 	}
 	s.mu.RUnlock()
-	if len(expired) > 0 {
-		s.mu.Lock()
-		for _, sid := range expired {
-			if sess, ok := s.sessions[sid]; ok && !now.Before(sess.Expires) {
-				delete(s.sessions, sid)
-			}
-		}
-		s.mu.Unlock()
-	}
 	return out, nil
+}
+
+// sweep deletes expired sessions; the caller holds s.mu.
+func (s *Store) sweep(now time.Time) {
+	if now.Sub(s.lastSweep) < time.Minute {
+		return
+	}
+	s.lastSweep = now
+	for sid, sess := range s.sessions {
+		if !sess.Expires.IsZero() && !now.Before(sess.Expires) {
+			delete(s.sessions, sid)
+		}
+	}
 }
 
 // User implements auth.UserStore.
