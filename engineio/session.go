@@ -68,11 +68,11 @@ type Session struct {
 	transport string
 	closed    bool
 	// polling
-	buf         []*Packet
-	bufBytes    int
-	pollActive  bool
-	pollCh      chan struct{}
-	posting     bool
+	buf        []*Packet
+	bufBytes   int
+	pollActive bool
+	pollCh     chan struct{}
+	posting    bool
 	// websocket
 	ws        *websocket.Conn
 	upgrading bool
@@ -320,8 +320,20 @@ func (s *Session) onPacket(p *Packet) {
 
 // ---- polling ----
 
+// expired reports (under s.mu) a pong deadline that passed while its timer
+// has not fired yet, so requests see the deadline exactly.
+func (s *Session) expiredLocked() bool {
+	return s.awaitingPong && !time.Now().Before(s.hbAt)
+}
+
 func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	if s.expiredLocked() {
+		s.mu.Unlock()
+		s.close(ReasonPingTimeout, false)
+		writeCodeError(w, CodeUnknownSID)
+		return
+	}
 	if s.transport != "polling" || (s.ws != nil && !s.upgrading) {
 		s.mu.Unlock()
 		writeCodeError(w, CodeBadRequest)
@@ -379,6 +391,12 @@ func (s *Session) writePolling(w http.ResponseWriter, _ *http.Request, pkts []*P
 
 func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	if s.expiredLocked() {
+		s.mu.Unlock()
+		s.close(ReasonPingTimeout, false)
+		writeCodeError(w, CodeUnknownSID)
+		return
+	}
 	if s.transport != "polling" || s.closed || (s.ws != nil && !s.upgrading) {
 		s.mu.Unlock()
 		writeCodeError(w, CodeBadRequest)
