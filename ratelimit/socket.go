@@ -1,0 +1,343 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+)
+
+// ErrEmptyUserID is returned by NewSocket for an empty user ID.
+var ErrEmptyUserID = errors.New("ratelimit: empty user ID")
+
+// userSubs is the set of rooms a user holds on this node, with the number of
+// local sockets holding each. Its mutex serializes the user's acquires,
+// releases and resyncs on this node, including their Redis round trip, so
+// they reach Redis in the order they were decided.
+type userSubs struct {
+	mu    sync.Mutex
+	user  string
+	rooms map[string]int
+	dead  bool // removed from Limiter.subs; lookups must retry
+}
+
+func (e *userSubs) roomList() []string {
+	out := make([]string, 0, len(e.rooms))
+	for r := range e.rooms {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (l *Limiter) lockUser(user string) *userSubs {
+	for {
+		l.subsMu.Lock()
+		e := l.subs[user]
+		if e == nil {
+			e = &userSubs{user: user, rooms: make(map[string]int)}
+			l.subs[user] = e
+		}
+		l.subsMu.Unlock()
+		e.mu.Lock()
+		if !e.dead {
+			return e
+		}
+		e.mu.Unlock()
+	}
+}
+
+// unlockUser unlocks e, dropping it from the table when it holds no room.
+func (l *Limiter) unlockUser(e *userSubs) {
+	if len(e.rooms) == 0 {
+		l.subsMu.Lock()
+		if l.subs[e.user] == e {
+			delete(l.subs, e.user)
+		}
+		l.subsMu.Unlock()
+		e.dead = true
+	}
+	e.mu.Unlock()
+}
+
+// Socket is the per-socket view of a Limiter: the socket's rooms (so that
+// acquire and release are idempotent per socket and Close releases them all)
+// and its flood state. Create one per connected socket after
+// authentication; it is safe for concurrent use.
+type Socket struct {
+	l    *Limiter
+	user string
+
+	mu     sync.Mutex
+	rooms  map[string]struct{}
+	closed bool
+
+	fmu        sync.Mutex
+	denials    int   // consecutive event denials
+	floodStart int64 // time of the first of them
+}
+
+// NewSocket returns the limiter state of one socket of userID.
+func (l *Limiter) NewSocket(userID string) (*Socket, error) {
+	if userID == "" {
+		return nil, ErrEmptyUserID
+	}
+	return &Socket{l: l, user: userID, rooms: make(map[string]struct{})}, nil
+}
+
+// UserID returns the socket's user.
+func (s *Socket) UserID() string { return s.user }
+
+// Rooms returns the rooms this socket holds quota for, sorted.
+func (s *Socket) Rooms() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.rooms))
+	for r := range s.rooms {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// AllowEvent checks the user's event limit for one client event and applies
+// the flood policy (Decision.Disconnect). Cost: one Redis round trip in
+// Redis mode, none while a previous denial is still in force.
+func (s *Socket) AllowEvent(ctx context.Context) Decision {
+	d := s.l.rate(ctx, KindEvent, s.l.eventKey(s.user), s.l.events)
+	s.flood(&d)
+	s.l.observe(d)
+	return d
+}
+
+// AllowSubscribe handles a subscribe event: it charges the event limit and
+// acquires rooms, atomically and in one Redis round trip. If the event is
+// refused nothing is acquired and the Decision has Kind KindEvent; otherwise
+// the Decision is the subscription one (see AcquireSubscriptions).
+func (s *Socket) AllowSubscribe(ctx context.Context, rooms []string) ([]string, Decision) {
+	return s.acquire(ctx, rooms, true)
+}
+
+// AcquireSubscriptions grants rooms, in order, while the user's number of
+// distinct rooms across all sockets and nodes stays within
+// MaxSubscriptions. Rooms the socket already holds, and rooms another socket
+// of the user holds (on any node), are granted without using quota.
+// Decision.Allowed is false if some room was refused (code
+// SUBSCRIPTION_LIMIT); granted lists the rooms the socket may join.
+// Cost: one Redis round trip in Redis mode if some room is new to this node,
+// otherwise none. A closed socket is granted nothing.
+func (s *Socket) AcquireSubscriptions(ctx context.Context, rooms []string) ([]string, Decision) {
+	return s.acquire(ctx, rooms, false)
+}
+
+func (s *Socket) acquire(ctx context.Context, rooms []string, charge bool) ([]string, Decision) {
+	l := s.l
+	sub := Decision{Kind: KindSubscription, Allowed: true, Limit: max(l.cfg.MaxSubscriptions, 0)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		sub.Allowed = false
+		l.observe(sub)
+		return nil, sub
+	}
+	want := dedupe(rooms)
+	e := l.lockUser(s.user)
+	defer l.unlockUser(e)
+	// need: rooms that use quota (new to this node). More than
+	// MaxSubscriptions of them cannot all be granted; the excess is refused
+	// without being sent to Redis, which bounds the script's work.
+	var need []string
+	refused := make(map[string]bool)
+	if l.cfg.MaxSubscriptions >= 0 {
+		for _, r := range want {
+			if _, mine := s.rooms[r]; !mine && e.rooms[r] == 0 {
+				if len(need) < l.cfg.MaxSubscriptions {
+					need = append(need, r)
+				} else {
+					refused[r] = true
+				}
+			}
+		}
+	}
+	flags, count, ev := l.decideRooms(ctx, e, need, charge)
+	if ev != nil {
+		s.flood(ev)
+		l.observe(*ev)
+		if !ev.Allowed {
+			return nil, *ev
+		}
+	}
+	for i, r := range need {
+		if !flags[i] {
+			refused[r] = true
+		}
+	}
+	granted := make([]string, 0, len(want))
+	for _, r := range want {
+		if _, mine := s.rooms[r]; mine {
+			granted = append(granted, r)
+			continue
+		}
+		if refused[r] {
+			sub.Allowed = false
+			continue
+		}
+		s.rooms[r] = struct{}{}
+		e.rooms[r]++
+		granted = append(granted, r)
+	}
+	if l.cfg.MaxSubscriptions >= 0 {
+		if count < 0 { // no round trip: what this node knows
+			count = len(e.rooms)
+		}
+		sub.Remaining = max(l.cfg.MaxSubscriptions-count, 0)
+	}
+	l.observe(sub)
+	return granted, sub
+}
+
+// decideRooms decides the rooms in need (new to this node) and, if charge,
+// the event; user e is locked. count is the user's distinct room count after
+// the decision, or -1 if unknown. ev is nil when no event was charged.
+func (l *Limiter) decideRooms(ctx context.Context, e *userSubs, need []string, charge bool) (flags []bool, count int, ev *Decision) {
+	evKey := l.eventKey(e.user)
+	now := l.now()
+	chargeRedis := charge && l.events.enabled
+	if len(need) > 0 && l.Mode() == ModeRedis {
+		if chargeRedis {
+			if w := l.denied.wait(evKey, now); w > 0 {
+				return nil, 0, &Decision{Kind: KindEvent, Limit: l.events.perMin, RetryAfter: time.Duration(w)}
+			}
+		}
+		r, err := l.redisAcquire(ctx, e.user, chargeRedis, need)
+		if err == nil {
+			if charge {
+				ev = &Decision{Kind: KindEvent, Allowed: true}
+			}
+			if chargeRedis {
+				*ev = Decision{Kind: KindEvent, Limit: l.events.perMin, Allowed: r.event.allowed,
+					Remaining: r.event.remaining, RetryAfter: r.event.wait}
+				if !ev.Allowed {
+					l.denied.block(evKey, now+int64(r.event.wait), now)
+					return nil, 0, ev
+				}
+			}
+			return r.granted, r.count, ev
+		}
+		l.redisFailed(ctx, err)
+	}
+	if charge {
+		d := l.rate(ctx, KindEvent, evKey, l.events)
+		ev = &d
+		if !d.Allowed {
+			return nil, 0, ev
+		}
+	}
+	if len(need) == 0 {
+		return nil, -1, ev
+	}
+	// Memory mode: this node's distinct rooms.
+	count = len(e.rooms)
+	flags = make([]bool, len(need))
+	for i := range need {
+		if count < l.cfg.MaxSubscriptions {
+			flags[i] = true
+			count++
+		}
+	}
+	return flags, count, ev
+}
+
+// ReleaseSubscriptions gives back rooms the socket left. Rooms the socket
+// does not hold are ignored, so calling it twice is harmless. Cost: one
+// Redis round trip (ZREM) in Redis mode when a room is no longer held by any
+// socket of the user on this node, otherwise none.
+func (s *Socket) ReleaseSubscriptions(ctx context.Context, rooms []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var drop []string
+	for _, r := range dedupe(rooms) {
+		if _, ok := s.rooms[r]; ok {
+			delete(s.rooms, r)
+			drop = append(drop, r)
+		}
+	}
+	s.l.release(ctx, s.user, drop)
+}
+
+// Close releases every room of the socket; call it when the socket
+// disconnects. Further acquires grant nothing. Idempotent.
+func (s *Socket) Close(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	drop := make([]string, 0, len(s.rooms))
+	for r := range s.rooms {
+		drop = append(drop, r)
+	}
+	s.rooms = nil
+	s.l.release(ctx, s.user, drop)
+}
+
+func (l *Limiter) release(ctx context.Context, user string, rooms []string) {
+	if len(rooms) == 0 {
+		return
+	}
+	e := l.lockUser(user)
+	defer l.unlockUser(e)
+	var gone []string
+	for _, r := range rooms {
+		if e.rooms[r]--; e.rooms[r] <= 0 {
+			delete(e.rooms, r)
+			gone = append(gone, r)
+		}
+	}
+	if len(gone) == 0 || l.rdb == nil || l.cfg.MaxSubscriptions < 0 {
+		return
+	}
+	if l.Mode() == ModeRedis {
+		err := l.zrem(ctx, user, gone)
+		if err == nil {
+			return
+		}
+		l.redisFailed(ctx, err)
+	}
+	l.markOrphan(user)
+}
+
+// flood applies the flood policy to an event decision.
+func (s *Socket) flood(d *Decision) {
+	maxDenials := s.l.cfg.FloodMaxDenials
+	if maxDenials < 0 {
+		return
+	}
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if d.Allowed {
+		s.denials = 0
+		return
+	}
+	now := s.l.now()
+	if s.denials == 0 || now-s.floodStart > int64(s.l.cfg.FloodWindow) {
+		s.denials, s.floodStart = 0, now
+	}
+	s.denials++
+	d.Disconnect = s.denials >= maxDenials
+}
+
+// dedupe returns rooms without duplicates, first occurrence kept.
+func dedupe(rooms []string) []string {
+	out := make([]string, 0, len(rooms))
+	seen := make(map[string]struct{}, len(rooms))
+	for _, r := range rooms {
+		if _, dup := seen[r]; !dup {
+			seen[r] = struct{}{}
+			out = append(out, r)
+		}
+	}
+	return out
+}
