@@ -98,7 +98,7 @@ var settings = []setting{
 	{name: "USER_ROLE_FIELD", def: "role", help: "field of a user document holding the role", field: func(c *Config) any { return &c.UserRoleField }, check: nonEmpty},
 	{name: "USER_TIER_FIELD", def: "subscriptionTier", help: "field of a user document holding the subscription tier", field: func(c *Config) any { return &c.UserTierField }, check: nonEmpty},
 	{name: "SESSION_REDIS_PREFIX", def: "sess:", help: "connect-redis key prefix", field: func(c *Config) any { return &c.SessionRedisPrefix }},
-	{name: "ALLOW_UNSIGNED_SESSION_ID", def: "false", help: "also accept an unsigned session id (not s:<id>.<signature>)", field: func(c *Config) any { return &c.AllowUnsignedSessionID }},
+	{name: "ALLOW_UNSIGNED_SESSION_ID", def: "false", help: "also accept a bare session id, not only the signed s:ID.SIGNATURE form", field: func(c *Config) any { return &c.AllowUnsignedSessionID }},
 	{name: "AUTH_CACHE_TTL", def: "5s", help: "how long a session lookup is cached; 0 disables the cache", field: func(c *Config) any { return &c.AuthCacheTTL }, check: nonNegative},
 	{name: "AUTH_CACHE_SIZE", def: "10000", help: "most session lookups cached; 0 disables the cache", field: func(c *Config) any { return &c.AuthCacheSize }, check: nonNegative},
 	{name: "API_KEYS", def: "", help: "comma list of keys backend services present to the publish API (16+ characters unless dev mode); empty = no key accepted", field: func(c *Config) any { return &c.APIKeys }, secret: secretValue},
