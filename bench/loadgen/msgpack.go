@@ -158,6 +158,12 @@ func appendMsgpackInt(dst []byte, v int64) []byte {
 // io.of(nsp).to(rooms...).emit(event, args...), and the channel it goes to:
 // <prefix>#<nsp># or <prefix>#<nsp>#<room># for exactly one room.
 func EmitterMessage(prefix, nsp string, rooms []string, event string, args ...any) (channel string, msg []byte, err error) {
+	return EmitterMessageOpts(prefix, nsp, rooms, nil, nil, event, args...)
+}
+
+// EmitterMessageOpts is EmitterMessage with except rooms and flags
+// (volatile, compress), in the emitter's key order.
+func EmitterMessageOpts(prefix, nsp string, rooms, except []string, flags *OrderedMap, event string, args ...any) (channel string, msg []byte, err error) {
 	if nsp == "" {
 		nsp = "/"
 	}
@@ -166,7 +172,13 @@ func EmitterMessage(prefix, nsp string, rooms []string, event string, args ...an
 	if rooms == nil {
 		rooms = []string{}
 	}
-	opts := (&OrderedMap{}).Set("rooms", rooms).Set("flags", &OrderedMap{}).Set("except", []string{})
+	if except == nil {
+		except = []string{}
+	}
+	if flags == nil {
+		flags = &OrderedMap{}
+	}
+	opts := (&OrderedMap{}).Set("rooms", rooms).Set("flags", flags).Set("except", except)
 	msg, err = AppendMsgpack(nil, []any{"emitter", packet, opts})
 	channel = prefix + "#" + nsp + "#"
 	if len(rooms) == 1 {

@@ -161,3 +161,49 @@ func flattenNumbers(prefix string, v any, out map[string]float64, depth int) {
 		}
 	}
 }
+
+// ParseMachineCPU returns busy and total ticks summed over all CPUs from the
+// first line of /proc/stat (busy excludes idle and iowait).
+func ParseMachineCPU(stat []byte) (busy, total uint64, err error) {
+	line, _, _ := bytes.Cut(stat, []byte{'\n'})
+	f := strings.Fields(string(line))
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("proc stat: unexpected first line %q", line)
+	}
+	for i, s := range f[1:] {
+		if i >= 8 { // guest times are already part of user/nice
+			break
+		}
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("proc stat: %w", err)
+		}
+		total += v
+		if i != 3 && i != 4 {
+			busy += v
+		}
+	}
+	return busy, total, nil
+}
+
+// ReadMachineCPU reads /proc/stat.
+func ReadMachineCPU() (busy, total uint64, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	return ParseMachineCPU(b)
+}
+
+// LoadAvg returns the first three fields of /proc/loadavg.
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}

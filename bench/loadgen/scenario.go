@@ -73,6 +73,7 @@ type Result struct {
 	Servers   int        `json:"servers"`
 	Publish   string     `json:"publish,omitempty"`
 	Start     time.Time  `json:"start"`
+	LoadAvg   string     `json:"loadavg_at_start"`
 	Seconds   float64    `json:"seconds"`
 	Ramp      RampReport `json:"ramp"`
 	Server    *ServerRep `json:"server,omitempty"`
@@ -126,6 +127,7 @@ type Step struct {
 	ServerCPU        float64 `json:"server_cpu_cores"`   // average cores busy
 	ServerCPUPerMDel float64 `json:"server_cpu_s_per_M"` // CPU seconds per million deliveries
 	ClientCPU        float64 `json:"client_cpu_cores"`
+	MachineCPU       float64 `json:"machine_cpu_cores"` // all processes; the rest is other load on the box
 	PublishFailed    int     `json:"publish_failed,omitempty"`
 	OK               bool    `json:"ok"`
 }
@@ -289,7 +291,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	}
 	r := &runner{cfg: &cfg, log: log, res: &Result{
 		Scenario: cfg.Scenario, Label: cfg.Label, Transport: cfg.Transport, Conns: cfg.Conns,
-		Procs: cfg.Procs, Servers: len(cfg.URLs), Start: time.Now().UTC(),
+		Procs: cfg.Procs, Servers: len(cfg.URLs), Start: time.Now().UTC(), LoadAvg: LoadAvg(),
 	}}
 	if cfg.Scenario == "fanout" || cfg.Scenario == "cluster" || cfg.Scenario == "user-events" {
 		r.res.Publish = cfg.PublishMode
@@ -576,7 +578,8 @@ func (r *runner) steps(ctx context.Context) error {
 		}
 	}
 	perMsg := r.cfg.recipientsPerMessage()
-	if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+	settle := min(time.Second, r.cfg.StepDur)
+	if err := sleepCtx(ctx, settle/2); err != nil {
 		return err
 	}
 	rate := r.cfg.RateStart
@@ -595,11 +598,13 @@ func (r *runner) steps(ctx context.Context) error {
 		_, _ = r.snap(ctx)
 		srv0, _ := r.serverStats()
 		cl0, _ := r.snap(ctx)
+		mb0, _, _ := ReadMachineCPU()
 		sent0 := sent.Load()
 		t0 := time.Now()
 		pr := <-done
 		secs := time.Since(t0).Seconds()
 		srv1, _ := r.serverStats()
+		mb1, _, _ := ReadMachineCPU()
 		snap, err := r.snap(ctx)
 		if err != nil {
 			return err
@@ -610,7 +615,8 @@ func (r *runner) steps(ctx context.Context) error {
 			TargetRate: rate, PublishedPerSec: round3(published / secs), Expected: math.Round(published * perMsg),
 			Received: received, DeliveredPerSec: math.Round(float64(received) / secs),
 			Latency: snap.Latency.Summarize(), PublishFailed: pr.Failed,
-			ClientCPU: round3(float64(snap.CPUTicks-cl0.CPUTicks) / ClockTicks / secs),
+			ClientCPU:  round3(float64(snap.CPUTicks-cl0.CPUTicks) / ClockTicks / secs),
+			MachineCPU: round3(float64(mb1-mb0) / ClockTicks / secs),
 		}
 		if len(r.cfg.ServerPIDs) > 0 {
 			cpu := float64(srv1.CPUTicks-srv0.CPUTicks) / ClockTicks
@@ -623,8 +629,8 @@ func (r *runner) steps(ctx context.Context) error {
 		st.OK = st.Latency.Count > 0 && st.Latency.P99MS <= limitMS &&
 			float64(received) >= r.cfg.MinDeliver*st.Expected && published >= 0.9*rate*secs && pr.Failed == 0
 		r.res.Steps = append(r.res.Steps, st)
-		r.logf("step %2d: target %.0f msg/s published %.0f/s delivered %.0f/s (%d of %.0f) p50 %.2fms p99 %.2fms server %.2f cores ok=%v",
-			i, rate, st.PublishedPerSec, st.DeliveredPerSec, received, st.Expected, st.Latency.P50MS, st.Latency.P99MS, st.ServerCPU, st.OK)
+		r.logf("step %2d: target %.0f msg/s published %.0f/s delivered %.0f/s (%d of %.0f) p50 %.2fms p99 %.2fms cores: server %.2f loadgen %.2f machine %.2f ok=%v",
+			i, rate, st.PublishedPerSec, st.DeliveredPerSec, received, st.Expected, st.Latency.P50MS, st.Latency.P99MS, st.ServerCPU, st.ClientCPU, st.MachineCPU, st.OK)
 		for _, k := range sortedKeys(pr.Errors) {
 			r.logf("  publish error %d x %s", pr.Errors[k], k)
 		}
@@ -638,12 +644,12 @@ func (r *runner) steps(ctx context.Context) error {
 		rate *= r.cfg.RateFactor
 	}
 	// let queued deliveries drain so they do not count against later runs
-	_ = sleepCtx(ctx, time.Second)
+	_ = sleepCtx(ctx, settle)
 	return nil
 }
 
 func (r *runner) storm(ctx context.Context) error {
-	if err := sleepCtx(ctx, time.Second); err != nil {
+	if err := sleepCtx(ctx, min(time.Second, r.cfg.Hold)); err != nil {
 		return err
 	}
 	rep := &StormRep{AllBackS: -1}
