@@ -30,6 +30,9 @@ type Options struct {
 	// RecoveryMaxPackets bounds the packet buffer (default 100000). When it
 	// overflows, the oldest packets go and restores that need them fail.
 	RecoveryMaxPackets int
+	// Recoverable, when set, decides which broadcasts are kept for recovery
+	// (e.g. user events yes, market quotes no). Nil keeps every EVENT.
+	Recoverable func(opts *BroadcastOptions) bool
 }
 
 type bufferedPacket struct {
@@ -319,7 +322,8 @@ func (m *Memory) ServerCount(context.Context) int { return 1 }
 // recoverable (an EVENT without ack id, not volatile).
 func (m *Memory) record(pkt *parser.Packet, opts *BroadcastOptions) *parser.Packet {
 	if m.opts.RecoveryWindow <= 0 || pkt.HasID || opts.Flags.Volatile ||
-		(pkt.Type != parser.Event && pkt.Type != parser.BinaryEvent) {
+		(pkt.Type != parser.Event && pkt.Type != parser.BinaryEvent) ||
+		(m.opts.Recoverable != nil && !m.opts.Recoverable(opts)) {
 		return pkt
 	}
 	m.recMu.Lock()

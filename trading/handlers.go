@@ -1,0 +1,378 @@
+package trading
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tradewire/tradewire/auth"
+	"github.com/tradewire/tradewire/ratelimit"
+	"github.com/tradewire/tradewire/socketio"
+)
+
+// Error codes sent to clients in error events and failed acks.
+const (
+	CodeUnauthorized      = "UNAUTHORIZED"
+	CodeInvalidPayload    = "INVALID_PAYLOAD"
+	CodeRateLimit         = ratelimit.CodeRateLimit
+	CodeSubscriptionLimit = ratelimit.CodeSubscriptionLimit
+	CodeForbidden         = "FORBIDDEN"
+)
+
+// Quota is the per-socket limiter view (ratelimit.Socket implements it).
+type Quota interface {
+	AllowEvent(ctx context.Context) ratelimit.Decision
+	AllowSubscribe(ctx context.Context, rooms []string) ([]string, ratelimit.Decision)
+	ReleaseSubscriptions(ctx context.Context, rooms []string)
+	Close(ctx context.Context)
+}
+
+// QuotaFactory creates the quota of a newly connected user socket.
+type QuotaFactory func(userID string) (Quota, error)
+
+// ClientError is a failure reported to the client.
+type ClientError struct {
+	Code         string `json:"code"`
+	Message      string `json:"message"`
+	RetryAfterMs int64  `json:"retryAfterMs,omitempty"`
+}
+
+func (e *ClientError) Error() string { return e.Code + ": " + e.Message }
+
+// Handlers registers the client events of a trading socket.
+type Handlers struct {
+	quotas QuotaFactory
+	log    *slog.Logger
+	// WatchlistLimits caps watchlist symbols per subscription tier
+	// (tiers not listed get MaxSymbolsPerRequest).
+	WatchlistLimits map[string]int
+	now             func() time.Time
+
+	mu          sync.Mutex
+	connections map[string]int // active sockets per user on this node
+}
+
+// NewHandlers returns Handlers drawing quotas from quotas.
+func NewHandlers(quotas QuotaFactory, log *slog.Logger) *Handlers {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handlers{
+		quotas:          quotas,
+		log:             log,
+		WatchlistLimits: map[string]int{"free": 10, "basic": 25, "premium": 50, "enterprise": 50},
+		now:             time.Now,
+		connections:     make(map[string]int),
+	}
+}
+
+type identityKey struct{}
+type stateKey struct{}
+
+// SetIdentity attaches the authenticated identity to a socket (called by
+// the auth middleware).
+func SetIdentity(s *socketio.Socket, id *auth.Identity) {
+	s.Set(identityKey{}, id)
+	s.SetData(map[string]any{"userId": id.UserID, "role": id.Role, "tier": id.Tier})
+}
+
+// IdentityOf returns the socket's identity, or nil.
+func IdentityOf(s *socketio.Socket) *auth.Identity {
+	id, _ := s.Get(identityKey{}).(*auth.Identity)
+	return id
+}
+
+type socketState struct {
+	id        *auth.Identity
+	quota     Quota
+	mu        sync.Mutex
+	watchlist map[string]struct{}
+}
+
+// Users returns the number of users with at least one socket on this node.
+func (h *Handlers) Users() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.connections)
+}
+
+// Connections returns the number of sockets of userID on this node.
+func (h *Handlers) Connections(userID string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.connections[userID]
+}
+
+// Attach joins the socket to its user room and registers every client event.
+func (h *Handlers) Attach(s *socketio.Socket) {
+	id := IdentityOf(s)
+	if id == nil {
+		h.fail(s, nil, &ClientError{Code: CodeUnauthorized, Message: "not authenticated"})
+		s.Disconnect(true)
+		return
+	}
+	quota, err := h.quotas(id.UserID)
+	if err != nil {
+		h.log.Error("quota unavailable", "user", id.UserID, "err", err)
+		s.Disconnect(true)
+		return
+	}
+	st := &socketState{id: id, quota: quota, watchlist: make(map[string]struct{})}
+	s.Set(stateKey{}, st)
+	s.Join(UserRoom(id.UserID))
+	h.mu.Lock()
+	h.connections[id.UserID]++
+	h.mu.Unlock()
+	s.OnDisconnect(func(string) {
+		h.mu.Lock()
+		if h.connections[id.UserID]--; h.connections[id.UserID] <= 0 {
+			delete(h.connections, id.UserID)
+		}
+		h.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		quota.Close(ctx)
+	})
+
+	s.On("subscribe:portfolio", h.handleEvent(st, "subscribed:portfolio", true, func(ctx context.Context, s *socketio.Socket, _ *socketio.Event) (map[string]any, *ClientError) {
+		return h.subscribeRooms(ctx, s, st, []string{PortfolioRoom(id.UserID)}, nil)
+	}))
+	s.On("subscribe:trades", h.handleEvent(st, "subscribed:trades", true, func(ctx context.Context, s *socketio.Socket, _ *socketio.Event) (map[string]any, *ClientError) {
+		return h.subscribeRooms(ctx, s, st, []string{TradesRoom(id.UserID)}, nil)
+	}))
+	s.On("unsubscribe:portfolio", h.handle(st, "unsubscribed:portfolio", func(ctx context.Context, s *socketio.Socket, _ *socketio.Event) (map[string]any, *ClientError) {
+		return h.unsubscribeRooms(ctx, s, st, []string{PortfolioRoom(id.UserID)}), nil
+	}))
+	s.On("unsubscribe:trades", h.handle(st, "unsubscribed:trades", func(ctx context.Context, s *socketio.Socket, _ *socketio.Event) (map[string]any, *ClientError) {
+		return h.unsubscribeRooms(ctx, s, st, []string{TradesRoom(id.UserID)}), nil
+	}))
+	s.On("subscribe:watchlist", h.handleEvent(st, "subscribed:watchlist", true, func(ctx context.Context, s *socketio.Socket, e *socketio.Event) (map[string]any, *ClientError) {
+		syms, cerr := h.symbols(e, st)
+		if cerr != nil {
+			if !h.charge(ctx, s, st, e) {
+				return nil, &ClientError{Code: CodeRateLimit}
+			}
+			return nil, cerr
+		}
+		rooms := make([]string, len(syms))
+		for i, sym := range syms {
+			rooms[i] = WatchlistRoom(sym)
+		}
+		reply, cerr := h.subscribeRooms(ctx, s, st, rooms, func() *ClientError {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			limit := h.watchlistLimit(st.id.Tier)
+			n := len(st.watchlist)
+			for _, sym := range syms {
+				if _, ok := st.watchlist[sym]; !ok {
+					n++
+				}
+			}
+			if n > limit {
+				return &ClientError{Code: CodeSubscriptionLimit, Message: "watchlist limit of your subscription tier reached"}
+			}
+			return nil
+		})
+		if cerr != nil {
+			return nil, cerr
+		}
+		st.mu.Lock()
+		for _, sym := range syms {
+			st.watchlist[sym] = struct{}{}
+		}
+		st.mu.Unlock()
+		reply["symbols"] = syms
+		return reply, nil
+	}))
+	s.On("unsubscribe:watchlist", h.handle(st, "unsubscribed:watchlist", func(ctx context.Context, s *socketio.Socket, e *socketio.Event) (map[string]any, *ClientError) {
+		syms, cerr := h.symbols(e, nil)
+		if cerr != nil {
+			return nil, cerr
+		}
+		rooms := make([]string, len(syms))
+		st.mu.Lock()
+		for i, sym := range syms {
+			rooms[i] = WatchlistRoom(sym)
+			delete(st.watchlist, sym)
+		}
+		st.mu.Unlock()
+		reply := h.unsubscribeRooms(ctx, s, st, rooms)
+		reply["symbols"] = syms
+		return reply, nil
+	}))
+	s.On("subscribe:admin", h.handle(st, "subscribed:admin", func(ctx context.Context, s *socketio.Socket, _ *socketio.Event) (map[string]any, *ClientError) {
+		if err := auth.RequireAdmin(st.id); err != nil {
+			return nil, &ClientError{Code: CodeForbidden, Message: "admin role required"}
+		}
+		s.Join(AdminRoom)
+		return map[string]any{"success": true}, nil
+	}))
+	s.On("ping", h.handle(st, "pong", func(context.Context, *socketio.Socket, *socketio.Event) (map[string]any, *ClientError) {
+		return map[string]any{"timestamp": h.now().UnixMilli()}, nil
+	}))
+	s.OnAny(h.handle(st, "", func(_ context.Context, _ *socketio.Socket, e *socketio.Event) (map[string]any, *ClientError) {
+		return nil, &ClientError{Code: CodeInvalidPayload, Message: "unknown event " + e.Name}
+	}))
+}
+
+func (h *Handlers) watchlistLimit(tier string) int {
+	if n, ok := h.WatchlistLimits[tier]; ok {
+		return n
+	}
+	return MaxSymbolsPerRequest
+}
+
+type handlerFunc func(ctx context.Context, s *socketio.Socket, e *socketio.Event) (map[string]any, *ClientError)
+
+// handle wraps a handler with the event rate limit and the reply protocol:
+// a confirmation event plus the ack on success, an error event plus a
+// failed ack otherwise.
+//
+// Every client event costs one rate-limit check: here, or, for subscribe
+// events (subscribe true), in AllowSubscribe together with the room quota,
+// so no event costs more than one Redis round trip.
+func (h *Handlers) handle(st *socketState, confirm string, fn handlerFunc) socketio.EventHandler {
+	return h.handleEvent(st, confirm, false, fn)
+}
+
+func (h *Handlers) handleEvent(st *socketState, confirm string, subscribe bool, fn handlerFunc) socketio.EventHandler {
+	return func(s *socketio.Socket, e *socketio.Event) {
+		ctx, cancel := context.WithTimeout(s.Context(), 5*time.Second)
+		defer cancel()
+		ctx = context.WithValue(ctx, eventKey{}, e)
+		if !subscribe && !h.charge(ctx, s, st, e) {
+			return
+		}
+		reply, cerr := fn(ctx, s, e)
+		if cerr != nil {
+			if cerr.Code != CodeRateLimit {
+				h.fail(s, e, cerr)
+			}
+			return
+		}
+		if confirm != "" {
+			_ = s.Emit(confirm, reply)
+		}
+		if e.HasAck() {
+			_ = e.Ack(reply)
+		}
+	}
+}
+
+type eventKey struct{}
+
+// charge applies the event rate limit; false means the event was refused
+// (and the client told).
+func (h *Handlers) charge(ctx context.Context, s *socketio.Socket, st *socketState, e *socketio.Event) bool {
+	return h.decide(s, st, e, st.quota.AllowEvent(ctx))
+}
+
+func (h *Handlers) decide(s *socketio.Socket, st *socketState, e *socketio.Event, d ratelimit.Decision) bool {
+	if d.Allowed || d.Kind != ratelimit.KindEvent {
+		return true
+	}
+	h.fail(s, e, &ClientError{Code: CodeRateLimit, Message: "too many events, slow down", RetryAfterMs: d.RetryAfterMs()})
+	if d.Disconnect {
+		h.log.Warn("disconnecting flooding client", "user", st.id.UserID, "socket", s.ID())
+		s.Disconnect(true)
+	}
+	return false
+}
+
+func (h *Handlers) fail(s *socketio.Socket, e *socketio.Event, cerr *ClientError) {
+	_ = s.Emit(EventError, cerr)
+	if e != nil && e.HasAck() {
+		ack := map[string]any{"success": false, "code": cerr.Code, "message": cerr.Message}
+		if cerr.RetryAfterMs > 0 {
+			ack["retryAfterMs"] = cerr.RetryAfterMs
+		}
+		_ = e.Ack(ack)
+	}
+}
+
+// symbols parses {symbols:[...]} (also a bare array) and validates them.
+func (h *Handlers) symbols(e *socketio.Event, st *socketState) ([]string, *ClientError) {
+	if len(e.Args) == 0 {
+		return nil, &ClientError{Code: CodeInvalidPayload, Message: "expected {symbols: [..]}"}
+	}
+	var raw []any
+	var obj struct {
+		Symbols []any `json:"symbols"`
+	}
+	if err := json.Unmarshal(e.Args[0], &obj); err == nil && obj.Symbols != nil {
+		raw = obj.Symbols
+	} else if err := json.Unmarshal(e.Args[0], &raw); err != nil || raw == nil {
+		return nil, &ClientError{Code: CodeInvalidPayload, Message: "expected {symbols: [..]}"}
+	}
+	if len(raw) == 0 {
+		return nil, &ClientError{Code: CodeInvalidPayload, Message: "symbols must not be empty"}
+	}
+	if len(raw) > MaxSymbolsPerRequest {
+		return nil, &ClientError{Code: CodeInvalidPayload, Message: "at most 50 symbols per request"}
+	}
+	seen := make(map[string]struct{}, len(raw))
+	out := make([]string, 0, len(raw))
+	for _, r := range raw {
+		str, ok := r.(string)
+		if !ok {
+			return nil, &ClientError{Code: CodeInvalidPayload, Message: "symbols must be strings"}
+		}
+		sym, err := NormalizeSymbol(str)
+		if err != nil {
+			return nil, &ClientError{Code: CodeInvalidPayload, Message: err.Error()}
+		}
+		if _, dup := seen[sym]; !dup {
+			seen[sym] = struct{}{}
+			out = append(out, sym)
+		}
+	}
+	return out, nil
+}
+
+// subscribeRooms acquires quota for rooms (all or nothing) and joins them.
+func (h *Handlers) subscribeRooms(ctx context.Context, s *socketio.Socket, st *socketState, rooms []string, precheck func() *ClientError) (map[string]any, *ClientError) {
+	e, _ := ctx.Value(eventKey{}).(*socketio.Event)
+	if precheck != nil {
+		if cerr := precheck(); cerr != nil {
+			if !h.charge(ctx, s, st, e) {
+				return nil, &ClientError{Code: CodeRateLimit}
+			}
+			return nil, cerr
+		}
+	}
+	granted, d := st.quota.AllowSubscribe(ctx, rooms)
+	if !h.decide(s, st, e, d) {
+		return nil, &ClientError{Code: CodeRateLimit}
+	}
+	if !d.Allowed || len(granted) < len(rooms) {
+		if len(granted) > 0 && !allJoined(s, granted) {
+			st.quota.ReleaseSubscriptions(ctx, notJoined(s, granted))
+		}
+		return nil, &ClientError{Code: CodeSubscriptionLimit, Message: "subscription limit reached"}
+	}
+	s.Join(rooms...)
+	return map[string]any{"success": true}, nil
+}
+
+func allJoined(s *socketio.Socket, rooms []string) bool { return len(notJoined(s, rooms)) == 0 }
+
+func notJoined(s *socketio.Socket, rooms []string) []string {
+	var out []string
+	for _, r := range rooms {
+		if !s.InRoom(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (h *Handlers) unsubscribeRooms(ctx context.Context, s *socketio.Socket, st *socketState, rooms []string) map[string]any {
+	for _, r := range rooms {
+		s.Leave(r)
+	}
+	st.quota.ReleaseSubscriptions(ctx, rooms)
+	return map[string]any{"success": true}
+}
+
