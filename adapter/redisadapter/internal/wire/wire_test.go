@@ -418,20 +418,20 @@ func TestValues(t *testing.T) {
 			t.Errorf("ParseJSON(%s) accepted", in)
 		}
 	}
-	p := Plain([]any{int64(1), uint64(2), 3, msgpack.Map{{"t", ts}}, msgpack.Ext{Type: 1, Data: []byte{1}}})
+	p := Plain([]any{int64(1), uint64(2), 3, msgpack.Map{{Key: "t", Value: ts}}, msgpack.Ext{Type: 1, Data: []byte{1}}})
 	if !reflect.DeepEqual(p, []any{1.0, 2.0, 3.0, map[string]any{"t": "2024-01-02T03:04:05.678Z"}, []any{1.0, []byte{1}}}) {
 		t.Fatalf("%#v", p)
 	}
-	for _, hv := range []any{[]any{[]byte{}}, msgpack.Map{{"a", []byte{}}}, map[string]any{"a": []byte{}}, msgpack.Ext{}} {
+	for _, hv := range []any{[]any{[]byte{}}, msgpack.Map{{Key: "a", Value: []byte{}}}, map[string]any{"a": []byte{}}, msgpack.Ext{}} {
 		if !HasBinary(hv) {
 			t.Fatalf("HasBinary(%#v) = false", hv)
 		}
 	}
-	if HasBinary(map[string]any{"a": 1}) || HasBinary(msgpack.Map{{"a", 1}}) {
+	if HasBinary(map[string]any{"a": 1}) || HasBinary(msgpack.Map{{Key: "a", Value: 1}}) {
 		t.Fatal("HasBinary without binary")
 	}
-	n := Normalize([]any{float32(1), int32(2), json.RawMessage(`[1]`), json.RawMessage(`x`), ts, struct{ A string }{"a"}, make(chan int), []string{"s"}, msgpack.Map{{"k", float32(1)}}})
-	if !sameValue(n, []any{1.0, int64(2), []any{int64(1)}, nil, ts, msgpack.Map{{"A", "a"}}, nil, []string{"s"}, msgpack.Map{{"k", 1.0}}}) {
+	n := Normalize([]any{float32(1), int32(2), json.RawMessage(`[1]`), json.RawMessage(`x`), ts, struct{ A string }{"a"}, make(chan int), []string{"s"}, msgpack.Map{{Key: "k", Value: float32(1)}}})
+	if !sameValue(n, []any{1.0, int64(2), []any{int64(1)}, nil, ts, msgpack.Map{{Key: "A", Value: "a"}}, nil, []string{"s"}, msgpack.Map{{Key: "k", Value: 1.0}}}) {
 		t.Fatalf("%#v", n)
 	}
 	if s, err := StringList([]any{"a", int64(1), uint64(2), 1.5}); err != nil || !reflect.DeepEqual(s, []string{"a", "1", "2", "1.5"}) {
@@ -463,11 +463,11 @@ func TestPacketConversion(t *testing.T) {
 		t.Fatalf("%+v %v", back, err)
 	}
 	// a BINARY_EVENT type on the wire without binary becomes EVENT
-	back, err = PacketFromWire(msgpack.Map{{"type", int64(5)}, {"data", []any{"e"}}, {"id", int64(4)}}, "/n")
+	back, err = PacketFromWire(msgpack.Map{{Key: "type", Value: int64(5)}, {Key: "data", Value: []any{"e"}}, {Key: "id", Value: int64(4)}}, "/n")
 	if err != nil || back.Type != parser.Event || back.Nsp != "/n" || !back.HasID || back.ID != 4 {
 		t.Fatalf("%+v %v", back, err)
 	}
-	back, err = PacketFromWire(msgpack.Map{{"type", int64(6)}, {"data", []any{"e"}}}, "/")
+	back, err = PacketFromWire(msgpack.Map{{Key: "type", Value: int64(6)}, {Key: "data", Value: []any{"e"}}}, "/")
 	if err != nil || back.Type != parser.Ack {
 		t.Fatalf("%+v %v", back, err)
 	}
