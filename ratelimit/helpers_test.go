@@ -3,6 +3,9 @@ package ratelimit
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
+	"strings"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -168,4 +171,127 @@ func itoa(i int) string {
 func newClientFor(t testing.TB, addr string) (string, *redis.Client, *cmdCounter) {
 	c, cnt := newClient(t, addr, true)
 	return addr, c, cnt
+}
+
+// tcpProxy forwards a local port to a Redis server; cut() drops every
+// connection and refuses new ones (a network partition that keeps Redis and
+// its data alive), restore() listens again on the same port.
+type tcpProxy struct {
+	t      testing.TB
+	target string
+	Addr   string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  map[net.Conn]struct{}
+}
+
+func startProxy(t testing.TB, target string) *tcpProxy {
+	t.Helper()
+	p := &tcpProxy{t: t, target: target, conns: map[net.Conn]struct{}{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *tcpProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close(); c.Close() }()
+			go func() { _, _ = io.Copy(c, up); up.Close(); c.Close() }()
+		}
+	}()
+}
+
+func (p *tcpProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+func (p *tcpProxy) restore() {
+	p.t.Helper()
+	ln, err := net.Listen("tcp", p.Addr)
+	if err != nil {
+		p.t.Fatalf("proxy restore: %v", err)
+	}
+	p.serve(ln)
+}
+
+// blackHole accepts connections and never answers (a hung Redis).
+func blackHole(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go func() { _, _ = io.Copy(io.Discard, c) }()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return ln.Addr().String()
+}
+
+// startClusterNode starts a redis-server in cluster mode owning every slot.
+func startClusterNode(t testing.TB) string {
+	t.Helper()
+	s := redistest.Start(t, "--cluster-enabled", "yes")
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer c.Close()
+	if err := c.Do(context.Background(), "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
+		t.Fatalf("CLUSTER ADDSLOTSRANGE: %v", err)
+	}
+	eventually(t, 10*time.Second, "cluster state ok", func() bool {
+		info, err := c.ClusterInfo(context.Background()).Result()
+		return err == nil && strings.Contains(info, "cluster_state:ok")
+	})
+	return s.Addr
+}
+
+func contextWithCancel() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
 }
