@@ -275,14 +275,14 @@ func TestAttachmentCountBounds(t *testing.T) {
 		return `["x",` + strings.Join(parts, ",") + `]`
 	}
 	bad := []string{
-		`50-["x"]`,                // zero attachments
-		`5-["x"]`,                 // no count
-		`52["x"]`,                 // no '-'
-		`5`,                       // nothing
-		`51`,                      // count without '-'
-		`511-` + ph(1),            // 11 > 10
-		`500001-["x"]`,            // more than 4 digits
-		`51a-["x"]`,               // not a number
+		`50-["x"]`,                           // zero attachments
+		`5-["x"]`,                            // no count
+		`52["x"]`,                            // no '-'
+		`5`,                                  // nothing
+		`51`,                                 // count without '-'
+		`511-` + ph(1),                       // 11 > 10
+		`500001-["x"]`,                       // more than 4 digits
+		`51a-["x"]`,                          // not a number
 		`61-[{"_placeholder":true,"num":0}]`, // binary ack without id
 	}
 	for _, in := range bad {
@@ -327,11 +327,11 @@ func TestPlaceholderValidation(t *testing.T) {
 		text string
 		n    int
 	}{
-		{`51-["x",{"_placeholder":true,"num":1}]`, 1},                  // out of range
-		{`51-["x",{"_placeholder":true,"num":-1}]`, 1},                 // negative
-		{`51-["x",{"_placeholder":true,"num":0.5}]`, 1},                // not an integer
-		{`51-["x",{"_placeholder":true,"num":"0"}]`, 1},                // not a number
-		{`51-["x",{"_placeholder":true}]`, 1},                          // missing num
+		{`51-["x",{"_placeholder":true,"num":1}]`, 1},                                       // out of range
+		{`51-["x",{"_placeholder":true,"num":-1}]`, 1},                                      // negative
+		{`51-["x",{"_placeholder":true,"num":0.5}]`, 1},                                     // not an integer
+		{`51-["x",{"_placeholder":true,"num":"0"}]`, 1},                                     // not a number
+		{`51-["x",{"_placeholder":true}]`, 1},                                               // missing num
 		{`52-["x",{"a":[{"_placeholder":true,"num":2}]},{"_placeholder":true,"num":0}]`, 2}, // nested, out of range
 		{`61-3[{"k":{"_placeholder":true,"num":9}}]`, 1},
 	}
