@@ -33,6 +33,9 @@ type Options struct {
 	Origins OriginPolicy
 	// AllowRequest may refuse a handshake (e.g. rate limits) with a *RequestError.
 	AllowRequest func(r *http.Request) error
+	// Tag, when set, is called once per accepted handshake; its result is
+	// kept in Handshake.Tag for the layers above (e.g. a rate-limit decision).
+	Tag func(r *http.Request) any
 	// Transports allowed; both when empty.
 	Transports []string
 	// WebSocket configures the websocket connection layer.
@@ -263,6 +266,9 @@ func (srv *Server) handshake(w http.ResponseWriter, r *http.Request, transport s
 		}
 	}
 	s := newSession(srv, NewID(), r, transport)
+	if srv.opts.Tag != nil {
+		s.hs.Tag = srv.opts.Tag(r)
+	}
 	srv.mu.Lock()
 	srv.sessions[s.id] = s
 	srv.mu.Unlock()

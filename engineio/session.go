@@ -44,6 +44,8 @@ type Handshake struct {
 	Secure     bool
 	XDomain    bool
 	Time       time.Time
+	// Tag is the result of Options.Tag for this handshake.
+	Tag any
 }
 
 // IP returns the remote address without its port.

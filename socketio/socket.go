@@ -355,6 +355,11 @@ func (s *Socket) Disconnect(close bool) {
 	}
 }
 
+// CloseTransport closes the underlying connection with reason, without a
+// namespace DISCONNECT: the client sees a transport close and reconnects on
+// its own (used for graceful shutdown).
+func (s *Socket) CloseTransport(reason string) { s.client.sess.Close(reason) }
+
 // recoverable disconnect reasons keep the session for state recovery.
 func recoverable(reason string) bool {
 	switch reason {

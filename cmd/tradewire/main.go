@@ -1,0 +1,75 @@
+// Command tradewire is the real-time gateway: Socket.IO v4 for browsers,
+// Express session auth, trading rooms, a publish API for backends, and
+// Redis-based scale-out. With no configuration it starts in dev mode.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tradewire/tradewire/internal/config"
+	"github.com/tradewire/tradewire/internal/gateway"
+	"github.com/tradewire/tradewire/internal/logging"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := config.LoadWithUsage(args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "tradewire:", err)
+		return 2
+	}
+	log, err := logging.New(cfg.LogFormat, cfg.LogLevel, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "tradewire:", err)
+		return 2
+	}
+	slog.SetDefault(log)
+	log.Info("starting tradewire", "config", cfg)
+
+	// First signal: graceful drain. Second signal: exit at once.
+	ctx, stop := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		s := <-sigs
+		log.Info("signal received, draining (send it again to exit at once)", "signal", s.String())
+		stop()
+		s = <-sigs
+		log.Warn("second signal, exiting now", "signal", s.String())
+		os.Exit(1)
+	}()
+
+	g, err := gateway.New(ctx, cfg, log)
+	if err != nil {
+		log.Error("startup failed", "err", err)
+		return 1
+	}
+	if cfg.DevMode() {
+		log.Warn("DEV MODE: memory sessions, POST /dev/login, demo quote feed; not for production",
+			"publish_example", "curl -H 'Authorization: Bearer "+g.DevAPIKey()+"' -d '{\"type\":\"notification\",\"userId\":\"u1\",\"notification\":{\"title\":\"Hi\",\"message\":\"Hello\"}}' http://"+cfg.Addr+"/api/v1/events")
+	}
+	l, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		log.Error("listen failed", "addr", cfg.Addr, "err", err)
+		return 1
+	}
+	log.Info("listening", "addr", l.Addr().String(), "path", cfg.Path)
+	if err := g.Serve(ctx, l); err != nil {
+		log.Error("server stopped", "err", err)
+		return 1
+	}
+	return 0
+}

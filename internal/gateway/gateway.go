@@ -1,0 +1,382 @@
+// Package gateway assembles tradewire from its parts: configuration, the
+// Socket.IO server, session auth, rate limits, the trading handlers, the
+// publish API, health, metrics and graceful shutdown. It is wiring only.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/tradewire/tradewire/adapter"
+	"github.com/tradewire/tradewire/auth"
+	"github.com/tradewire/tradewire/auth/memstore"
+	"github.com/tradewire/tradewire/auth/mongostore"
+	"github.com/tradewire/tradewire/auth/redisstore"
+	"github.com/tradewire/tradewire/engineio"
+	"github.com/tradewire/tradewire/internal/clientip"
+	"github.com/tradewire/tradewire/internal/config"
+	"github.com/tradewire/tradewire/internal/health"
+	"github.com/tradewire/tradewire/internal/metrics"
+	"github.com/tradewire/tradewire/publish"
+	"github.com/tradewire/tradewire/ratelimit"
+	"github.com/tradewire/tradewire/socketio"
+	"github.com/tradewire/tradewire/trading"
+)
+
+// Gateway is one tradewire node.
+type Gateway struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	health  *health.Health
+	started time.Time
+
+	sio      *socketio.Server
+	nsp      *socketio.Namespace
+	rdb      redis.UniversalClient
+	mongo    *mongo.Client
+	authn    *auth.Authenticator
+	devStore *memstore.Store
+	devKey   string
+	secrets  []string
+	limiter  *ratelimit.Limiter
+	ips      *clientip.Resolver
+	handlers *trading.Handlers
+	emitter  *trading.Emitter
+	api      *publish.Handler
+
+	mux      *http.ServeMux
+	inflight sync.WaitGroup
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+// New builds a gateway from cfg. It connects to Redis and MongoDB when
+// configured (failing fast if they are unreachable at start).
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+	g := &Gateway{cfg: cfg, log: log, started: time.Now(), stop: make(chan struct{})}
+	if cfg.Metrics {
+		g.metrics = metrics.New(metrics.Options{EventNames: clientEventNames})
+	}
+	g.health = health.New(health.Options{})
+	g.ips = clientip.New(cfg.TrustedProxies, clientip.XForwardedFor)
+
+	if cfg.RedisURL != "" {
+		rdb, err := newRedis(cfg)
+		if err != nil {
+			return nil, err
+		}
+		g.rdb = rdb
+		g.health.Register("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	}
+	if err := g.setupAuth(ctx); err != nil {
+		g.closeClients()
+		return nil, err
+	}
+	if err := g.setupLimiter(); err != nil {
+		g.closeClients()
+		return nil, err
+	}
+	g.setupSocketIO()
+	g.setupHTTP()
+	return g, nil
+}
+
+var clientEventNames = []string{
+	"subscribe:portfolio", "subscribe:trades", "subscribe:watchlist", "unsubscribe:watchlist",
+	"unsubscribe:portfolio", "unsubscribe:trades", "subscribe:admin", "ping",
+	trading.EventPortfolioUpdated, trading.EventTradeExecuted, trading.EventTradeFailed,
+	trading.EventPositionClosed, trading.EventNotification, trading.EventQuoteUpdate,
+	trading.EventMarketStatus, trading.EventStatsUpdate, trading.EventServerShutdown, trading.EventError,
+	"subscribed:portfolio", "subscribed:trades", "subscribed:watchlist", "unsubscribed:watchlist",
+	"unsubscribed:portfolio", "unsubscribed:trades", "subscribed:admin", "pong",
+}
+
+func newRedis(cfg *config.Config) (redis.UniversalClient, error) {
+	if cfg.Redis.Cluster {
+		opts, err := redis.ParseClusterURL(cfg.Redis.ClientURL)
+		if err != nil {
+			return nil, fmt.Errorf("TRADEWIRE_REDIS_URL: %w", err)
+		}
+		return redis.NewClusterClient(opts), nil
+	}
+	opts, err := redis.ParseURL(cfg.Redis.ClientURL)
+	if err != nil {
+		return nil, fmt.Errorf("TRADEWIRE_REDIS_URL: %w", err)
+	}
+	return redis.NewClient(opts), nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (g *Gateway) setupAuth(ctx context.Context) error {
+	cfg := g.cfg
+	var sessions auth.SessionStore
+	var users auth.UserStore
+	g.secrets = cfg.SessionSecrets
+	switch {
+	case cfg.DevMode():
+		g.devStore = memstore.New(24 * time.Hour)
+		sessions, users = g.devStore, g.devStore
+		if len(g.secrets) == 0 {
+			g.secrets = []string{"dev-" + randomHex(16)}
+		}
+	case cfg.SessionStore == config.StoreRedis:
+		sessions = redisstore.New(g.rdb, cfg.SessionRedisPrefix)
+	case cfg.SessionStore == config.StoreMongo:
+		client, db, err := mongostore.Connect(cfg.MongoURL)
+		if err != nil {
+			return fmt.Errorf("TRADEWIRE_MONGO_URL: %w", err)
+		}
+		g.mongo = client
+		sessions = mongostore.NewSessions(db, cfg.SessionCollection)
+		users = mongostore.NewUsers(db, mongostore.UsersConfig{
+			Collection: cfg.UsersCollection, RoleField: cfg.UserRoleField, TierField: cfg.UserTierField,
+		})
+		g.health.Register("mongo", func(ctx context.Context) error { return client.Ping(ctx, nil) })
+	}
+	if cfg.SessionStore == config.StoreRedis && cfg.MongoURL != "" {
+		client, db, err := mongostore.Connect(cfg.MongoURL)
+		if err != nil {
+			return fmt.Errorf("TRADEWIRE_MONGO_URL: %w", err)
+		}
+		g.mongo = client
+		users = mongostore.NewUsers(db, mongostore.UsersConfig{
+			Collection: cfg.UsersCollection, RoleField: cfg.UserRoleField, TierField: cfg.UserTierField,
+		})
+	}
+	var obs auth.Observer
+	if g.metrics != nil {
+		obs = authObserver{g.metrics}
+	}
+	ttl := cfg.AuthCacheTTL
+	if ttl == 0 || cfg.AuthCacheSize == 0 {
+		ttl = -1
+	}
+	a, err := auth.New(auth.Config{
+		CookieName:             cfg.SessionCookie,
+		Secrets:                g.secrets,
+		AllowUnsignedSessionID: cfg.AllowUnsignedSessionID,
+		CacheTTL:               ttl,
+		CacheSize:              cfg.AuthCacheSize,
+		Observer:               obs,
+	}, sessions, users)
+	if err != nil {
+		return fmt.Errorf("session auth: %w", err)
+	}
+	g.authn = a
+	_ = ctx
+	return nil
+}
+
+func (g *Gateway) setupLimiter() error {
+	cfg := g.cfg
+	rlcfg := ratelimit.Config{
+		ConnPerMinute:    cfg.RateConnectionsPerMinute,
+		EventsPerMinute:  cfg.RateEventsPerMinute,
+		MaxSubscriptions: cfg.MaxSubscriptions,
+		NodeID:           cfg.NodeID,
+		RedisTimeout:     cfg.RateRedisTimeout,
+		LeaseTTL:         cfg.SubscriptionLeaseTTL,
+		Logger:           g.log,
+	}
+	if m := g.metrics; m != nil {
+		rlcfg.OnDecision = func(k ratelimit.Kind, allowed bool) { m.RateLimit(k.String(), allowed) }
+		rlcfg.OnModeChange = func(mode ratelimit.Mode) { m.SetLimiterRedis(mode == ratelimit.ModeRedis) }
+	}
+	var rdb redis.UniversalClient
+	if g.rdb != nil {
+		rdb = g.rdb
+	}
+	l, err := ratelimit.New(rlcfg, rdb)
+	if err != nil {
+		return fmt.Errorf("rate limits: %w", err)
+	}
+	g.limiter = l
+	if g.metrics != nil {
+		g.metrics.SetLimiterRedis(l.Mode() == ratelimit.ModeRedis)
+	}
+	return nil
+}
+
+// recoverable keeps user-room events for connection state recovery, not
+// quotes, market status or stats.
+func recoverable(opts *adapter.BroadcastOptions) bool {
+	for _, r := range opts.Rooms {
+		if trading.Recoverable(r) || !strings.Contains(r, ":") {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Gateway) setupSocketIO() {
+	cfg := g.cfg
+	eopts := engineio.Options{
+		PingInterval:     cfg.PingInterval,
+		PingTimeout:      cfg.PingTimeout,
+		UpgradeTimeout:   cfg.UpgradeTimeout,
+		MaxPayload:       int(cfg.MaxPayload),
+		MaxBufferedBytes: int(cfg.SendQueueLimit),
+		Origins:          engineio.OriginPolicy{Allowed: cfg.CORSOrigins},
+		Logger:           g.log,
+		Tag:              g.tagHandshake,
+	}
+	var sobs socketio.Observer
+	if g.metrics != nil {
+		eopts.Observer = engineObserver{g.metrics}
+		sobs = socketObserver{g.metrics}
+	}
+	g.sio = socketio.NewServer(socketio.Options{
+		Engine:         eopts,
+		ConnectTimeout: cfg.ConnectTimeout,
+		Recovery:       socketio.RecoveryOptions{MaxDisconnection: cfg.RecoveryWindow},
+		Adapter: adapter.MemoryFactory(adapter.Options{
+			RecoveryWindow: cfg.RecoveryWindow,
+			Recoverable:    recoverable,
+		}),
+		Logger:   g.log,
+		Observer: sobs,
+	})
+	g.nsp = g.sio.Of("/")
+	g.emitter = trading.NewEmitter(g)
+	g.handlers = trading.NewHandlers(func(userID string) (trading.Quota, error) {
+		return g.limiter.NewSocket(userID)
+	}, g.log)
+	g.nsp.Use(g.authenticate)
+	g.nsp.OnConnection(g.onConnection)
+}
+
+// connDecision is the connection rate-limit decision made at the handshake.
+type connDecision struct {
+	d  ratelimit.Decision
+	ip string
+}
+
+// tagHandshake charges the connection limit once per Engine.IO handshake,
+// before any session lookup.
+func (g *Gateway) tagHandshake(r *http.Request) any {
+	ip, err := g.ips.FromRequest(r)
+	if err != nil {
+		return &connDecision{d: ratelimit.Decision{Allowed: true}}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	return &connDecision{d: g.limiter.AllowConnection(ctx, ip), ip: ip.String()}
+}
+
+func (g *Gateway) authenticate(ctx context.Context, s *socketio.Socket) error {
+	if cd, ok := s.Handshake().Tag.(*connDecision); ok && !cd.d.Allowed {
+		g.metrics.Handshake(ratelimit.CodeRateLimit)
+		return &socketio.ConnectError{Message: "too many connections", Data: map[string]any{
+			"code": ratelimit.CodeRateLimit, "retryAfterMs": cd.d.RetryAfterMs(),
+		}}
+	}
+	creds := auth.Credentials{Cookie: strings.Join(s.Header().Values("Cookie"), "; ")}
+	if a := s.Auth(); a != nil {
+		creds.SessionID, _ = a["sessionID"].(string)
+		if uid, ok := a["userId"]; ok {
+			creds.UserID = fmt.Sprint(uid)
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	id, err := g.authn.Authenticate(actx, creds)
+	if err != nil {
+		code := auth.CodeOf(err)
+		if code == "" {
+			code = auth.CodeUnauthorized
+		}
+		g.metrics.Handshake(code)
+		msg := "authentication failed"
+		var ae *auth.Error
+		if errors.As(err, &ae) && ae.Message != "" {
+			msg = ae.Message
+		}
+		g.log.Info("connection refused", "code", code, "transport", s.Transport())
+		return &socketio.ConnectError{Message: msg, Data: map[string]any{"code": code}}
+	}
+	g.metrics.Handshake(metrics.HandshakeOK)
+	trading.SetIdentity(s, id)
+	return nil
+}
+
+func (g *Gateway) onConnection(s *socketio.Socket) {
+	id := trading.IdentityOf(s)
+	g.log.Info("client connected", "socket_id", s.ID(), "user_id", id.UserID, "transport", s.Transport(), "recovered", s.Recovered())
+	s.OnDisconnect(func(reason string) {
+		g.log.Info("client disconnected", "socket_id", s.ID(), "user_id", id.UserID, "reason", reason)
+	})
+	g.handlers.Attach(s)
+}
+
+// Broadcast implements trading.Broadcaster on the main namespace.
+func (g *Gateway) Broadcast(_ context.Context, rooms, except []string, event string, data any) error {
+	g.inflight.Add(1)
+	defer g.inflight.Done()
+	op := g.nsp.To(rooms...).Except(except...)
+	if data == nil {
+		return op.Emit(event)
+	}
+	return op.Emit(event, data)
+}
+
+// Emitter returns the typed domain emitter.
+func (g *Gateway) Emitter() *trading.Emitter { return g.emitter }
+
+// SocketIO returns the Socket.IO server.
+func (g *Gateway) SocketIO() *socketio.Server { return g.sio }
+
+// DevAPIKey returns the API key generated in dev mode ("" otherwise).
+func (g *Gateway) DevAPIKey() string { return g.devKey }
+
+// Handler returns the HTTP handler of every route.
+func (g *Gateway) Handler() http.Handler { return g.mux }
+
+func (g *Gateway) closeClients() {
+	if g.limiter != nil {
+		_ = g.limiter.Close()
+	}
+	if g.rdb != nil {
+		_ = g.rdb.Close()
+	}
+	if g.mongo != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_ = g.mongo.Disconnect(ctx)
+		cancel()
+	}
+}
+
+// Serve serves on l until ctx ends, then shuts down gracefully.
+func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{Handler: g.mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	go g.statsLoop(ctx)
+	if g.devStore != nil && g.cfg.DemoFeed {
+		go g.demoFeed(ctx)
+	}
+	select {
+	case err := <-errc:
+		g.closeClients()
+		return err
+	case <-ctx.Done():
+	}
+	return g.shutdown(srv)
+}

@@ -1,0 +1,146 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"runtime"
+	"time"
+
+	"github.com/tradewire/tradewire/auth"
+	"github.com/tradewire/tradewire/publish"
+	"github.com/tradewire/tradewire/trading"
+)
+
+func (g *Gateway) setupHTTP() {
+	mux := http.NewServeMux()
+	path := g.cfg.Path
+	mux.Handle(path, g.sio)
+	g.health.Mount(mux)
+	if g.metrics != nil {
+		mux.Handle("GET /metrics", g.metrics.Handler())
+	}
+	keys := g.cfg.APIKeys
+	if g.devStore != nil && len(keys) == 0 {
+		g.devKey = "dev-" + randomHex(16)
+		keys = []string{g.devKey}
+	}
+	g.api = publish.NewHandler(g, keys, g.log)
+	g.api.Mount(mux)
+	mux.Handle("GET /api/v1/stats", http.HandlerFunc(g.serveStats))
+	if g.devStore != nil {
+		mux.Handle("POST /dev/login", http.HandlerFunc(g.devLogin))
+		mux.Handle("POST /dev/logout", http.HandlerFunc(g.devLogout))
+	}
+	mux.Handle("GET /{$}", http.HandlerFunc(g.serveIndex))
+	g.mux = mux
+}
+
+// Stats is the body of GET /api/v1/stats.
+type Stats struct {
+	NodeID        string         `json:"nodeId"`
+	UptimeSeconds float64        `json:"uptimeSeconds"`
+	Connections   int            `json:"connections"`
+	Users         int            `json:"users"`
+	Rooms         int            `json:"rooms"`
+	Namespaces    map[string]int `json:"namespaces"`
+	Goroutines    int            `json:"goroutines"`
+	Draining      bool           `json:"draining"`
+	LimiterMode   string         `json:"limiterMode"`
+}
+
+// Stats returns this node's statistics.
+func (g *Gateway) Stats() Stats {
+	st := Stats{
+		NodeID:        g.cfg.NodeID,
+		UptimeSeconds: time.Since(g.started).Seconds(),
+		Connections:   g.sio.Engine().Count(),
+		Users:         g.handlers.Users(),
+		Namespaces:    map[string]int{},
+		Goroutines:    runtime.NumGoroutine(),
+		Draining:      g.health.Draining(),
+		LimiterMode:   g.limiter.Mode().String(),
+	}
+	for _, n := range g.sio.Namespaces() {
+		st.Namespaces[n.Name()] = n.Count()
+		st.Rooms += len(n.Adapter().LocalRooms())
+	}
+	return st
+}
+
+func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
+	if !g.api.Authorized(r) {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "UNAUTHORIZED", "message": "missing or invalid API key"}})
+		return
+	}
+	writeJSON(w, http.StatusOK, g.Stats())
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+type devLoginRequest struct {
+	UserID string `json:"userId"`
+	Role   string `json:"role"`
+	Tier   string `json:"tier"`
+}
+
+// devLogin creates a memory session (dev mode only) and sets the signed
+// cookie, as the Express app would after a Passport login.
+func (g *Gateway) devLogin(w http.ResponseWriter, r *http.Request) {
+	var req devLoginRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil || req.UserID == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]string{"code": "INVALID_PAYLOAD", "message": `expected {"userId": "...", "role": "user|admin", "tier": "free|premium|enterprise"}`}})
+		return
+	}
+	if req.Role == "" {
+		req.Role = "user"
+	}
+	if req.Tier == "" {
+		req.Tier = "premium"
+	}
+	sid := g.devStore.Create(req.UserID, req.Role, req.Tier)
+	signed := auth.Sign(sid, g.secrets[0])
+	http.SetCookie(w, &http.Cookie{Name: g.cfg.SessionCookie, Value: url.QueryEscape(signed), Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	writeJSON(w, http.StatusOK, map[string]any{
+		"userId": req.UserID, "role": req.Role, "tier": req.Tier,
+		"sessionID": signed,
+		"cookie":    g.cfg.SessionCookie + "=" + url.QueryEscape(signed),
+	})
+}
+
+// devLogout destroys a dev session ({"sessionID": "s:..."}).
+func (g *Gateway) devLogout(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		SessionID string `json:"sessionID"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]string{"code": "INVALID_PAYLOAD", "message": `expected {"sessionID": "s:..."}`}})
+		return
+	}
+	sid, ok := auth.Unsign(req.SessionID, g.secrets)
+	if !ok {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]string{"code": "UNAUTHORIZED", "message": "bad session id"}})
+		return
+	}
+	g.devStore.Destroy(sid)
+	g.authn.Invalidate(sid)
+	writeJSON(w, http.StatusOK, map[string]any{"success": true})
+}
+
+func (g *Gateway) serveIndex(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	mode := "production"
+	if g.devStore != nil {
+		mode = "dev mode (memory sessions, POST /dev/login, demo quote feed)"
+	}
+	_, _ = w.Write([]byte("tradewire gateway — " + mode + "\n" +
+		"Socket.IO endpoint: " + g.cfg.Path + "\n" +
+		"Health: /healthz /readyz   Metrics: /metrics   Publish: POST /api/v1/events, /api/v1/emit\n" +
+		"Docs: docs/API.md\n"))
+}
+
+var _ = trading.AdminRoom

@@ -1,0 +1,108 @@
+package gateway
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/tradewire/tradewire/socketio"
+	"github.com/tradewire/tradewire/trading"
+)
+
+// statsLoop pushes live gateway statistics to the admin room.
+func (g *Gateway) statsLoop(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.stop:
+			return
+		case <-t.C:
+			if g.nsp.Adapter().(interface{ HasRoom(string) bool }).HasRoom(trading.AdminRoom) {
+				_ = g.nsp.To(trading.AdminRoom).Emit(trading.EventStatsUpdate, g.Stats())
+			}
+		}
+	}
+}
+
+var demoSymbols = []string{"AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "NVDA"}
+
+// demoFeed publishes a synthetic quote per demo symbol every second (dev mode).
+func (g *Gateway) demoFeed(ctx context.Context) {
+	prices := map[string]float64{"AAPL": 187.12, "MSFT": 415.5, "GOOGL": 171.3, "AMZN": 182.4, "TSLA": 248.9, "NVDA": 121.7}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	_ = g.emitter.MarketStatus(ctx, map[string]any{"status": "open", "source": "demo"})
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.stop:
+			return
+		case <-t.C:
+			for _, sym := range demoSymbols {
+				p := prices[sym] * (1 + (rand.Float64()-0.5)/500)
+				prices[sym] = p
+				_ = g.emitter.Quote(ctx, sym, map[string]any{"price": float64(int(p*100)) / 100, "source": "demo"})
+			}
+		}
+	}
+}
+
+// shutdown drains the node: readiness false, no new connections, every
+// client told server:shutdown with its own reconnect delay, connections
+// closed spread over the drain window, in-flight publishes finished, then
+// the clients of Redis and MongoDB closed.
+func (g *Gateway) shutdown(srv *http.Server) error {
+	g.stopOnce.Do(func() { close(g.stop) })
+	g.health.SetDraining(true)
+	g.sio.Engine().StopAccepting()
+	window := g.cfg.DrainWindow
+	deadline, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
+	defer cancel()
+
+	sockets := g.nsp.Sockets()
+	sort.Slice(sockets, func(i, j int) bool { return sockets[i].ID() < sockets[j].ID() })
+	g.log.Info("draining", "connections", len(sockets), "window", window.String())
+	n := len(sockets)
+	delays := make([]time.Duration, n)
+	for i, s := range sockets {
+		if n > 1 {
+			delays[i] = time.Duration(int64(window) * int64(i) / int64(n))
+		}
+		// The client reconnects after its own close plus a jitter, so the
+		// fleet does not reconnect at once.
+		reconnect := delays[i] + time.Duration(rand.Int64N(int64(time.Second)))
+		_ = s.Emit(trading.EventServerShutdown, map[string]any{"reconnectInMs": reconnect.Milliseconds()})
+	}
+	start := time.Now()
+	for i, s := range sockets {
+		if wait := delays[i] - time.Since(start); wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-deadline.Done():
+			}
+		}
+		s.CloseTransport(socketio.ReasonServerShuttingDown)
+	}
+	// Polling or late sessions not attached to a socket yet.
+	g.sio.Engine().Close()
+	err := srv.Shutdown(deadline)
+	done := make(chan struct{})
+	go func() { g.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-deadline.Done():
+	}
+	_ = g.sio.Close()
+	g.closeClients()
+	g.log.Info("shutdown complete", "took", time.Since(start).String())
+	if err == http.ErrServerClosed {
+		err = nil
+	}
+	return err
+}

@@ -1,0 +1,254 @@
+// Package publish is how backend services reach connected clients: an HTTP
+// API authenticated with API keys (this file) and a Go client for it
+// (client.go).
+package publish
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/tradewire/tradewire/trading"
+)
+
+// MaxBodyBytes bounds a publish request body.
+const MaxBodyBytes = 1 << 20
+
+// MaxBatch bounds the events of one batch request.
+const MaxBatch = 1000
+
+// EmitRequest is a raw emit: event and data to rooms (all sockets when
+// rooms is empty), minus sockets in except.
+type EmitRequest struct {
+	Rooms  []string        `json:"rooms"`
+	Except []string        `json:"except,omitempty"`
+	Event  string          `json:"event"`
+	Data   json.RawMessage `json:"data,omitempty"`
+}
+
+// Response is the JSON body of every API answer.
+type Response struct {
+	Accepted int       `json:"accepted,omitempty"`
+	Error    *APIError `json:"error,omitempty"`
+}
+
+// APIError describes a refused request.
+type APIError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Index is the position of the offending item in a batch.
+	Index *int `json:"index,omitempty"`
+}
+
+// Handler serves POST /api/v1/events and POST /api/v1/emit.
+type Handler struct {
+	emitter *trading.Emitter
+	b       trading.Broadcaster
+	keys    [][32]byte
+	log     *slog.Logger
+	// Dedup, when set, drops events whose id was already published.
+	Dedup func(id string) bool
+}
+
+// NewHandler returns the publish API. keys are the accepted API keys; with
+// none, every request is refused.
+func NewHandler(b trading.Broadcaster, keys []string, log *slog.Logger) *Handler {
+	h := &Handler{emitter: trading.NewEmitter(b), b: b, log: log}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	for _, k := range keys {
+		if k != "" {
+			h.keys = append(h.keys, sha256.Sum256([]byte(k)))
+		}
+	}
+	return h
+}
+
+// Authorized reports whether r carries a valid API key
+// (Authorization: Bearer <key>, or X-API-Key).
+func (h *Handler) Authorized(r *http.Request) bool {
+	key := ""
+	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		key = strings.TrimSpace(a[7:])
+	} else {
+		key = r.Header.Get("X-API-Key")
+	}
+	if key == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(key))
+	ok := 0
+	for _, k := range h.keys {
+		ok |= subtle.ConstantTimeCompare(sum[:], k[:])
+	}
+	return ok == 1
+}
+
+// Mount registers the API routes on mux.
+func (h *Handler) Mount(mux *http.ServeMux) {
+	mux.Handle("POST /api/v1/events", h.guard(h.events))
+	mux.Handle("POST /api/v1/emit", h.guard(h.emit))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, status int, code, msg string, index *int) {
+	writeJSON(w, status, Response{Error: &APIError{Code: code, Message: msg, Index: index}})
+}
+
+func (h *Handler) guard(next func(http.ResponseWriter, *http.Request, []json.RawMessage)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !h.Authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tradewire"`)
+			writeErr(w, http.StatusUnauthorized, "UNAUTHORIZED", "missing or invalid API key", nil)
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, "INVALID_PAYLOAD", "cannot read body", nil)
+			return
+		}
+		if len(body) > MaxBodyBytes {
+			writeErr(w, http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE", fmt.Sprintf("body over %d bytes", MaxBodyBytes), nil)
+			return
+		}
+		items, err := splitBatch(body)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, "INVALID_PAYLOAD", err.Error(), nil)
+			return
+		}
+		next(w, r, items)
+	})
+}
+
+// splitBatch accepts one JSON object or an array of them.
+func splitBatch(body []byte) ([]json.RawMessage, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, errors.New("empty body")
+	}
+	if body[0] == '{' {
+		if !json.Valid(body) {
+			return nil, errors.New("body is not valid JSON")
+		}
+		return []json.RawMessage{body}, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(body, &items); err != nil {
+		return nil, errors.New("body must be a JSON object or an array of objects")
+	}
+	if len(items) == 0 {
+		return nil, errors.New("empty batch")
+	}
+	if len(items) > MaxBatch {
+		return nil, fmt.Errorf("batch over %d items", MaxBatch)
+	}
+	return items, nil
+}
+
+func decodeStrict(raw json.RawMessage, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", trading.ErrInvalidEvent, err)
+	}
+	return nil
+}
+
+func (h *Handler) events(w http.ResponseWriter, r *http.Request, items []json.RawMessage) {
+	routed := make([]*trading.Routed, 0, len(items))
+	ids := make([]string, 0, len(items))
+	for i, raw := range items {
+		var ev trading.DomainEvent
+		err := decodeStrict(raw, &ev)
+		var rt *trading.Routed
+		if err == nil {
+			rt, err = h.emitter.Route(&ev)
+		}
+		if err != nil {
+			idx := i
+			writeErr(w, http.StatusBadRequest, "INVALID_EVENT", err.Error(), &idx)
+			return
+		}
+		routed = append(routed, rt)
+		ids = append(ids, ev.ID)
+	}
+	n := 0
+	for i, rt := range routed {
+		if ids[i] != "" && h.Dedup != nil && h.Dedup(ids[i]) {
+			continue
+		}
+		if err := h.b.Broadcast(r.Context(), rt.Rooms, nil, rt.Event, rt.Data); err != nil {
+			h.log.Error("publish failed", "event", rt.Event, "err", err)
+			writeErr(w, http.StatusServiceUnavailable, "PUBLISH_FAILED", "broadcast failed", &i)
+			return
+		}
+		n++
+	}
+	writeJSON(w, http.StatusAccepted, Response{Accepted: n})
+}
+
+var reservedEvents = map[string]bool{
+	"connect": true, "connect_error": true, "disconnect": true, "disconnecting": true,
+	"newListener": true, "removeListener": true, "error": false,
+}
+
+func validateEmit(e *EmitRequest) error {
+	if e.Event == "" || len(e.Event) > 128 {
+		return fmt.Errorf("%w: event must be 1-128 characters", trading.ErrInvalidEvent)
+	}
+	if reservedEvents[e.Event] {
+		return fmt.Errorf("%w: event %q is reserved", trading.ErrInvalidEvent, e.Event)
+	}
+	for _, r := range append(append([]string{}, e.Rooms...), e.Except...) {
+		if r == "" || len(r) > 256 {
+			return fmt.Errorf("%w: room names must be 1-256 characters", trading.ErrInvalidEvent)
+		}
+	}
+	return nil
+}
+
+func (h *Handler) emit(w http.ResponseWriter, r *http.Request, items []json.RawMessage) {
+	reqs := make([]EmitRequest, len(items))
+	for i, raw := range items {
+		err := decodeStrict(raw, &reqs[i])
+		if err == nil {
+			err = validateEmit(&reqs[i])
+		}
+		if err != nil {
+			idx := i
+			writeErr(w, http.StatusBadRequest, "INVALID_EVENT", err.Error(), &idx)
+			return
+		}
+	}
+	for i := range reqs {
+		var data any
+		if len(reqs[i].Data) > 0 {
+			data = reqs[i].Data
+		}
+		args := data
+		if err := h.b.Broadcast(r.Context(), reqs[i].Rooms, reqs[i].Except, reqs[i].Event, args); err != nil {
+			idx := i
+			h.log.Error("emit failed", "event", reqs[i].Event, "err", err)
+			writeErr(w, http.StatusServiceUnavailable, "PUBLISH_FAILED", "broadcast failed", &idx)
+			return
+		}
+	}
+	writeJSON(w, http.StatusAccepted, Response{Accepted: len(reqs)})
+}
+
+// ensure context is used (Broadcast takes one).
+var _ = context.Background
