@@ -375,4 +375,3 @@ func (h *Handlers) unsubscribeRooms(ctx context.Context, s *socketio.Socket, st 
 	st.quota.ReleaseSubscriptions(ctx, rooms)
 	return map[string]any{"success": true}
 }
-
