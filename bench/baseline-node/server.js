@@ -19,7 +19,8 @@
 //   SESSION_SECRETS (comma separated, first signs; "keyboard cat"), SESSION_PREFIX ("sess:"),
 //   API_KEYS (comma separated; "bench-key"), ADAPTER ("memory" | "redis"),
 //   RATE_LIMIT ("off" | "memory" | "redis"), RATE_CONNECTIONS_PER_MINUTE (10),
-//   RATE_EVENTS_PER_MINUTE (100), MAX_WATCHLIST_SYMBOLS (50).
+//   RATE_EVENTS_PER_MINUTE (100), MAX_WATCHLIST_SYMBOLS (50),
+//   PING_INTERVAL (25000 ms), PING_TIMEOUT (20000 ms).
 
 const http = require('http');
 const { Server } = require('socket.io');
@@ -39,6 +40,8 @@ const RATE_LIMIT = env.RATE_LIMIT || 'off';
 const CONN_PER_MIN = parseInt(env.RATE_CONNECTIONS_PER_MINUTE || '10', 10);
 const EVENTS_PER_MIN = parseInt(env.RATE_EVENTS_PER_MINUTE || '100', 10);
 const MAX_SYMBOLS = parseInt(env.MAX_WATCHLIST_SYMBOLS || '50', 10);
+const PING_INTERVAL = parseInt(env.PING_INTERVAL || '25000', 10);
+const PING_TIMEOUT = parseInt(env.PING_TIMEOUT || '20000', 10);
 const SYMBOL_RE = /^[A-Z0-9.\-]{1,12}$/;
 const MAX_BODY = 1 << 20;
 
@@ -227,7 +230,7 @@ async function main() {
   await redis.connect();
 
   const httpServer = http.createServer();
-  const io = new Server(httpServer, { serveClient: false });
+  const io = new Server(httpServer, { serveClient: false, pingInterval: PING_INTERVAL, pingTimeout: PING_TIMEOUT });
   const handler = makeHandler(io);
   httpServer.on('request', (req, res) => {
     handler(req, res).then(() => {

@@ -253,7 +253,8 @@ func TestRemoteFleetOverPipes(t *testing.T) {
 		t.Skip("starts node and redis")
 	}
 	rs := redistest.Start(t)
-	node := startNode(t, rs.URL())
+	// fast heartbeats: the clients must answer pings or Node drops them within 400 ms
+	node := startNode(t, rs.URL(), "ADAPTER=redis", "PING_INTERVAL=150", "PING_TIMEOUT=250")
 	cfg := smokeConfig("storm", rs.URL(), node.URL)
 	cfg.Conns = 8
 	cfg.Defaults()
@@ -276,17 +277,28 @@ func TestRemoteFleetOverPipes(t *testing.T) {
 	if err != nil || rr.Ready != 8 || rr.ReadyH.Count != 8 {
 		t.Fatalf("%v %+v", err, rr)
 	}
-	time.Sleep(600 * time.Millisecond)
+	time.Sleep(1200 * time.Millisecond)
 	if p := f.Progress(); p.Ready != 8 || p.Launched != 8 {
 		t.Fatalf("progress %+v", p)
 	}
-	if err := (&HTTPPublisher{Base: node.URL, Key: "smoke-key", Client: http.DefaultClient}).post(ctx, "/api/v1/emit",
+	hp := &HTTPPublisher{Base: node.URL, Key: "smoke-key", Client: http.DefaultClient, EventsBatch: true}
+	if err := hp.post(ctx, "/api/v1/emit",
 		[]byte(`{"rooms":["watchlist:SYM000"],"event":"quote:update","data":{"symbol":"SYM000","ts":1}}`)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	if err := hp.Trades(ctx, []int{0, 1}); err != nil { // as one JSON array
+		t.Fatal(err)
+	}
+	if err := hp.post(ctx, "/api/v1/events", []byte(`{"type":"nope"}`)); err == nil || !strings.Contains(err.Error(), "HTTP 400") {
+		t.Fatalf("unknown event type: %v", err)
+	}
+	em := &EmitterPublisher{RDB: redisClient(t, rs.URL()), Prefix: "socket.io"}
+	if err := em.Trades(ctx, []int{2}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
 	snap, err := f.Snap(ctx)
-	if err != nil || snap.Quotes != 1 || snap.Ready != 8 || snap.RSSKB == 0 {
+	if err != nil || snap.Quotes != 1 || snap.Trades != 3 || snap.NoTS != 0 || snap.Ready != 8 || snap.Drops != 0 || snap.RSSKB == 0 {
 		t.Fatalf("%v %+v", err, snap)
 	}
 	st, err := f.Storm(ctx, 20*time.Second)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -277,10 +278,15 @@ func (r *runner) logf(format string, args ...any) {
 	fmt.Fprintf(r.log, "loadgen: "+format+"\n", args...)
 }
 
-func (r *runner) errorf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	r.res.Errors = append(r.res.Errors, msg)
-	r.logf("%s", msg)
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // Run executes one scenario and returns its result.
@@ -288,6 +294,9 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if _, isFile := log.(*os.File); !isFile {
+		log = &lockedWriter{w: log} // progress, steps and worker stderr write concurrently
 	}
 	r := &runner{cfg: &cfg, log: log, res: &Result{
 		Scenario: cfg.Scenario, Label: cfg.Label, Transport: cfg.Transport, Conns: cfg.Conns,
