@@ -64,8 +64,9 @@ func New(trusted []netip.Prefix, header Header) *Resolver {
 // ParseTrustedProxies parses a comma-separated list of CIDR prefixes and/or
 // single IP addresses (as found in TRADEWIRE_TRUSTED_PROXIES), for example
 // "10.0.0.0/8, 192.168.1.10, 2001:db8::/32". A single address trusts exactly
-// that address. Blank input yields an empty list (no trusted proxies); an empty
-// or invalid entry is an error naming the entry.
+// that address. Blank input yields an empty list (no trusted proxies); an
+// empty or invalid entry, or a prefix with host bits set ("10.0.0.1/8", most
+// likely a typo), is an error naming the entry.
 func ParseTrustedProxies(list string) ([]netip.Prefix, error) {
 	if strings.TrimSpace(list) == "" {
 		return nil, nil
@@ -81,6 +82,9 @@ func ParseTrustedProxies(list string) ([]netip.Prefix, error) {
 			p, err := netip.ParsePrefix(s)
 			if err != nil {
 				return nil, fmt.Errorf("clientip: trusted proxy entry %d %q is not a valid CIDR prefix: %w", i+1, s, err)
+			}
+			if m := p.Masked(); m != p {
+				return nil, fmt.Errorf("clientip: trusted proxy entry %d %q has host bits set; did you mean %s?", i+1, s, m)
 			}
 			out = append(out, normalizePrefix(p))
 			continue
@@ -98,9 +102,9 @@ func ParseTrustedProxies(list string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// normalizePrefix masks host bits and turns IPv4-mapped IPv6 prefixes
-// (::ffff:10.0.0.0/104) into plain IPv4 ones, since addresses are unmapped
-// before matching.
+// normalizePrefix turns IPv4-mapped IPv6 prefixes (::ffff:10.0.0.0/104) into
+// plain IPv4 ones, since addresses are unmapped before matching, and masks
+// host bits of prefixes given to New.
 func normalizePrefix(p netip.Prefix) netip.Prefix {
 	a := p.Addr()
 	if a.Is4In6() && p.Bits() >= 96 {

@@ -19,7 +19,7 @@ func mustTrusted(t *testing.T, list string) []netip.Prefix {
 }
 
 func TestParseTrustedProxies(t *testing.T) {
-	got := mustTrusted(t, " 10.0.0.0/8,192.168.1.10 , 2001:db8::/32,::1, 10.1.2.3/16, ::ffff:172.16.0.0/108")
+	got := mustTrusted(t, " 10.0.0.0/8,192.168.1.10 , 2001:db8::/32,::1, 10.1.0.0/16, ::ffff:172.16.0.0/108")
 	want := []string{"10.0.0.0/8", "192.168.1.10/32", "2001:db8::/32", "::1/128", "10.1.0.0/16", "172.16.0.0/12"}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
@@ -38,18 +38,26 @@ func TestParseTrustedProxies(t *testing.T) {
 
 func TestParseTrustedProxiesErrors(t *testing.T) {
 	cases := map[string]string{
-		"10.0.0.0/33":        `entry 1 "10.0.0.0/33" is not a valid CIDR prefix`,
-		"10.0.0.1,,10.0.0.2": "entry 2 is empty",
-		"10.0.0.1, proxy":    `entry 2 "proxy" is not an IP address or CIDR prefix`,
-		"10.0.0.1,":          "entry 2 is empty",
-		"fe80::1%eth0":       "zoned addresses are not supported",
-		"1.2.3.4:80":         `entry 1 "1.2.3.4:80" is not an IP address`,
+		"10.0.0.0/33":           `entry 1 "10.0.0.0/33" is not a valid CIDR prefix`,
+		"10.0.0.1,,10.0.0.2":    "entry 2 is empty",
+		"10.0.0.1, proxy":       `entry 2 "proxy" is not an IP address or CIDR prefix`,
+		"10.0.0.1,":             "entry 2 is empty",
+		"fe80::1%eth0":          "zoned addresses are not supported",
+		"1.2.3.4:80":            `entry 1 "1.2.3.4:80" is not an IP address`,
+		"10.0.0.0/8,10.0.0.1/8": `entry 2 "10.0.0.1/8" has host bits set; did you mean 10.0.0.0/8?`,
 	}
 	for in, want := range cases {
 		_, err := ParseTrustedProxies(in)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseTrustedProxies(%q) error = %v, want it to contain %q", in, err, want)
 		}
+	}
+}
+
+func TestNewMasksPrefixes(t *testing.T) {
+	r := New([]netip.Prefix{netip.MustParsePrefix("10.1.2.3/16")}, XForwardedFor)
+	if !r.Trusted(netip.MustParseAddr("10.1.200.1")) || r.Trusted(netip.MustParseAddr("10.2.0.1")) {
+		t.Fatal("prefix given to New not masked")
 	}
 }
 
