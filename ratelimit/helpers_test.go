@@ -110,6 +110,12 @@ func newLimClock(t testing.TB, cfg Config, rdb redis.UniversalClient, clock func
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.RedisTimeout == 0 {
+		// The test machine is shared and loaded: a generous timeout keeps
+		// tests that are not about timeouts from falling back to memory.
+		// TestConfig checks the 50ms default; TestRedisHangs uses it.
+		cfg.RedisTimeout = 2 * time.Second
+	}
 	l, err := newLimiter(cfg, rdb, clock)
 	if err != nil {
 		t.Fatalf("newLimiter: %v", err)

@@ -351,7 +351,11 @@ func TestDisabledLimits(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	l := newLim(t, Config{}, nil)
+	l, err := New(Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
 	c := l.Config()
 	if c.ConnPerMinute != 10 || c.ConnBurst != 10 || c.EventsPerMinute != 100 || c.EventBurst != 100 ||
 		c.MaxSubscriptions != 50 || c.FloodMaxDenials != 20 || c.FloodWindow != 10*time.Second ||

@@ -125,8 +125,10 @@ func (s *Socket) AllowSubscribe(ctx context.Context, rooms []string) ([]string, 
 // of the user holds (on any node), are granted without using quota.
 // Decision.Allowed is false if some room was refused (code
 // SUBSCRIPTION_LIMIT); granted lists the rooms the socket may join.
-// Cost: one Redis round trip in Redis mode if some room is new to this node,
-// otherwise none. A closed socket is granted nothing.
+// At most MaxSubscriptions rooms new to this node are considered per call;
+// the rest of an oversized request is refused. Cost: one Redis round trip in
+// Redis mode if some room is new to this node, otherwise none. A closed
+// socket is granted nothing.
 func (s *Socket) AcquireSubscriptions(ctx context.Context, rooms []string) ([]string, Decision) {
 	return s.acquire(ctx, rooms, false)
 }
