@@ -275,3 +275,29 @@ func TestRedisCluster(t *testing.T) {
 		t.Fatal("Close left leases behind")
 	}
 }
+
+// TestHeartbeatExtendsLeases: the heartbeat pushes lease expiry forward
+// (without re-adding anything) and the key's TTL follows the longest lease.
+func TestHeartbeatExtendsLeases(t *testing.T) {
+	_, rdb, _ := startRedis(t)
+	var logs syncBuffer
+	l := newLim(t, Config{LeaseTTL: 300 * time.Millisecond, Logger: testLogger(&logs)}, rdb)
+	s := newSocket(t, l, "u")
+	s.AcquireSubscriptions(ctx, []string{"a"})
+	member := l.NodeID() + "|a"
+	first, err := rdb.ZScore(ctx, "tradewire:rl:sub:{u}", member).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "lease extended", func() bool {
+		score, err := rdb.ZScore(ctx, "tradewire:rl:sub:{u}", member).Result()
+		return err == nil && score > first
+	})
+	ttl, err := rdb.PTTL(ctx, "tradewire:rl:sub:{u}").Result()
+	if err != nil || ttl <= 0 || ttl > 300*time.Millisecond {
+		t.Fatalf("PTTL %v, %v", ttl, err)
+	}
+	if strings.Contains(logs.String(), "resyncing") {
+		t.Fatal("a plain heartbeat needed a resync")
+	}
+}
