@@ -45,6 +45,12 @@ const EnvURL = "TRADEWIRE_TEST_MONGO_URL"
 // skipping the build.
 const EnvBinary = "TRADEWIRE_FERRETDB_BIN"
 
+// userCacheDir and findToolDir are replaced in tests.
+var (
+	userCacheDir = os.UserCacheDir
+	findToolDir  = toolDir
+)
+
 var (
 	sharedOnce sync.Once
 	shared     *Server
@@ -234,7 +240,7 @@ func Binary(t testing.TB) (string, error) {
 	if p := os.Getenv(EnvBinary); p != "" {
 		return p, nil
 	}
-	src, err := toolDir()
+	src, err := findToolDir()
 	if err != nil {
 		return "", err
 	}
@@ -242,7 +248,7 @@ func Binary(t testing.TB) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cache, err := os.UserCacheDir()
+	cache, err := userCacheDir()
 	if err != nil {
 		cache = os.TempDir()
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,5 +105,102 @@ func TestDBName(t *testing.T) {
 	}
 	if dbName("a") == dbName("a") {
 		t.Fatal("names repeat")
+	}
+}
+
+func TestExternalURL(t *testing.T) {
+	shared := Start(t) // the shared FerretDB stands in for an external server
+	u, _ := url.Parse(shared)
+	u.Path = "/ignored"
+	u.RawQuery = "appName=mongotest"
+	t.Setenv(EnvURL, u.String())
+	got := Start(t)
+	g, err := url.Parse(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Host != u.Host || g.RawQuery != "appName=mongotest" || g.Path == "/ignored" || g.Path == "/" {
+		t.Fatalf("Start with %s = %s", EnvURL, got)
+	}
+	c, db := connect(t, got)
+	if _, err := c.Database(db).Collection("c").InsertOne(context.Background(), bson.D{{Key: "a", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStartFailures(t *testing.T) {
+	t.Setenv(EnvBinary, filepath.Join(t.TempDir(), "missing"))
+	if _, err := startProcess(nil); err == nil {
+		t.Fatal("missing binary started")
+	}
+	t.Setenv(EnvBinary, "/bin/echo") // prints its arguments, not a URI
+	if _, err := startProcess(nil); err == nil || !strings.Contains(err.Error(), "did not start") {
+		t.Fatalf("bogus binary: %v", err)
+	}
+	script := filepath.Join(t.TempDir(), "fails.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho boom-on-stderr >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvBinary, script)
+	if _, err := startProcess(nil); err == nil || !strings.Contains(err.Error(), "boom-on-stderr") {
+		t.Fatalf("failing binary: error %v does not carry its stderr", err)
+	}
+}
+
+func TestBuildFailureIsReported(t *testing.T) {
+	t.Setenv(EnvBinary, "")
+	src := t.TempDir()
+	for name, body := range map[string]string{
+		"go.mod":  "module broken\n\ngo 1.22\n",
+		"go.sum":  "",
+		"main.go": "package main\n\nfunc main() { undefined() }\n",
+	} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache := t.TempDir()
+	userCacheDir = func() (string, error) { return cache, nil }
+	findToolDir = func() (string, error) { return src, nil }
+	defer func() { userCacheDir, findToolDir = os.UserCacheDir, toolDir }()
+	_, err := Binary(t)
+	if err == nil || !strings.Contains(err.Error(), "build tools/ferretdb") || !strings.Contains(err.Error(), "undefined") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestBuildIntoFreshCache exercises the build path: two concurrent callers
+// with an empty cache directory get one binary (file lock, temp + rename).
+func TestBuildIntoFreshCache(t *testing.T) {
+	if os.Getenv(EnvBinary) != "" {
+		t.Setenv(EnvBinary, "")
+	}
+	dir := t.TempDir()
+	userCacheDir = func() (string, error) { return dir, nil }
+	defer func() { userCacheDir = os.UserCacheDir }()
+	var wg sync.WaitGroup
+	paths := make([]string, 2)
+	errs := make([]error, 2)
+	for i := range paths {
+		wg.Add(1)
+		go func() { defer wg.Done(); paths[i], errs[i] = Binary(nil) }()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if paths[0] != paths[1] || !strings.Contains(paths[0], "ferretdb-"+FerretDBVersion+"-") {
+		t.Fatalf("paths %v", paths)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(paths[0]))
+	if len(entries) != 1 {
+		t.Fatalf("cache dir holds %d files, want only the binary (no temp leftovers)", len(entries))
+	}
+	t.Setenv(EnvBinary, paths[0])
+	s := StartServer(t)
+	if !strings.HasPrefix(s.URI, "mongodb://127.0.0.1:") {
+		t.Fatalf("URI %q", s.URI)
 	}
 }
