@@ -369,6 +369,7 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	go g.statsLoop(ctx)
+	go g.revalidateLoop(ctx)
 	if g.devStore != nil && g.cfg.DemoFeed {
 		go g.demoFeed(ctx)
 	}

@@ -106,3 +106,63 @@ func (g *Gateway) shutdown(srv *http.Server) error {
 	}
 	return err
 }
+
+// revalidateEvery is how often sessions of connected sockets are re-read,
+// in one batch per node, so a logout or an expiry disconnects within ~5 s.
+const revalidateEvery = 2 * time.Second
+
+// revalidateLoop disconnects sockets whose Express session was destroyed
+// (logout) or expired.
+func (g *Gateway) revalidateLoop(ctx context.Context) {
+	t := time.NewTicker(revalidateEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.stop:
+			return
+		case <-t.C:
+			g.revalidate(ctx)
+		}
+	}
+}
+
+func (g *Gateway) revalidate(ctx context.Context) {
+	bySID := make(map[string][]*socketio.Socket)
+	now := time.Now()
+	var expired []*socketio.Socket
+	for _, s := range g.nsp.Sockets() {
+		id := trading.IdentityOf(s)
+		if id == nil || id.SessionID == "" {
+			continue
+		}
+		if !id.ExpiresAt.IsZero() && now.After(id.ExpiresAt) {
+			expired = append(expired, s)
+			continue
+		}
+		bySID[id.SessionID] = append(bySID[id.SessionID], s)
+	}
+	sids := make([]string, 0, len(bySID))
+	for sid := range bySID {
+		sids = append(sids, sid)
+	}
+	var invalid []string
+	if len(sids) > 0 {
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		var err error
+		invalid, err = g.authn.Revalidate(rctx, sids)
+		cancel()
+		if err != nil {
+			g.log.Warn("session revalidation incomplete", "err", err)
+		}
+	}
+	for _, sid := range invalid {
+		expired = append(expired, bySID[sid]...)
+	}
+	for _, s := range expired {
+		_ = s.Emit(trading.EventError, map[string]any{"code": "SESSION_EXPIRED", "message": "your session ended, sign in again"})
+		g.log.Info("session ended, disconnecting", "socket_id", s.ID(), "user_id", trading.IdentityOf(s).UserID)
+		s.Disconnect(true)
+	}
+}
