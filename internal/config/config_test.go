@@ -58,7 +58,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		Addr: ":8080", Path: "/socket.io/", LogFormat: "json", LogLevel: "info",
 		PingInterval: 25 * time.Second, PingTimeout: 20 * time.Second, UpgradeTimeout: 10 * time.Second,
-		MaxPayload: 1000000, ConnectTimeout: 45 * time.Second, SendQueueLimit: MiB, RecoveryWindow: 2 * time.Minute,
+		MaxPayload: 1000000, ConnectTimeout: 45 * time.Second, SendQueueLimit: MiB, RecoveryWindow: 2 * time.Minute, WSMode: "epoll",
 		RedisKeyPrefix: "socket.io", SessionStore: StoreMemory, SessionCookie: "connect.sid",
 		SessionCollection: "sessions", UsersCollection: "users", UserRoleField: "role", UserTierField: "subscriptionTier",
 		SessionRedisPrefix: "sess:", AuthCacheTTL: 5 * time.Second, AuthCacheSize: 10000,
@@ -139,6 +139,7 @@ var sample = map[string][4]string{
 	"INGEST_STREAM":               {"trades", "trades", "events:in", "events:in"},
 	"METRICS":                     {"false", "false", "0", "false"},
 	"DEMO_FEED":                   {"false", "false", "f", "false"},
+	"WS_MODE":                     {"goroutine", "goroutine", "epoll", "epoll"},
 }
 
 func render(ptr any) string {

@@ -22,6 +22,8 @@ type Config struct {
 	CORSOrigins    []string
 	SendQueueLimit ByteSize
 	RecoveryWindow time.Duration
+	// WSMode selects the websocket connection layer: epoll or goroutine.
+	WSMode string
 
 	// Cluster adapter.
 	RedisURL       string
@@ -85,6 +87,7 @@ var settings = []setting{
 	{name: "CONNECT_TIMEOUT", def: "45s", help: "how long a client may take to join a namespace after the handshake", field: func(c *Config) any { return &c.ConnectTimeout }, check: positive},
 	{name: "CORS_ORIGINS", def: "", help: "comma list of allowed browser origins (scheme://host[:port]); empty = same origin only; * = any", field: func(c *Config) any { return &c.CORSOrigins }, check: checkOrigins},
 	{name: "SEND_QUEUE_LIMIT", def: "1MiB", help: "bytes queued for one connection before messages are dropped and the slow consumer disconnected", field: func(c *Config) any { return &c.SendQueueLimit }, check: positive},
+	{name: "WS_MODE", def: "epoll", help: "websocket connection layer: epoll (Linux; no goroutine or buffer per idle connection) or goroutine (one reader goroutine per connection)", field: func(c *Config) any { return &c.WSMode }, check: oneOf("epoll", "goroutine")},
 	{name: "RECOVERY_WINDOW", def: "2m", help: "connection state recovery: longest disconnection that can be recovered; 0 disables", field: func(c *Config) any { return &c.RecoveryWindow }, check: nonNegative},
 	{name: "REDIS_URL", def: "", help: "cluster adapter Redis: redis://, rediss://, unix:// or redis+cluster://[user:pass@]host:port,host:port; empty = single node, in-memory adapter", field: func(c *Config) any { return &c.RedisURL }, check: checkRedisURL, secret: secretURL},
 	{name: "REDIS_KEY_PREFIX", def: "socket.io", help: "channel prefix shared with @socket.io/redis-adapter and redis-emitter", field: func(c *Config) any { return &c.RedisKeyPrefix }, check: nonEmpty},
@@ -104,7 +107,7 @@ var settings = []setting{
 	{name: "API_KEYS", def: "", help: "comma list of keys backend services present to the publish API (16+ characters unless dev mode); empty = no key accepted", field: func(c *Config) any { return &c.APIKeys }, secret: secretValue},
 	{name: "TRUSTED_PROXIES", def: "", help: "comma list of CIDRs (or single IPs) whose X-Forwarded-For is believed; empty = none", field: func(c *Config) any { return &c.TrustedProxies }},
 	{name: "RATE_CONNECTIONS_PER_MINUTE", def: "10", help: "new connections allowed per client IP per minute", field: func(c *Config) any { return &c.RateConnectionsPerMinute }, check: positive},
-	{name: "RATE_EVENTS_PER_MINUTE", def: "100", help: "events allowed per socket per minute", field: func(c *Config) any { return &c.RateEventsPerMinute }, check: positive},
+	{name: "RATE_EVENTS_PER_MINUTE", def: "100", help: "client events allowed per user per minute, across all the user's sockets and nodes", field: func(c *Config) any { return &c.RateEventsPerMinute }, check: positive},
 	{name: "MAX_SUBSCRIPTIONS", def: "50", help: "rooms one user may subscribe to at once", field: func(c *Config) any { return &c.MaxSubscriptions }, check: positive},
 	{name: "RATE_REDIS_TIMEOUT", def: "50ms", help: "deadline of a Redis rate-limit call before the in-memory fallback decides", field: func(c *Config) any { return &c.RateRedisTimeout }, check: positive},
 	{name: "SUBSCRIPTION_LEASE_TTL", def: "30s", help: "lifetime of a subscription lease in Redis; renewed while the socket lives", field: func(c *Config) any { return &c.SubscriptionLeaseTTL }, check: positive},

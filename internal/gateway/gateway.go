@@ -33,6 +33,7 @@ import (
 	"github.com/tradewire/tradewire/ratelimit"
 	"github.com/tradewire/tradewire/socketio"
 	"github.com/tradewire/tradewire/trading"
+	"github.com/tradewire/tradewire/transport/websocket"
 )
 
 // Gateway is one tradewire node.
@@ -237,6 +238,9 @@ func (g *Gateway) setupSocketIO() {
 		Origins:          engineio.OriginPolicy{Allowed: cfg.CORSOrigins},
 		Logger:           g.log,
 		Tag:              g.tagHandshake,
+	}
+	if cfg.WSMode == "goroutine" {
+		eopts.WebSocket.Mode = websocket.ModeGoroutine
 	}
 	var sobs socketio.Observer
 	if g.metrics != nil {
