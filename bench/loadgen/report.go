@@ -207,14 +207,14 @@ func WriteReport(w io.Writer, meta [][2]string, base, cand []Result, baseName, c
 			if len(r.Steps) == 0 {
 				continue
 			}
-			fmt.Fprintf(w, "**%s — %s**\n\n| target msg/s | published/s | delivered/s | received/expected | p50 ms | p99 ms | server cores | CPU s/M | ok |\n|---:|---:|---:|---:|---:|---:|---:|---:|---|\n", set.name, RunKey(r))
+			fmt.Fprintf(w, "**%s — %s**\n\n| target msg/s | published/s | delivered/s | received/expected | p50 ms | p99 ms | server cores | CPU s/M | other load (cores) | ok |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n", set.name, RunKey(r))
 			for _, s := range r.Steps {
 				share := 0.0
 				if s.Expected > 0 {
 					share = float64(s.Received) / s.Expected
 				}
-				fmt.Fprintf(w, "| %.0f | %.0f | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %v |\n",
-					s.TargetRate, s.PublishedPerSec, s.DeliveredPerSec, share, s.Latency.P50MS, s.Latency.P99MS, s.ServerCPU, s.ServerCPUPerMDel, s.OK)
+				fmt.Fprintf(w, "| %.0f | %.0f | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %.2f | %v |\n",
+					s.TargetRate, s.PublishedPerSec, s.DeliveredPerSec, share, s.Latency.P50MS, s.Latency.P99MS, s.ServerCPU, s.ServerCPUPerMDel, s.OtherCPU, s.OK)
 			}
 			fmt.Fprintln(w)
 		}

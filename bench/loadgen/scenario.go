@@ -128,7 +128,8 @@ type Step struct {
 	ServerCPU        float64 `json:"server_cpu_cores"`   // average cores busy
 	ServerCPUPerMDel float64 `json:"server_cpu_s_per_M"` // CPU seconds per million deliveries
 	ClientCPU        float64 `json:"client_cpu_cores"`
-	MachineCPU       float64 `json:"machine_cpu_cores"` // all processes; the rest is other load on the box
+	MachineCPU       float64 `json:"machine_cpu_cores"` // all processes on the box
+	OtherCPU         float64 `json:"other_cpu_cores"`   // machine - server - loadgen: foreign load that skews the step
 	PublishFailed    int     `json:"publish_failed,omitempty"`
 	OK               bool    `json:"ok"`
 }
@@ -588,6 +589,7 @@ func (r *runner) steps(ctx context.Context) error {
 	}
 	perMsg := r.cfg.recipientsPerMessage()
 	settle := min(time.Second, r.cfg.StepDur)
+	drain := min(max(4*r.cfg.P99Limit, 200*time.Millisecond), 2*time.Second)
 	if err := sleepCtx(ctx, settle/2); err != nil {
 		return err
 	}
@@ -596,13 +598,11 @@ func (r *runner) steps(ctx context.Context) error {
 		if r.cfg.MaxRate > 0 && rate > r.cfg.MaxRate {
 			break
 		}
-		done := make(chan PaceResult, 1)
-		go func(rate float64) {
-			done <- Pace(ctx, rate, r.cfg.Warmup+r.cfg.StepDur, r.cfg.Tick, r.cfg.PubConc, r.cfg.MaxBatch, send)
-		}(rate)
-		if err := sleepCtx(ctx, r.cfg.Warmup); err != nil {
-			<-done
-			return err
+		// unmeasured lead-in at the new rate, then the measured window, then a
+		// pause for in-flight deliveries so that received can be compared
+		// with exactly what was published
+		if Pace(ctx, rate, r.cfg.Warmup, r.cfg.Tick, r.cfg.PubConc, r.cfg.MaxBatch, send); ctx.Err() != nil {
+			return ctx.Err()
 		}
 		_, _ = r.snap(ctx)
 		srv0, _ := r.serverStats()
@@ -610,7 +610,12 @@ func (r *runner) steps(ctx context.Context) error {
 		mb0, _, _ := ReadMachineCPU()
 		sent0 := sent.Load()
 		t0 := time.Now()
-		pr := <-done
+		pr := Pace(ctx, rate, r.cfg.StepDur, r.cfg.Tick, r.cfg.PubConc, r.cfg.MaxBatch, send)
+		pubSecs := time.Since(t0).Seconds()
+		published := float64(sent.Load() - sent0)
+		if err := sleepCtx(ctx, drain); err != nil {
+			return err
+		}
 		secs := time.Since(t0).Seconds()
 		srv1, _ := r.serverStats()
 		mb1, _, _ := ReadMachineCPU()
@@ -618,11 +623,10 @@ func (r *runner) steps(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		published := float64(sent.Load() - sent0)
 		received := snap.Quotes + snap.Trades
 		st := Step{
-			TargetRate: rate, PublishedPerSec: round3(published / secs), Expected: math.Round(published * perMsg),
-			Received: received, DeliveredPerSec: math.Round(float64(received) / secs),
+			TargetRate: rate, PublishedPerSec: round3(published / pubSecs), Expected: math.Round(published * perMsg),
+			Received: received, DeliveredPerSec: math.Round(float64(received) / pubSecs),
 			Latency: snap.Latency.Summarize(), PublishFailed: pr.Failed,
 			ClientCPU:  round3(float64(snap.CPUTicks-cl0.CPUTicks) / ClockTicks / secs),
 			MachineCPU: round3(float64(mb1-mb0) / ClockTicks / secs),
@@ -634,14 +638,18 @@ func (r *runner) steps(ctx context.Context) error {
 				st.ServerCPUPerMDel = round3(cpu / float64(received) * 1e6)
 			}
 		}
+		st.OtherCPU = round3(max(st.MachineCPU-st.ServerCPU-st.ClientCPU, 0))
 		limitMS := float64(r.cfg.P99Limit) / float64(time.Millisecond)
 		st.OK = st.Latency.Count > 0 && st.Latency.P99MS <= limitMS &&
-			float64(received) >= r.cfg.MinDeliver*st.Expected && published >= 0.9*rate*secs && pr.Failed == 0
+			float64(received) >= r.cfg.MinDeliver*st.Expected && published >= 0.9*rate*pubSecs && pr.Failed == 0
 		r.res.Steps = append(r.res.Steps, st)
 		r.logf("step %2d: target %.0f msg/s published %.0f/s delivered %.0f/s (%d of %.0f) p50 %.2fms p99 %.2fms cores: server %.2f loadgen %.2f machine %.2f ok=%v",
 			i, rate, st.PublishedPerSec, st.DeliveredPerSec, received, st.Expected, st.Latency.P50MS, st.Latency.P99MS, st.ServerCPU, st.ClientCPU, st.MachineCPU, st.OK)
 		for _, k := range sortedKeys(pr.Errors) {
 			r.logf("  publish error %d x %s", pr.Errors[k], k)
+		}
+		if len(r.cfg.ServerPIDs) > 0 && st.OtherCPU > 0.25 {
+			r.logf("  warning: %.2f cores used by other processes during this step; its latency is not representative", st.OtherCPU)
 		}
 		if st.OK && (r.res.Best == nil || st.DeliveredPerSec > r.res.Best.DeliveredPerSec) {
 			b := st
