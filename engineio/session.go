@@ -75,6 +75,7 @@ type Session struct {
 	pollActive bool
 	pollCh     chan struct{}
 	posting    bool
+	lingering  bool // closed, holding queued packets for one last GET
 	// websocket
 	ws        *websocket.Conn
 	upgrading bool
@@ -230,8 +231,18 @@ func (s *Session) close(reason string, notify bool) {
 	}
 	ws, probe, transport := s.ws, s.probe, s.transport
 	s.ws, s.probe = nil, nil
-	if transport == "polling" && notify && s.pollActive {
-		s.buf = append(s.buf, closePacket) // the pending GET carries it
+	// A server-initiated close keeps what was queued for a polling client
+	// (e.g. a Socket.IO DISCONNECT) until its next GET, which also gets the
+	// close packet. Other closes drop the session at once.
+	linger := false
+	if transport == "polling" && notify {
+		if s.pollActive {
+			s.buf = append(s.buf, closePacket) // the pending GET carries it
+		} else if reason == ReasonForcedClose && hasMessages(s.buf) {
+			s.buf = append(s.buf, closePacket)
+			s.lingering = true
+			linger = true
+		}
 	}
 	s.mu.Unlock()
 
@@ -246,7 +257,11 @@ func (s *Session) close(reason string, notify bool) {
 		probe.Abort()
 	}
 	s.wakePoll()
-	s.srv.remove(s)
+	if linger {
+		time.AfterFunc(s.srv.opts.PingTimeout, func() { s.srv.remove(s) })
+	} else {
+		s.srv.remove(s)
+	}
 	if s.srv.opts.Observer != nil {
 		s.srv.opts.Observer.SessionClosed(transport, reason)
 	}
@@ -256,6 +271,15 @@ func (s *Session) close(reason string, notify bool) {
 }
 
 func (s *Session) onTransportClose(reason string, _ error) { s.close(reason, false) }
+
+func hasMessages(pkts []*Packet) bool {
+	for _, p := range pkts {
+		if p.Type == TypeMessage {
+			return true
+		}
+	}
+	return false
+}
 
 // ---- heartbeat ----
 
@@ -347,9 +371,17 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 		s.close(ReasonTransportError, true)
 		return
 	}
-	if s.closed {
+	if s.closed && !s.lingering {
 		s.mu.Unlock()
 		writeCodeError(w, CodeUnknownSID)
+		return
+	}
+	if s.lingering {
+		pkts := s.buf
+		s.buf, s.bufBytes, s.lingering = nil, 0, false
+		s.mu.Unlock()
+		s.srv.remove(s)
+		s.writePolling(w, r, pkts)
 		return
 	}
 	s.pollActive = true
