@@ -2,6 +2,7 @@ package trading
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -60,7 +61,7 @@ func timestamp(now time.Time) string { return now.UTC().Format("2006-01-02T15:04
 
 // formatNumber prints 10 as "10" and 187.12 as "187.12", as JavaScript does.
 func formatNumber(f float64) string {
-	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.8f", f), "0"), ".")
+	return strconv.FormatFloat(f, 'f', -1, 64)
 }
 
 // TradeExecutedPayload builds the trade:executed payload of the seed.
