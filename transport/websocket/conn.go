@@ -316,7 +316,7 @@ func (c *Conn) fail(err error) {
 
 func closePayload(code int, reason string) []byte {
 	if len(reason) > 123 {
-		reason = reason[:123]
+		reason = strings.ToValidUTF8(reason[:123], "") // never cut a character in two
 	}
 	return append([]byte{byte(code >> 8), byte(code)}, reason...)
 }
