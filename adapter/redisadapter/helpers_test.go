@@ -188,6 +188,19 @@ func (c *counter) lastReason() string {
 	return c.reason
 }
 
+// quietRedis drops go-redis' own log lines (dial failures while a test
+// has Redis down on purpose).
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
+func TestMain(m *testing.M) {
+	if os.Getenv("REDISADAPTER_TEST_LOG") == "" {
+		redis.SetLogger(quietRedis{})
+	}
+	os.Exit(m.Run())
+}
+
 func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("REDISADAPTER_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

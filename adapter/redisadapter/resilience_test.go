@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,7 +56,22 @@ func TestRedisRestartResubscribes(t *testing.T) {
 	if err := b.node.Ready(); !errors.Is(err, errNotReady) {
 		t.Fatalf("Ready() = %v", err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// while Redis is away: local delivery goes on, the publish error is returned
+	a.nsp.connect("a1", "r")
+	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Second)
+	if n := a.ad.ServerCount(sctx); n != 1 {
+		t.Fatalf("ServerCount without Redis = %d, want 1", n)
+	}
+	scancel()
+	if err := a.ad.Broadcast(event(`["offline"]`), &adapter.BroadcastOptions{Rooms: []string{"a1"}}); err == nil {
+		t.Fatal("Broadcast without Redis returned no error")
+	}
+	if !slices.Contains(a.nsp.deliveries(), `a1 2["offline"]`) {
+		t.Fatalf("local delivery without Redis: %v", a.nsp.deliveries())
+	}
+	if _, err := a.ad.FetchSockets(context.Background(), &adapter.BroadcastOptions{}); err == nil {
+		t.Fatal("FetchSockets without Redis returned no error")
+	}
 	srv.Restart()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -72,7 +88,7 @@ func TestRedisRestartResubscribes(t *testing.T) {
 		t.Fatalf("ServerCount after restart = %d", n)
 	}
 	infos, err := a.ad.FetchSockets(ctx, &adapter.BroadcastOptions{})
-	if err != nil || len(infos) != 1 {
+	if err != nil || len(infos) != 2 {
 		t.Fatalf("fetch after restart: %v %v", infos, err)
 	}
 }

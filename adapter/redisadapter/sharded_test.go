@@ -23,6 +23,25 @@ func TestShardedCluster(t *testing.T) {
 			shardedSuite(t, cluster.client(t), cluster.client(t), opts)
 		})
 	}
+	// the classic adapter on a cluster: PUBLISH reaches every node, and
+	// the server count sums PUBSUB NUMSUB over the nodes
+	t.Run("classic", func(t *testing.T) {
+		ctx := context.Background()
+		a := startNode(t, cluster.client(t), Options{KeyPrefix: "classic"}, "/")
+		b := startNode(t, cluster.client(t), Options{KeyPrefix: "classic"}, "/")
+		b.nsp.connect("b1", "r")
+		eventually(t, 5*time.Second, "two servers", func() bool { return a.ad.ServerCount(ctx) == 2 })
+		must(t, a.ad.Broadcast(event(`["c"]`), &adapter.BroadcastOptions{Rooms: []string{"r"}}))
+		waitDeliveries(t, b.nsp, []string{`b1 2["c"]`})
+		infos, err := a.ad.FetchSockets(ctx, &adapter.BroadcastOptions{})
+		if err != nil || len(infos) != 1 {
+			t.Fatalf("fetch %v %v", infos, err)
+		}
+		nodes, err := a.node.Nodes(ctx)
+		if err != nil || len(nodes) < 2 {
+			t.Fatalf("nodes on a cluster: %v %v", nodes, err)
+		}
+	})
 }
 
 // Sharded pub/sub also works on a standalone Redis 7 (one connection).

@@ -81,12 +81,6 @@ func (c *subConn) ready() error {
 	return fmt.Errorf("%w: self-check pending", errNotReady)
 }
 
-func (c *subConn) size() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.want)
-}
-
 // add subscribes names (no-op for names already wanted). It does not wait.
 func (c *subConn) add(ctx context.Context, kind subKind, names ...string) {
 	c.mu.Lock()
