@@ -3,6 +3,8 @@ package ratelimit
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net"
@@ -110,6 +112,9 @@ func newLimClock(t testing.TB, cfg Config, rdb redis.UniversalClient, clock func
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Keys of every test and run are apart, even on a shared server
+	// (TRADEWIRE_TEST_REDIS_URL).
+	cfg.KeyPrefix = "tradewire:rl:" + runID + ":" + t.Name() + ":" + cfg.KeyPrefix
 	if cfg.RedisTimeout == 0 {
 		// The test machine is shared and loaded: a generous timeout keeps
 		// tests that are not about timeouts from falling back to memory.
@@ -123,6 +128,13 @@ func newLimClock(t testing.TB, cfg Config, rdb redis.UniversalClient, clock func
 	t.Cleanup(func() { _ = l.Close() })
 	return l
 }
+
+// runID separates the keys of concurrent or successive test runs.
+var runID = func() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}()
 
 // fakeClock is a manual monotonic clock in nanoseconds.
 type fakeClock struct{ t atomic.Int64 }

@@ -64,7 +64,7 @@ func TestConnectionLimitRedis(t *testing.T) {
 		t.Fatal("other IP refused")
 	}
 	// The bucket lives under the prefix and expires by itself.
-	ttl, err := rdb.PTTL(ctx, "tradewire:rl:conn:203.0.113.7").Result()
+	ttl, err := rdb.PTTL(ctx, l.connKey(ip)).Result()
 	if err != nil || ttl <= 50*time.Second || ttl > time.Minute {
 		t.Fatalf("bucket TTL = %v, %v", ttl, err)
 	}
@@ -93,10 +93,10 @@ func TestConnectionLimitIPv6Prefix(t *testing.T) {
 		t.Fatal("per-address IPv6 keys shared a bucket")
 	}
 	// Mapped IPv4 and plain IPv4 are the same client; invalid addresses share one bucket.
-	if got, want := l.connKey(netip.MustParseAddr("::ffff:192.0.2.1")), "tradewire:rl:conn:192.0.2.1"; got != want {
+	if got, want := l.connKey(netip.MustParseAddr("::ffff:192.0.2.1")), l.cfg.KeyPrefix+"conn:192.0.2.1"; got != want {
 		t.Fatalf("connKey = %q, want %q", got, want)
 	}
-	if got := l.connKey(netip.Addr{}); got != "tradewire:rl:conn:invalid" {
+	if got := l.connKey(netip.Addr{}); got != l.cfg.KeyPrefix+"conn:invalid" {
 		t.Fatalf("connKey(invalid) = %q", got)
 	}
 }

@@ -43,7 +43,7 @@ func TestSubscriptionsAcrossTwoNodes(t *testing.T) {
 	if n := cnt.n.Load() - before; n != 0 {
 		t.Fatalf("%d Redis commands for rooms already held on the node", n)
 	}
-	members, err := rdb.ZCard(ctx, "tradewire:rl:sub:{u}").Result()
+	members, err := rdb.ZCard(ctx, a.subsKey("u")).Result()
 	if err != nil || members != 60 { // 30 leases of a + 30 of b, 50 distinct rooms
 		t.Fatalf("ZCARD = %d, %v", members, err)
 	}
@@ -75,7 +75,7 @@ func TestSubscriptionsAcrossTwoNodes(t *testing.T) {
 	// Closing every socket empties the key.
 	sa.Close(ctx)
 	sb.Close(ctx)
-	if n, _ := rdb.Exists(ctx, "tradewire:rl:sub:{u}").Result(); n != 0 {
+	if n, _ := rdb.Exists(ctx, a.subsKey("u")).Result(); n != 0 {
 		t.Fatal("subscription key left behind")
 	}
 	if len(a.snapshotUsers())+len(b.snapshotUsers()) != 0 {
@@ -154,7 +154,7 @@ func TestSubscriptionLeaseExpiresAfterCrash(t *testing.T) {
 	if g, d := sb.AcquireSubscriptions(ctx, rooms("y", 0, 49)); len(g) != 49 || !d.Allowed {
 		t.Fatalf("after crash: %d granted, %+v", len(g), d)
 	}
-	ttl, err := rdb.PTTL(ctx, "tradewire:rl:sub:{u}").Result()
+	ttl, err := rdb.PTTL(ctx, b.subsKey("u")).Result()
 	if err != nil || ttl <= 0 || ttl > lease {
 		t.Fatalf("subscription key PTTL = %v, %v", ttl, err)
 	}
@@ -186,14 +186,14 @@ func TestHeartbeatRestoresLostLeases(t *testing.T) {
 	s.AcquireSubscriptions(ctx, []string{"a", "b", "c"})
 	// A Redis restart between two calls loses data and scripts without any
 	// error reaching the Limiter.
-	if err := rdb.FlushAll(ctx).Err(); err != nil {
+	if err := rdb.Del(ctx, l.subsKey("u")).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 3*time.Second, "leases restored", func() bool {
-		m, _ := rdb.ZRange(ctx, "tradewire:rl:sub:{u}", 0, -1).Result()
+		m, _ := rdb.ZRange(ctx, l.subsKey("u"), 0, -1).Result()
 		return slices.Equal(m, []string{l.NodeID() + "|a", l.NodeID() + "|b", l.NodeID() + "|c"})
 	})
 	if l.Mode() != ModeRedis {
@@ -264,14 +264,14 @@ func TestRedisCluster(t *testing.T) {
 	if l.Mode() != ModeRedis {
 		t.Fatal("a script failed on Redis Cluster")
 	}
-	m, err := cc.ZRange(ctx, "tradewire:rl:sub:{user-42}", 0, -1).Result()
+	m, err := cc.ZRange(ctx, l.subsKey("user-42"), 0, -1).Result()
 	if err != nil || !slices.Equal(m, []string{l.NodeID() + "|b"}) {
 		t.Fatalf("members %v, %v", m, err)
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := cc.Exists(ctx, "tradewire:rl:sub:{user-42}").Result(); n != 0 {
+	if n, _ := cc.Exists(ctx, l.subsKey("user-42")).Result(); n != 0 {
 		t.Fatal("Close left leases behind")
 	}
 }
@@ -285,15 +285,15 @@ func TestHeartbeatExtendsLeases(t *testing.T) {
 	s := newSocket(t, l, "u")
 	s.AcquireSubscriptions(ctx, []string{"a"})
 	member := l.NodeID() + "|a"
-	first, err := rdb.ZScore(ctx, "tradewire:rl:sub:{u}", member).Result()
+	first, err := rdb.ZScore(ctx, l.subsKey("u"), member).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 2*time.Second, "lease extended", func() bool {
-		score, err := rdb.ZScore(ctx, "tradewire:rl:sub:{u}", member).Result()
+		score, err := rdb.ZScore(ctx, l.subsKey("u"), member).Result()
 		return err == nil && score > first
 	})
-	ttl, err := rdb.PTTL(ctx, "tradewire:rl:sub:{u}").Result()
+	ttl, err := rdb.PTTL(ctx, l.subsKey("u")).Result()
 	if err != nil || ttl <= 0 || ttl > 300*time.Millisecond {
 		t.Fatalf("PTTL %v, %v", ttl, err)
 	}
