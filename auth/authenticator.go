@@ -224,7 +224,7 @@ func (a *Authenticator) identity(ctx context.Context, sid string) (*Identity, er
 			return id, nil
 		}
 	}
-	id, err, _ := a.flight.do(ctx, sid, func(ctx context.Context) (*Identity, error) {
+	id, err := a.flight.do(ctx, sid, func(ctx context.Context) (*Identity, error) {
 		var gen uint64
 		if a.cache != nil {
 			gen = a.cache.generation()

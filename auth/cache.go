@@ -123,9 +123,8 @@ type call struct {
 // do runs fn once per key among concurrent callers. fn runs in its own
 // goroutine with a context detached from any caller's cancellation (fn sets
 // its own deadline), so one impatient caller cannot fail the others; each
-// caller stops waiting when its own ctx ends. shared reports whether the
-// result came from another caller's lookup.
-func (f *flight) do(ctx context.Context, key string, fn func(context.Context) (*Identity, error)) (id *Identity, err error, shared bool) {
+// caller stops waiting when its own ctx ends.
+func (f *flight) do(ctx context.Context, key string, fn func(context.Context) (*Identity, error)) (*Identity, error) {
 	f.mu.Lock()
 	if f.calls == nil {
 		f.calls = make(map[string]*call)
@@ -149,10 +148,10 @@ func (f *flight) do(ctx context.Context, key string, fn func(context.Context) (*
 	case <-c.done:
 		if c.id != nil {
 			cp := *c.id
-			return &cp, c.err, ok
+			return &cp, c.err
 		}
-		return nil, c.err, ok
+		return nil, c.err
 	case <-ctx.Done():
-		return nil, ctx.Err(), ok
+		return nil, ctx.Err()
 	}
 }
