@@ -73,9 +73,11 @@ func TestRedisRestartResubscribes(t *testing.T) {
 		t.Fatal("FetchSockets without Redis returned no error")
 	}
 	srv.Restart()
+	restartedAt := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	must(t, b.node.WaitReady(ctx))
+	t.Logf("ready again %v after Redis came back", time.Since(restartedAt).Round(time.Millisecond))
 	must(t, a.node.WaitReady(ctx))
 	// ready means every subscription is back: the next broadcasts arrive
 	before := countTicks(b.nsp)
@@ -220,11 +222,13 @@ func TestSelfCheckDetectsSilentSubscriber(t *testing.T) {
 	defer func() { close(stop); wg.Wait() }()
 	eventually(t, 5*time.Second, "ticks", func() bool { return countTicks(b.nsp) > 2 })
 
+	frozeAt := time.Now()
 	if n := px.freezePubSub(); n != 1 {
 		t.Fatalf("froze %d pub/sub connections, want 1", n)
 	}
 	// nothing is closed: only the self-check can notice
 	eventually(t, 5*time.Second, "self-check failure", func() bool { return b.obs.get("resubscribe") > 0 })
+	t.Logf("silent subscriber detected after %v (interval 200ms, timeout 500ms)", time.Since(frozeAt).Round(time.Millisecond))
 	if r := b.obs.lastReason(); !strings.Contains(r, "self-check") {
 		t.Fatalf("resubscribe reason %q, want a self-check failure", r)
 	}

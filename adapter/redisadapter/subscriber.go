@@ -40,6 +40,7 @@ type subConn struct {
 	nonce     string
 	sentAt    time.Time
 	lastCheck time.Time
+	connected time.Time
 	lastErr   error
 	changed   chan struct{} // closed and replaced on every state change
 
@@ -220,6 +221,7 @@ func (c *subConn) connect(ctx context.Context) (*redis.PubSub, error) {
 	}
 	c.mu.Lock()
 	c.ps = ps
+	c.connected = time.Now()
 	c.gen++
 	c.confirmed = map[string]bool{}
 	c.checkOK, c.nonce = false, ""
@@ -421,8 +423,16 @@ func (c *subConn) tick(now time.Time) {
 		}
 		return
 	}
-	due := len(c.confirmed) == len(c.want) && (now.Sub(c.lastCheck) >= c.node.opts.SelfCheckInterval || !c.checkOK)
+	allConfirmed := len(c.confirmed) == len(c.want)
+	// the first check of a connection waits for every confirmation; later
+	// ones run on schedule even while a new subscription is pending
+	due := (c.checkOK && now.Sub(c.lastCheck) >= c.node.opts.SelfCheckInterval) || (!c.checkOK && allConfirmed)
+	stuck := !c.checkOK && !allConfirmed && now.Sub(c.connected) > c.node.opts.SelfCheckTimeout
 	c.mu.Unlock()
+	if stuck {
+		c.fail(ps, fmt.Errorf("self-check: subscriptions not confirmed within %v", c.node.opts.SelfCheckTimeout))
+		return
+	}
 	if due {
 		c.sendCheck(ps)
 	}
