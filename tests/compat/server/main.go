@@ -27,10 +27,11 @@
 //	room:kick {room, close}, ack nsp.To(room).DisconnectSockets(close)
 //	room:ask {room, question, timeoutMs}, ack   nsp.To(room).EmitWithAck("question"): acks {answers, error}
 //	ask {question, timeoutMs}, ack          s.EmitWithAck("question"): acks {answer, error}
-//	stream {event, from, to, intervalMs, target}, ack
+//	stream {event, from, to, intervalMs, burst, target}, ack
 //	                             emits event with n = from..to to target (a room or socket id,
 //	                             default the sender) through the namespace, so the emits are
-//	                             recorded for recovery even while the target is away; acks {sent}
+//	                             recorded for recovery even while the target is away; burst
+//	                             events back to back, then a pause of intervalMs; acks {sent}
 //	data:set value, ack          s.SetData(value) (kept across recovery)
 //	whoami ack                   acks {id, nsp, recovered, transport, rooms, data, auth}
 //	observe ack                  joins "observers" (namespace "/"), which gets
@@ -309,12 +310,7 @@ func (f *fixture) onConnection(s *socketio.Socket) {
 		}
 	})
 	s.On("stream", func(s *socketio.Socket, e *socketio.Event) {
-		var req struct {
-			Event      string
-			From, To   int
-			IntervalMs int
-			Target     string
-		}
+		var req streamRequest
 		_ = e.Decode(0, &req)
 		if req.Event == "" {
 			req.Event = "tick"
@@ -323,7 +319,8 @@ func (f *fixture) onConnection(s *socketio.Socket) {
 			req.Target = s.ID()
 		}
 		req.To = min(req.To, req.From+maxStream-1)
-		go f.stream(nsp, req.Target, req.Event, req.From, req.To, millis(req.IntervalMs), e)
+		req.Burst = max(1, req.Burst)
+		go f.stream(nsp, req, e)
 	})
 	s.On("data:set", func(s *socketio.Socket, e *socketio.Event) {
 		vals, _ := e.Values()
@@ -349,19 +346,27 @@ func (f *fixture) onConnection(s *socketio.Socket) {
 	})
 }
 
-// stream emits event(n) for n = from..to to target through the namespace,
-// then acks {sent}. It stops early at shutdown.
-func (f *fixture) stream(nsp *socketio.Namespace, target, event string, from, to int, every time.Duration, e *socketio.Event) {
+type streamRequest struct {
+	Event      string
+	From, To   int
+	IntervalMs int // pause after each burst
+	Burst      int // events emitted back to back (default 1)
+	Target     string
+}
+
+// stream emits req.Event(n) for n = From..To to req.Target through the
+// namespace, Burst at a time, then acks {sent}. It stops early at shutdown.
+func (f *fixture) stream(nsp *socketio.Namespace, req streamRequest, e *socketio.Event) {
 	sent := 0
-	for n := from; n <= to; n++ {
-		if n > from && every > 0 {
+	for n := req.From; n <= req.To; n++ {
+		if n > req.From && (n-req.From)%req.Burst == 0 && req.IntervalMs > 0 {
 			select {
 			case <-f.ctx.Done():
 				return
-			case <-time.After(every):
+			case <-time.After(millis(req.IntervalMs)):
 			}
 		}
-		if err := nsp.To(target).Emit(event, n); err != nil {
+		if err := nsp.To(req.Target).Emit(req.Event, n); err != nil {
 			_ = e.Ack(map[string]any{"sent": sent, "error": err.Error()})
 			return
 		}
