@@ -127,6 +127,9 @@ func TestRequestsTwoNodes(t *testing.T) {
 		if !reflect.DeepEqual(ids, []string{"a2", "b2"}) {
 			t.Fatalf("sockets %v", ids)
 		}
+		if n, err := a.ad.RoomSize(ctx, "r1"); err != nil || n != 3 {
+			t.Fatalf("RoomSize(r1) = %d, %v", n, err)
+		}
 		rooms, err := a.ad.AllRooms(ctx)
 		must(t, err)
 		sort.Strings(rooms)
