@@ -112,7 +112,7 @@ func smokeConfig(scenario string, redisURL string, urls ...string) Config {
 	return Config{
 		Scenario: scenario, URLs: urls, RedisURL: redisURL, Secret: "smoke-secret", APIKey: "smoke-key",
 		RampRate: 400, Hold: 300 * time.Millisecond, StepDur: 700 * time.Millisecond, Warmup: 300 * time.Millisecond,
-		RateStart: 20, RateFactor: 2, MaxSteps: 2, P99Limit: 10 * time.Second, MinDeliver: 0.9,
+		RateStart: 20, RateFactor: 2, MaxSteps: 2, P99Limit: 10 * time.Second, MinDeliver: 0.9, Drain: 300 * time.Millisecond,
 		ConnectTimeout: 10 * time.Second, StormTimeout: 20 * time.Second,
 	}
 }

@@ -54,7 +54,8 @@ type Config struct {
 	StepDur    time.Duration
 	Warmup     time.Duration
 	P99Limit   time.Duration
-	MinDeliver float64 // a step needs received >= MinDeliver*expected
+	MinDeliver float64       // a step needs received >= MinDeliver*expected
+	Drain      time.Duration // wait after each step for in-flight deliveries
 
 	StormTimeout   time.Duration
 	ConnectTimeout time.Duration
@@ -180,6 +181,7 @@ func (c *Config) Defaults() {
 	defD(&c.StormTimeout, 60*time.Second)
 	defD(&c.ConnectTimeout, 30*time.Second)
 	defD(&c.SessionTTL, time.Hour)
+	defD(&c.Drain, min(max(4*c.P99Limit, 200*time.Millisecond), 2*time.Second))
 	if c.Path == "" {
 		c.Path = "/socket.io/"
 	}
@@ -589,7 +591,7 @@ func (r *runner) steps(ctx context.Context) error {
 	}
 	perMsg := r.cfg.recipientsPerMessage()
 	settle := min(time.Second, r.cfg.StepDur)
-	drain := min(max(4*r.cfg.P99Limit, 200*time.Millisecond), 2*time.Second)
+	drain := r.cfg.Drain
 	if err := sleepCtx(ctx, settle/2); err != nil {
 		return err
 	}

@@ -202,13 +202,15 @@ func ExtractTS(data []byte) (int64, bool) {
 		for j < len(data) && data[j] == ' ' {
 			j++
 		}
-		var v int64
 		start := j
 		for j < len(data) && data[j] >= '0' && data[j] <= '9' {
-			v = v*10 + int64(data[j]-'0')
 			j++
 		}
-		if j == start || j-start > 19 {
+		if j == start {
+			return 0, false
+		}
+		v, err := strconv.ParseInt(string(data[start:j]), 10, 64)
+		if err != nil {
 			return 0, false
 		}
 		return v, true
