@@ -176,6 +176,17 @@ func (f *fixture) quota(userID string, i int) *ratelimit.Socket {
 	return f.quotas[userID][i]
 }
 
+func (f *fixture) socket(sid string) *socketio.Socket {
+	f.t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.sockets[sid]
+	if s == nil {
+		f.t.Fatalf("no server socket %s", sid)
+	}
+	return s
+}
+
 func (f *fixture) reason(sid string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -233,21 +233,17 @@ func (c *sioClient) untilAck(id int) ([]packet, packet) {
 	}
 }
 
-// events returns the events received until the ack of a ping sent now:
+// drain returns the events received until the ack of a ping sent now:
 // handlers run in order per connection, so everything the server emitted
 // for earlier packets arrives before that ack. The pong event of the
-// barrier ping is not included.
+// barrier ping itself is not included.
 func (c *sioClient) drain() []packet {
 	c.t.Helper()
 	evs, _ := c.call("ping")
-	out := evs[:0]
-	for _, p := range evs {
-		if p.kind == pkEvent && p.name == "pong" {
-			continue
-		}
-		out = append(out, p)
+	if n := len(evs); n > 0 && evs[n-1].kind == pkEvent && evs[n-1].name == "pong" {
+		evs = evs[:n-1]
 	}
-	return out
+	return evs
 }
 
 // waitEnd reads until the connection ends and returns what arrived.
