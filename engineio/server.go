@@ -33,6 +33,14 @@ type Options struct {
 	Origins OriginPolicy
 	// AllowRequest may refuse a handshake (e.g. rate limits) with a *RequestError.
 	AllowRequest func(r *http.Request) error
+	// NewID, when set, generates session ids (20 URL-safe characters); a
+	// cluster embeds the owner node in them so any node can route a request.
+	NewID func() string
+	// Forward, when set, is offered every request whose sid is not a local
+	// session; it returns true when it served the request (e.g. proxied it
+	// to the node that owns the session). This removes the need for sticky
+	// sessions behind a round-robin load balancer.
+	Forward func(w http.ResponseWriter, r *http.Request, sid string) bool
 	// Tag, when set, is called once per accepted handshake; its result is
 	// kept in Handshake.Tag for the layers above (e.g. a rate-limit decision).
 	Tag func(r *http.Request) any
@@ -205,6 +213,9 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, ok := srv.Session(sid)
+	if !ok && srv.opts.Forward != nil && srv.opts.Forward(w, r, sid) {
+		return
+	}
 	if transport == "websocket" {
 		if !ok {
 			srv.reject(w, CodeUnknownSID)
@@ -265,7 +276,11 @@ func (srv *Server) handshake(w http.ResponseWriter, r *http.Request, transport s
 			return
 		}
 	}
-	s := newSession(srv, NewID(), r, transport)
+	id := NewID()
+	if srv.opts.NewID != nil {
+		id = srv.opts.NewID()
+	}
+	s := newSession(srv, id, r, transport)
 	if srv.opts.Tag != nil {
 		s.hs.Tag = srv.opts.Tag(r)
 	}

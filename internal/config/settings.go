@@ -29,6 +29,8 @@ type Config struct {
 	RedisURL       string
 	RedisKeyPrefix string
 	RedisSharded   bool
+	// AdvertiseURL is how other nodes reach this one (session forwarding).
+	AdvertiseURL string
 	// Redis is RedisURL parsed (zero when RedisURL is empty).
 	Redis RedisTarget
 
@@ -92,6 +94,7 @@ var settings = []setting{
 	{name: "REDIS_URL", def: "", help: "cluster adapter Redis: redis://, rediss://, unix:// or redis+cluster://[user:pass@]host:port,host:port; empty = single node, in-memory adapter", field: func(c *Config) any { return &c.RedisURL }, check: checkRedisURL, secret: secretURL},
 	{name: "REDIS_KEY_PREFIX", def: "socket.io", help: "channel prefix shared with @socket.io/redis-adapter and redis-emitter", field: func(c *Config) any { return &c.RedisKeyPrefix }, check: nonEmpty},
 	{name: "REDIS_SHARDED", def: "false", help: "use sharded pub/sub (SPUBLISH, Redis 7+) like @socket.io/redis-adapter's sharded mode", field: func(c *Config) any { return &c.RedisSharded }},
+	{name: "ADVERTISE_URL", def: "", help: "this node's URL as the other nodes reach it (e.g. http://10.0.0.7:8080), for serving requests of sessions owned by another node without sticky sessions; empty = derived from ADDR and the hostname", field: func(c *Config) any { return &c.AdvertiseURL }},
 	{name: "MONGO_URL", def: "", help: "MongoDB holding sessions (connect-mongo) and users: mongodb:// or mongodb+srv://", field: func(c *Config) any { return &c.MongoURL }, check: checkMongoURL, secret: secretURL},
 	{name: "SESSION_STORE", def: "", show: "mongo if MONGO_URL is set, else memory", help: "session store: mongo, redis or memory (memory = dev mode)", field: func(c *Config) any { return &c.SessionStore }, check: oneOf("", StoreMongo, StoreRedis, StoreMemory)},
 	{name: "SESSION_SECRETS", def: "", help: "comma list of express-session secrets; the first signs, all verify; required unless dev mode", field: func(c *Config) any { return &c.SessionSecrets }, secret: secretValue},

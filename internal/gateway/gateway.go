@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -20,10 +21,12 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/tradewire/tradewire/adapter"
+	"github.com/tradewire/tradewire/adapter/redisadapter"
 	"github.com/tradewire/tradewire/auth"
 	"github.com/tradewire/tradewire/auth/memstore"
 	"github.com/tradewire/tradewire/auth/mongostore"
 	"github.com/tradewire/tradewire/auth/redisstore"
+	"github.com/tradewire/tradewire/cluster"
 	"github.com/tradewire/tradewire/engineio"
 	"github.com/tradewire/tradewire/internal/clientip"
 	"github.com/tradewire/tradewire/internal/config"
@@ -53,6 +56,8 @@ type Gateway struct {
 	devKey   string
 	secrets  []string
 	limiter  *ratelimit.Limiter
+	node     *redisadapter.Node
+	router   *cluster.Router
 	ips      *clientip.Resolver
 	handlers *trading.Handlers
 	emitter  *trading.Emitter
@@ -111,12 +116,14 @@ func newRedis(cfg *config.Config) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("TRADEWIRE_REDIS_URL: %w", err)
 		}
+		opts.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(opts), nil
 	}
 	opts, err := redis.ParseURL(cfg.Redis.ClientURL)
 	if err != nil {
 		return nil, fmt.Errorf("TRADEWIRE_REDIS_URL: %w", err)
 	}
+	opts.ContextTimeoutEnabled = true
 	return redis.NewClient(opts), nil
 }
 
@@ -247,16 +254,39 @@ func (g *Gateway) setupSocketIO() {
 		eopts.Observer = engineObserver{g.metrics}
 		sobs = socketObserver{g.metrics}
 	}
+	recovery := adapter.Options{RecoveryWindow: cfg.RecoveryWindow, Recoverable: recoverable}
+	factory := adapter.MemoryFactory(recovery)
+	if g.rdb != nil {
+		var obs redisadapter.Observer
+		if g.metrics != nil {
+			obs = adapterObserver{g.metrics}
+		}
+		g.node = redisadapter.NewNode(g.rdb, redisadapter.Options{
+			KeyPrefix: cfg.RedisKeyPrefix,
+			Sharded:   cfg.RedisSharded,
+			Logger:    g.log,
+			Observer:  obs,
+			Recovery:  recovery,
+		})
+		factory = g.node.Factory()
+		g.health.Register("redis-adapter", func(context.Context) error { return g.node.Ready() })
+		eopts.NewID = func() string {
+			if r := g.router; r != nil {
+				return r.NewID()
+			}
+			return engineio.NewID()
+		}
+		eopts.Forward = func(w http.ResponseWriter, r *http.Request, sid string) bool {
+			return g.router != nil && g.router.Forward(w, r, sid)
+		}
+	}
 	g.sio = socketio.NewServer(socketio.Options{
 		Engine:         eopts,
 		ConnectTimeout: cfg.ConnectTimeout,
 		Recovery:       socketio.RecoveryOptions{MaxDisconnection: cfg.RecoveryWindow},
-		Adapter: adapter.MemoryFactory(adapter.Options{
-			RecoveryWindow: cfg.RecoveryWindow,
-			Recoverable:    recoverable,
-		}),
-		Logger:   g.log,
-		Observer: sobs,
+		Adapter:        factory,
+		Logger:         g.log,
+		Observer:       sobs,
 	})
 	g.nsp = g.sio.Of("/")
 	g.emitter = trading.NewEmitter(g)
@@ -354,6 +384,9 @@ func (g *Gateway) DevAPIKey() string { return g.devKey }
 func (g *Gateway) Handler() http.Handler { return g.mux }
 
 func (g *Gateway) closeClients() {
+	if g.node != nil {
+		_ = g.node.Close()
+	}
 	if g.limiter != nil {
 		_ = g.limiter.Close()
 	}
@@ -369,6 +402,24 @@ func (g *Gateway) closeClients() {
 
 // Serve serves on l until ctx ends, then shuts down gracefully.
 func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
+	if g.rdb != nil {
+		u := g.cfg.AdvertiseURL
+		if u == "" {
+			u = advertiseURL(l.Addr())
+		}
+		r, err := cluster.NewRouter(g.rdb, cluster.Options{URL: u, KeyPrefix: "tradewire", Logger: g.log})
+		if err != nil {
+			return err
+		}
+		g.router = r
+		go r.Run(ctx)
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = g.node.WaitReady(wctx)
+		cancel()
+		if err != nil {
+			g.log.Warn("redis adapter not ready yet; readiness stays false until it is", "err", err)
+		}
+	}
 	srv := &http.Server{Handler: g.mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
@@ -384,4 +435,19 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 	case <-ctx.Done():
 	}
 	return g.shutdown(srv)
+}
+
+// advertiseURL derives this node's URL from its listener: the hostname
+// replaces an unspecified host.
+func advertiseURL(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return "http://" + a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

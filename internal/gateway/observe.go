@@ -66,3 +66,11 @@ func (o authObserver) ObserveLookup(store string, d time.Duration, err error) {
 	}
 }
 func (o authObserver) ObserveCache(bool) {}
+
+// adapterObserver feeds Redis adapter traffic to metrics.
+type adapterObserver struct{ m *metrics.Metrics }
+
+func (o adapterObserver) OnPublish(string, int)      { o.m.RedisPublish() }
+func (o adapterObserver) OnReceive(string, int)      { o.m.RedisReceive() }
+func (o adapterObserver) OnError(op string, _ error) { o.m.RedisError(op) }
+func (o adapterObserver) OnResubscribe(string)       { o.m.RedisError("resubscribe") }
