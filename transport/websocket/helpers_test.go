@@ -214,21 +214,28 @@ type recordingHandler struct {
 }
 
 func newRecordingHandler(echo bool) *recordingHandler {
-	return &recordingHandler{echo: echo, msgs: make(chan event, 4096), closed: make(chan error, 16), conns: make(chan *Conn, 16)}
+	return &recordingHandler{echo: echo, msgs: make(chan event, 4096), closed: make(chan error, 1024), conns: make(chan *Conn, 1024)}
 }
 
 func (h *recordingHandler) OnMessage(c *Conn, binary bool, data []byte) {
 	if h.echo {
 		_ = c.WriteMessage(binary, data)
 	}
-	h.msgs <- event{binary, string(data)}
+	select {
+	case h.msgs <- event{binary, string(data)}:
+	default:
+	}
 }
 
 func (h *recordingHandler) OnClose(c *Conn, err error) {
 	h.mu.Lock()
 	h.onClose++
 	h.mu.Unlock()
-	h.closed <- err
+	// Handlers run on the poller and flusher goroutines: never block them.
+	select {
+	case h.closed <- err:
+	default:
+	}
 }
 
 func (h *recordingHandler) closeCalls() int {
