@@ -28,22 +28,22 @@ RESULTS=${RESULTS:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 SRC=${SRC:-127.0.0.2-127.0.0.9}        # loopback source addresses for the clients
 PROCS=${PROCS:-1}                      # loadgen worker processes (each < ulimit -n connections)
 SECRET=${SECRET:-bench-secret}
-API_KEY=${API_KEY:-bench-key}
+API_KEY=${API_KEY:-bench-api-key-0123456789}   # tradewire wants 16+ characters outside dev mode
 P99=${P99:-50ms}
 CLUSTER_SERVERS=${CLUSTER_SERVERS:-2}
 NODE_RATE_LIMIT=${NODE_RATE_LIMIT:-redis}   # the seed's limiter: redis-backed, limits raised below
-TRADEWIRE_CLUSTER_ENV=${TRADEWIRE_CLUSTER_ENV:-TRADEWIRE_ADAPTER=redis}
-TRADEWIRE_DEBUG_PATH=${TRADEWIRE_DEBUG_PATH:-/debug/vars}
+TRADEWIRE_CLUSTER_ENV=${TRADEWIRE_CLUSTER_ENV:-}        # extra env for cluster nodes (the Redis adapter is on whenever TRADEWIRE_REDIS_URL is set)
+TRADEWIRE_DEBUG_PATH=${TRADEWIRE_DEBUG_PATH:-/metrics}   # Prometheus text: go_goroutines, go_memstats_heap_*, process_resident_memory_bytes
 RUN_TIMEOUT=${RUN_TIMEOUT:-15m}
 
 if [[ $SCALE == small ]]; then
   IDLE_CONNS=${IDLE_CONNS:-1000}; FANOUT_CONNS=${FANOUT_CONNS:-1000}; EVENTS_CONNS=${EVENTS_CONNS:-1000}
   STORM_CONNS=${STORM_CONNS:-500}; CLUSTER_CONNS=${CLUSTER_CONNS:-1000}; POLLING_CONNS=${POLLING_CONNS:-200}
-  STEP=${STEP:-3s}; RAMP=${RAMP:-1000}
+  STEP=${STEP:-3s}; RAMP=${RAMP:-500}
 else
   IDLE_CONNS=${IDLE_CONNS:-10000}; FANOUT_CONNS=${FANOUT_CONNS:-10000}; EVENTS_CONNS=${EVENTS_CONNS:-10000}
   STORM_CONNS=${STORM_CONNS:-5000}; CLUSTER_CONNS=${CLUSTER_CONNS:-10000}; POLLING_CONNS=${POLLING_CONNS:-1000}
-  STEP=${STEP:-5s}; RAMP=${RAMP:-1000}
+  STEP=${STEP:-5s}; RAMP=${RAMP:-500}
 fi
 
 mkdir -p "$RESULTS/bin" "$RESULTS/logs"
@@ -118,7 +118,7 @@ start_server() {
   port=$(freeport)
   if [[ $kind == node ]]; then
     PORT=$port HOST=127.0.0.1 REDIS_URL=$REDIS_URL SESSION_SECRETS=$SECRET API_KEYS=$API_KEY ADAPTER=$adapter \
-      RATE_LIMIT=$NODE_RATE_LIMIT RATE_CONNECTIONS_PER_MINUTE=1000000000 RATE_EVENTS_PER_MINUTE=1000000000 \
+      RATE_LIMIT=$NODE_RATE_LIMIT RATE_CONNECTIONS_PER_MINUTE=60000000 RATE_EVENTS_PER_MINUTE=60000000 \
       node bench/baseline-node/server.js 2>"$RESULTS/logs/$name.log" &
     SRV_PID=$!
     SRV_DEBUG=http://127.0.0.1:$port/debug/vars
@@ -127,7 +127,7 @@ start_server() {
     [[ $adapter == redis ]] && read -r -a extra <<<"$TRADEWIRE_CLUSTER_ENV"
     env TRADEWIRE_ADDR=127.0.0.1:$port TRADEWIRE_SESSION_STORE=redis TRADEWIRE_REDIS_URL=$REDIS_URL \
       TRADEWIRE_SESSION_SECRETS=$SECRET TRADEWIRE_API_KEYS=$API_KEY \
-      TRADEWIRE_RATE_CONNECTIONS_PER_MINUTE=1000000000 TRADEWIRE_RATE_EVENTS_PER_MINUTE=1000000000 \
+      TRADEWIRE_RATE_CONNECTIONS_PER_MINUTE=60000000 TRADEWIRE_RATE_EVENTS_PER_MINUTE=60000000 \
       "${extra[@]}" bash -c "exec $TRADEWIRE_CMD" 2>"$RESULTS/logs/$name.log" &
     SRV_PID=$!
     SRV_DEBUG=http://127.0.0.1:$port$TRADEWIRE_DEBUG_PATH

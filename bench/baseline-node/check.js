@@ -10,7 +10,7 @@ const signature = require('cookie-signature');
 
 const URL = process.env.URL || 'http://127.0.0.1:3000';
 const secret = (process.env.SESSION_SECRETS || 'keyboard cat').split(',')[0];
-const key = (process.env.API_KEYS || 'bench-key').split(',')[0];
+const key = (process.env.API_KEYS || 'bench-api-key-0123456789').split(',')[0];
 
 async function post(path, body) {
   const r = await fetch(URL + path, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer ' + key }, body: JSON.stringify(body) });

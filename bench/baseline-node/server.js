@@ -17,7 +17,7 @@
 // Environment:
 //   PORT (3000), HOST (127.0.0.1), REDIS_URL (redis://127.0.0.1:6379),
 //   SESSION_SECRETS (comma separated, first signs; "keyboard cat"), SESSION_PREFIX ("sess:"),
-//   API_KEYS (comma separated; "bench-key"), ADAPTER ("memory" | "redis"),
+//   API_KEYS (comma separated; "bench-api-key-0123456789"), ADAPTER ("memory" | "redis"),
 //   RATE_LIMIT ("off" | "memory" | "redis"), RATE_CONNECTIONS_PER_MINUTE (10),
 //   RATE_EVENTS_PER_MINUTE (100), MAX_WATCHLIST_SYMBOLS (50),
 //   PING_INTERVAL (25000 ms), PING_TIMEOUT (20000 ms).
@@ -34,7 +34,7 @@ const HOST = env.HOST || '127.0.0.1';
 const REDIS_URL = env.REDIS_URL || 'redis://127.0.0.1:6379';
 const SECRETS = (env.SESSION_SECRETS || 'keyboard cat').split(',').filter(Boolean);
 const SESSION_PREFIX = env.SESSION_PREFIX || 'sess:';
-const API_KEYS = new Set((env.API_KEYS || 'bench-key').split(',').filter(Boolean));
+const API_KEYS = new Set((env.API_KEYS || 'bench-api-key-0123456789').split(',').filter(Boolean));
 const ADAPTER = env.ADAPTER || 'memory';
 const RATE_LIMIT = env.RATE_LIMIT || 'off';
 const CONN_PER_MIN = parseInt(env.RATE_CONNECTIONS_PER_MINUTE || '10', 10);

@@ -40,7 +40,7 @@ func ParseFlags(args []string, errOut io.Writer) (*Options, error) {
 	fs.StringVar(&c.AuthMode, "auth", "cookie", "cookie (signed connect.sid header) | auth (CONNECT {sessionID})")
 	fs.StringVar(&c.RedisURL, "redis", "", "redis URL to seed sessions into (connect-redis format); also the emitter's Redis")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", time.Hour, "TTL of seeded sessions")
-	fs.StringVar(&c.APIKey, "api-key", "bench-key", "publish API key (Authorization: Bearer)")
+	fs.StringVar(&c.APIKey, "api-key", "bench-api-key-0123456789", "publish API key (Authorization: Bearer)")
 	fs.StringVar(&c.PublishURL, "publish-url", "", "base URL of the publish API (default: first -url)")
 	fs.StringVar(&c.PublishMode, "publish", "http", "http (POST /api/v1/emit, /api/v1/events) | emitter (redis-emitter msgpack PUBLISH)")
 	fs.StringVar(&c.EmitterPrefix, "emitter-prefix", "socket.io", "redis adapter channel prefix")

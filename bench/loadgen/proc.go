@@ -104,10 +104,11 @@ func SumProcStats(pids []int) (ProcStats, error) {
 	return t, nil
 }
 
-// FetchDebug GETs a server's debug endpoint (JSON, e.g. expvar's
-// /debug/vars) and returns the numeric fields that describe memory and
-// concurrency, flattened with dotted keys; memstats' BySize/PauseNs arrays
-// are skipped.
+// FetchDebug GETs a server's debug endpoint and returns the numeric fields
+// that describe memory and concurrency (heap, goroutines, RSS, sockets...).
+// It reads JSON (expvar's /debug/vars, the Node baseline's /debug/vars;
+// nested keys are joined with dots, arrays skipped) or the Prometheus text
+// exposition (/metrics; labelled series keep their labels in the key).
 func FetchDebug(ctx context.Context, url string) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -127,16 +128,62 @@ func FetchDebug(ctx context.Context, url string) (map[string]float64, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("debug endpoint: HTTP %d", resp.StatusCode)
 	}
+	out := map[string]float64{}
+	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] != '{' {
+		if err := parsePrometheusText(body, out); err != nil {
+			return nil, fmt.Errorf("debug endpoint: %w", err)
+		}
+		return out, nil
+	}
 	var v any
 	if err := json.Unmarshal(body, &v); err != nil {
 		return nil, fmt.Errorf("debug endpoint: %w", err)
 	}
-	out := map[string]float64{}
 	flattenNumbers("", v, out, 0)
 	return out, nil
 }
 
-var debugKeep = []string{"heap", "goroutine", "rss", "sys", "numgc", "sockets", "clients", "conn", "external", "stack", "mallocs", "frees"}
+// parsePrometheusText keeps the interesting samples of a text exposition.
+func parsePrometheusText(body []byte, out map[string]float64) error {
+	samples := 0
+	for _, line := range strings.Split(string(body), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i <= 0 {
+			return fmt.Errorf("bad exposition line %q", truncate([]byte(line), 80))
+		}
+		name, val := strings.TrimSpace(line[:i]), line[i+1:]
+		if j := strings.IndexByte(name, ' '); j > 0 && !strings.Contains(name, "{") {
+			// "name value timestamp": the last field was the timestamp
+			name, val = name[:j], strings.TrimSpace(name[j+1:])
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			return fmt.Errorf("bad sample value in %q", truncate([]byte(line), 80))
+		}
+		samples++
+		base := name
+		if j := strings.IndexByte(base, '{'); j >= 0 {
+			base = base[:j]
+		}
+		lb := strings.ToLower(base)
+		for _, w := range debugKeep {
+			if strings.Contains(lb, w) {
+				out[name] = v
+				break
+			}
+		}
+	}
+	if samples == 0 {
+		return fmt.Errorf("no samples")
+	}
+	return nil
+}
+
+var debugKeep = []string{"heap", "goroutine", "rss", "resident", "sys", "numgc", "sockets", "clients", "conn", "external", "stack", "mallocs", "frees"}
 
 func flattenNumbers(prefix string, v any, out map[string]float64, depth int) {
 	if depth > 4 {

@@ -7,7 +7,47 @@ import (
 	"net/http/httptest"
 	"os"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
+
+// FetchDebug against a real client_golang exposition with the Go and
+// process collectors (what tradewire serves on /metrics).
+func TestFetchDebugPrometheus(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	conns := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tradewire_connections", Help: "h"}, []string{"transport"})
+	conns.WithLabelValues("websocket").Set(7)
+	reg.MustRegister(conns)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	m, err := FetchDebug(context.Background(), srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["go_goroutines"] < 1 || m["go_memstats_heap_inuse_bytes"] == 0 || m["process_resident_memory_bytes"] == 0 ||
+		m[`tradewire_connections{transport="websocket"}`] != 7 {
+		t.Fatalf("%v", m)
+	}
+	if _, ok := m["go_gc_duration_seconds_count"]; ok {
+		t.Fatal("uninteresting series kept")
+	}
+	out := map[string]float64{}
+	if err := parsePrometheusText([]byte("# only comments\n"), out); err == nil {
+		t.Fatal("empty exposition accepted")
+	}
+	if err := parsePrometheusText([]byte("go_goroutines abc\n"), out); err == nil {
+		t.Fatal("bad value accepted")
+	}
+	if err := parsePrometheusText([]byte("garbage\n"), out); err == nil {
+		t.Fatal("bad line accepted")
+	}
+	if err := parsePrometheusText([]byte("go_goroutines 12 1700000000000\n"), out); err != nil || out["go_goroutines"] != 12 {
+		t.Fatal(err, out)
+	}
+}
 
 func TestParseStatCPU(t *testing.T) {
 	// a real /proc/<pid>/stat line; the comm field may hold spaces and ')'
@@ -87,7 +127,7 @@ func TestFetchDebugExpvar(t *testing.T) {
 			http.NotFound(w, r)
 			return
 		}
-		w.Write([]byte("not json"))
+		w.Write([]byte("{not json"))
 	}))
 	defer bad.Close()
 	for _, u := range []string{bad.URL + "/404", bad.URL, "http://127.0.0.1:1/", "::bad"} {
