@@ -137,5 +137,20 @@ type Adapter interface {
 	RestoreSession(pid, offset string) (*SessionState, error)
 }
 
+// RecoveryStore keeps recoverable broadcasts and disconnected sessions
+// outside the process (e.g. Redis Streams), so a client can recover on any
+// node, even after the node it was connected to crashed.
+type RecoveryStore interface {
+	// Record stores a broadcast and returns its offset; "" (and no error)
+	// when the broadcast is not recoverable.
+	Record(nsp string, pkt *parser.Packet, opts *BroadcastOptions) (offset string, err error)
+	// PersistSession saves (or refreshes) a socket's state; it must not block
+	// on the network (implementations batch).
+	PersistSession(nsp string, s *SessionState)
+	// RestoreSession returns the session and every packet it missed after
+	// offset, whole, or ErrNotRecoverable.
+	RestoreSession(nsp, pid, offset string) (*SessionState, error)
+}
+
 // Factory creates the adapter of a namespace.
 type Factory func(nsp Namespace) Adapter

@@ -33,6 +33,10 @@ type Options struct {
 	// Recoverable, when set, decides which broadcasts are kept for recovery
 	// (e.g. user events yes, market quotes no). Nil keeps every EVENT.
 	Recoverable func(opts *BroadcastOptions) bool
+	// Store, when set, replaces the in-process buffer: broadcasts are
+	// recorded there by the node that sends them, and sessions are saved
+	// there while connected, so recovery works on any node.
+	Store RecoveryStore
 }
 
 type bufferedPacket struct {
@@ -318,6 +322,19 @@ func (m *Memory) ServerSideEmit(context.Context, []any, func(any)) error { retur
 // ServerCount is 1 for a single node.
 func (m *Memory) ServerCount(context.Context) int { return 1 }
 
+// SharedRecovery reports whether recovery state lives in a shared Store:
+// then only the sending node records a broadcast (Record), and the others
+// deliver it as received (BroadcastLocal).
+func (m *Memory) SharedRecovery() bool { return m.opts.RecoveryWindow > 0 && m.opts.Store != nil }
+
+// Record gives pkt its recovery offset (when recovery is on and pkt is
+// recoverable) and returns the packet to deliver. With a shared Store a
+// failed write leaves the packet without offset: clients get it live, and
+// the store is responsible for making a later restore across it fail.
+func (m *Memory) Record(pkt *parser.Packet, opts *BroadcastOptions) *parser.Packet {
+	return m.record(pkt, opts)
+}
+
 // record assigns an offset and buffers pkt when recovery is on and pkt is
 // recoverable (an EVENT without ack id, not volatile).
 func (m *Memory) record(pkt *parser.Packet, opts *BroadcastOptions) *parser.Packet {
@@ -325,6 +342,15 @@ func (m *Memory) record(pkt *parser.Packet, opts *BroadcastOptions) *parser.Pack
 		(pkt.Type != parser.Event && pkt.Type != parser.BinaryEvent) ||
 		(m.opts.Recoverable != nil && !m.opts.Recoverable(opts)) {
 		return pkt
+	}
+	if m.opts.Store != nil {
+		offset, err := m.opts.Store.Record(m.nsp.Name(), pkt, opts)
+		if err != nil || offset == "" {
+			return pkt
+		}
+		out := *pkt
+		out.Data = parser.AppendArg(pkt.Data, offset)
+		return &out
 	}
 	m.recMu.Lock()
 	defer m.recMu.Unlock()
@@ -372,6 +398,10 @@ func (m *Memory) PersistSession(s *SessionState) {
 	if m.opts.RecoveryWindow <= 0 {
 		return
 	}
+	if m.opts.Store != nil {
+		m.opts.Store.PersistSession(m.nsp.Name(), s)
+		return
+	}
 	m.recMu.Lock()
 	defer m.recMu.Unlock()
 	now := m.now()
@@ -384,6 +414,9 @@ func (m *Memory) PersistSession(s *SessionState) {
 func (m *Memory) RestoreSession(pid, offset string) (*SessionState, error) {
 	if m.opts.RecoveryWindow <= 0 {
 		return nil, ErrRecoveryDisabled
+	}
+	if m.opts.Store != nil {
+		return m.opts.Store.RestoreSession(m.nsp.Name(), pid, offset)
 	}
 	m.recMu.Lock()
 	defer m.recMu.Unlock()

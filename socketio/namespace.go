@@ -28,11 +28,19 @@ type Namespace struct {
 	middlewares []Middleware
 	onConnect   []func(*Socket)
 	onSSE       []func(args []any, reply func(any))
+
+	// sharedRecovery: recovery state lives outside the process; live
+	// sockets are snapshotted and refreshed.
+	sharedRecovery bool
+	refreshOnce    sync.Once
 }
 
 func newNamespace(srv *Server, name string) *Namespace {
 	n := &Namespace{srv: srv, name: name, sockets: make(map[string]*Socket)}
 	n.adapter = srv.opts.Adapter(n)
+	if sr, ok := n.adapter.(interface{ SharedRecovery() bool }); ok && srv.opts.Recovery.MaxDisconnection > 0 {
+		n.sharedRecovery = sr.SharedRecovery()
+	}
 	return n
 }
 
@@ -174,8 +182,13 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 		return
 	}
 	n.mu.Lock()
+	stale := n.sockets[s.id]
 	n.sockets[s.id] = s
 	n.mu.Unlock()
+	if stale != nil && stale != s {
+		// The client came back before its old connection was seen dead.
+		stale.client.sess.Close(engineio.ReasonTransportClose)
+	}
 	rooms := []string{s.id}
 	if restored != nil {
 		rooms = append(rooms, restored.Rooms...)
@@ -187,6 +200,10 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 		}
 	}
 	_ = c.writePacket(&parser.Packet{Type: parser.Connect, Nsp: n.name, Data: s.connectPayload()})
+	if n.sharedRecovery {
+		s.snapshot()
+		n.refreshOnce.Do(func() { go n.refreshSnapshots() })
+	}
 	n.mu.RLock()
 	handlers := append([]func(*Socket){}, n.onConnect...)
 	n.mu.RUnlock()
@@ -197,11 +214,26 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 
 func (n *Namespace) removeSocket(s *Socket) {
 	n.mu.Lock()
-	if n.sockets[s.id] == s {
+	mine := n.sockets[s.id] == s
+	if mine {
 		delete(n.sockets, s.id)
 	}
 	n.mu.Unlock()
-	n.adapter.DelAll(s.id)
+	if mine {
+		n.adapter.DelAll(s.id)
+	}
+}
+
+// refreshSnapshots re-saves live sockets' state within each third of the
+// recovery window, so their snapshots outlive a crash of this node.
+func (n *Namespace) refreshSnapshots() {
+	t := time.NewTicker(n.srv.opts.Recovery.MaxDisconnection / 3)
+	defer t.Stop()
+	for range t.C {
+		for _, s := range n.Sockets() {
+			s.snapshot()
+		}
+	}
 }
 
 // ---- broadcasting ----

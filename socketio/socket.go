@@ -117,6 +117,7 @@ func (s *Socket) SetData(v any) {
 	s.mu.Lock()
 	s.data = v
 	s.mu.Unlock()
+	s.snapshot()
 }
 
 // Set stores a process-local value on the socket (not serialised).
@@ -180,10 +181,33 @@ func (s *Socket) connectPayload() json.RawMessage {
 // ---- rooms ----
 
 // Join adds the socket to rooms.
-func (s *Socket) Join(rooms ...string) { s.nsp.adapter.AddAll(s.id, rooms) }
+func (s *Socket) Join(rooms ...string) {
+	s.nsp.adapter.AddAll(s.id, rooms)
+	s.snapshot()
+}
 
 // Leave removes the socket from room.
-func (s *Socket) Leave(room string) { s.nsp.adapter.Del(s.id, room) }
+func (s *Socket) Leave(room string) {
+	s.nsp.adapter.Del(s.id, room)
+	s.snapshot()
+}
+
+// state is the socket's recoverable state.
+func (s *Socket) state() *adapter.SessionState {
+	st := &adapter.SessionState{SID: s.id, PID: s.pid, Rooms: s.Rooms()}
+	if d := s.Data(); d != nil {
+		st.Data, _ = json.Marshal(d)
+	}
+	return st
+}
+
+// snapshot saves the live state when recovery is shared between nodes, so
+// it survives a crash of this node.
+func (s *Socket) snapshot() {
+	if s.pid != "" && s.nsp.sharedRecovery && s.Connected() {
+		s.nsp.adapter.PersistSession(s.state())
+	}
+}
 
 // Rooms returns the socket's rooms (its own id included).
 func (s *Socket) Rooms() []string { return s.nsp.adapter.SocketRooms(s.id) }
@@ -383,11 +407,7 @@ func (s *Socket) onClose(reason string) {
 	s.mu.Unlock()
 
 	if s.pid != "" && recoverable(reason) {
-		st := &adapter.SessionState{SID: s.id, PID: s.pid, Rooms: s.Rooms()}
-		if d := s.Data(); d != nil {
-			st.Data, _ = json.Marshal(d)
-		}
-		s.nsp.adapter.PersistSession(st)
+		s.nsp.adapter.PersistSession(s.state())
 	}
 	s.nsp.removeSocket(s)
 	s.client.removeSocket(s)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ const (
 type Quota interface {
 	AllowEvent(ctx context.Context) ratelimit.Decision
 	AllowSubscribe(ctx context.Context, rooms []string) ([]string, ratelimit.Decision)
+	AcquireSubscriptions(ctx context.Context, rooms []string) ([]string, ratelimit.Decision)
 	ReleaseSubscriptions(ctx context.Context, rooms []string)
 	Close(ctx context.Context)
 }
@@ -121,6 +123,9 @@ func (h *Handlers) Attach(s *socketio.Socket) {
 	}
 	st := &socketState{id: id, quota: quota, watchlist: make(map[string]struct{})}
 	s.Set(stateKey{}, st)
+	if s.Recovered() {
+		h.adoptRecoveredRooms(s, st)
+	}
 	s.Join(UserRoom(id.UserID))
 	h.mu.Lock()
 	h.connections[id.UserID]++
@@ -215,6 +220,37 @@ func (h *Handlers) Attach(s *socketio.Socket) {
 	s.OnAny(h.handle(st, "", func(_ context.Context, _ *socketio.Socket, e *socketio.Event) (map[string]any, *ClientError) {
 		return nil, &ClientError{Code: CodeInvalidPayload, Message: "unknown event " + e.Name}
 	}))
+}
+
+// adoptRecoveredRooms takes quota for the rooms a recovered socket got
+// back (without charging an event) and drops those no longer granted.
+func (h *Handlers) adoptRecoveredRooms(s *socketio.Socket, st *socketState) {
+	var rooms []string
+	for _, r := range s.Rooms() {
+		switch {
+		case strings.HasPrefix(r, PortfolioRoomPrefix), strings.HasPrefix(r, TradesRoomPrefix), strings.HasPrefix(r, WatchlistRoomPrefix):
+			rooms = append(rooms, r)
+		}
+	}
+	if len(rooms) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.Context(), 5*time.Second)
+	defer cancel()
+	granted, _ := st.quota.AcquireSubscriptions(ctx, rooms)
+	ok := make(map[string]bool, len(granted))
+	for _, r := range granted {
+		ok[r] = true
+	}
+	for _, r := range rooms {
+		if !ok[r] {
+			s.Leave(r)
+			continue
+		}
+		if sym, found := strings.CutPrefix(r, WatchlistRoomPrefix); found {
+			st.watchlist[sym] = struct{}{}
+		}
+	}
 }
 
 func (h *Handlers) watchlistLimit(tier string) int {

@@ -155,12 +155,26 @@ func (a *Adapter) pkt(p *parser.Packet) *parser.Packet {
 // failed; the error is returned).
 func (a *Adapter) Broadcast(pkt *parser.Packet, opts *adapter.BroadcastOptions) error {
 	pkt = a.pkt(pkt)
+	if a.Memory.SharedRecovery() {
+		// Record once, here, then send the packet with its offset.
+		pkt = a.Memory.Record(pkt, opts)
+	}
 	var err error
 	if !opts.Flags.Local {
 		err = a.publishBroadcast(pkt, opts)
 	}
-	_ = a.Memory.Broadcast(pkt, opts)
+	a.deliverLocal(pkt, opts)
 	return err
+}
+
+// deliverLocal hands a broadcast to local sockets; it records it in the
+// per-node buffer unless a shared store already did at the sender.
+func (a *Adapter) deliverLocal(pkt *parser.Packet, opts *adapter.BroadcastOptions) {
+	if a.Memory.SharedRecovery() {
+		a.Memory.BroadcastLocal(pkt, opts)
+		return
+	}
+	_ = a.Memory.Broadcast(pkt, opts)
 }
 
 func (a *Adapter) publishBroadcast(pkt *parser.Packet, opts *adapter.BroadcastOptions) error {
@@ -530,7 +544,7 @@ func (a *Adapter) onBroadcast(channel string, payload []byte) {
 	if b.UID == a.node.uid || b.Packet.Nsp != a.name {
 		return
 	}
-	_ = a.Memory.Broadcast(b.Packet, &b.Opts)
+	a.deliverLocal(b.Packet, &b.Opts)
 }
 
 func (a *Adapter) respond(requesterUID string, payload []byte) {

@@ -134,7 +134,7 @@ func (a *Adapter) onClusterMessage(payload []byte, responseChannel bool) {
 	switch m.Type {
 	case wire.MsgBroadcast:
 		if !m.HasRequestID {
-			_ = a.Memory.Broadcast(m.Packet, &m.Opts)
+			a.deliverLocal(m.Packet, &m.Opts)
 			return
 		}
 		_ = a.Memory.BroadcastWithAck(m.Packet, &m.Opts, func(n int) {

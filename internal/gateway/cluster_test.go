@@ -194,3 +194,108 @@ func TestRoundRobinPollingWithoutStickySessions(t *testing.T) {
 
 var _ = bufio.NewReader
 var _ net.Conn
+
+func tradeNumbers(c *sioclient.Client) []int {
+	var out []int
+	for _, e := range c.EventsNamed("trade:executed") {
+		var p struct {
+			Trade struct {
+				N int `json:"n"`
+			} `json:"trade"`
+		}
+		_ = json.Unmarshal(e.Args[0], &p)
+		out = append(out, p.Trade.N)
+	}
+	return out
+}
+
+func publishTrade(t *testing.T, base, user string, n int) {
+	t.Helper()
+	code, body := post(t, base+"/api/v1/events", testAPIKey,
+		`{"type":"trade.executed","userId":"`+user+`","trade":{"symbol":"AAPL","side":"buy","quantity":1,"price":1,"n":`+strconvI(n)+`}}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("publish %d: %d %s", n, code, body)
+	}
+}
+
+func strconvI(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestRecoveryOnAnotherNode(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	a := startClusterNode(t, srv.URL())
+	b := startClusterNode(t, srv.URL())
+	cookie := seedSession(t, rdb, "sid-recovery-u9-aaaaaaaaaaaaaaaa", "u9")
+	h := http.Header{}
+	h.Set("Cookie", cookie)
+
+	c1, err := sioclient.Dial(a.URL, sioclient.Options{Header: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c1.EmitWithAck(3*time.Second, "subscribe:trades"); err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 3; n++ {
+		publishTrade(t, a.URL, "u9", n)
+	}
+	if _, err := c1.WaitEventN("trade:executed", 3, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	pid, offset := c1.PID(), c1.LastOffset()
+	if pid == "" || offset == "" {
+		t.Fatalf("no pid/offset: %q %q", pid, offset)
+	}
+	c1.Close() // the network drops
+	time.Sleep(200 * time.Millisecond)
+	for n := 4; n <= 6; n++ {
+		publishTrade(t, b.URL, "u9", n)
+	}
+	// Reconnect to the other node with the recovery credentials.
+	c2, err := sioclient.Dial(b.URL, sioclient.Options{Header: h, Auth: map[string]any{"pid": pid, "offset": offset}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if c2.PID() != pid {
+		t.Fatalf("not recovered: pid %q, want %q", c2.PID(), pid)
+	}
+	if _, err := c2.WaitEventN("trade:executed", 3, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	publishTrade(t, a.URL, "u9", 7)
+	if _, err := c2.WaitEventN("trade:executed", 4, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	got := tradeNumbers(c2)
+	if want := []int{4, 5, 6, 7}; !equalInts(got, want) {
+		t.Fatalf("events after recovery %v, want %v", got, want)
+	}
+
+	// An offset that is not in the stream: not recovered, nothing replayed.
+	c3, err := sioclient.Dial(b.URL, sioclient.Options{Header: h, Auth: map[string]any{"pid": pid, "offset": "1-0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	if c3.PID() == pid {
+		t.Fatal("recovered from an offset that is not in the stream")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(c3.EventsNamed("trade:executed")); n != 0 {
+		t.Fatalf("unrecovered client got %d replayed events", n)
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

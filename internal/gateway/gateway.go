@@ -33,6 +33,7 @@ import (
 	"github.com/tradewire/tradewire/internal/health"
 	"github.com/tradewire/tradewire/internal/metrics"
 	"github.com/tradewire/tradewire/publish"
+	recoverystore "github.com/tradewire/tradewire/recovery"
 	"github.com/tradewire/tradewire/ratelimit"
 	"github.com/tradewire/tradewire/socketio"
 	"github.com/tradewire/tradewire/trading"
@@ -58,6 +59,7 @@ type Gateway struct {
 	limiter  *ratelimit.Limiter
 	node     *redisadapter.Node
 	router   *cluster.Router
+	recovery *recoverystore.Store
 	ips      *clientip.Resolver
 	handlers *trading.Handlers
 	emitter  *trading.Emitter
@@ -234,6 +236,28 @@ func recoverable(opts *adapter.BroadcastOptions) bool {
 	return false
 }
 
+// userPartition puts a broadcast to one user's rooms into that user's
+// recovery stream; anything else is not recoverable across nodes.
+func userPartition(opts *adapter.BroadcastOptions) string {
+	user := ""
+	for _, r := range opts.Rooms {
+		var id string
+		for _, p := range []string{trading.UserRoomPrefix, trading.PortfolioRoomPrefix, trading.TradesRoomPrefix} {
+			if strings.HasPrefix(r, p) {
+				id = r[len(p):]
+			}
+		}
+		if id == "" {
+			continue
+		}
+		if user != "" && id != user {
+			return "" // several users: no single stream can hold it
+		}
+		user = id
+	}
+	return user
+}
+
 func (g *Gateway) setupSocketIO() {
 	cfg := g.cfg
 	eopts := engineio.Options{
@@ -254,8 +278,19 @@ func (g *Gateway) setupSocketIO() {
 		eopts.Observer = engineObserver{g.metrics}
 		sobs = socketObserver{g.metrics}
 	}
-	recovery := adapter.Options{RecoveryWindow: cfg.RecoveryWindow, Recoverable: recoverable}
-	factory := adapter.MemoryFactory(recovery)
+	rec := adapter.Options{RecoveryWindow: cfg.RecoveryWindow, Recoverable: recoverable}
+	if g.rdb != nil && cfg.RecoveryWindow > 0 {
+		store, err := recoverystore.New(g.rdb, recoverystore.Options{
+			Window:    cfg.RecoveryWindow,
+			Partition: userPartition,
+			Logger:    g.log,
+		})
+		if err == nil {
+			g.recovery = store
+			rec.Store = store
+		}
+	}
+	factory := adapter.MemoryFactory(rec)
 	if g.rdb != nil {
 		var obs redisadapter.Observer
 		if g.metrics != nil {
@@ -266,7 +301,7 @@ func (g *Gateway) setupSocketIO() {
 			Sharded:   cfg.RedisSharded,
 			Logger:    g.log,
 			Observer:  obs,
-			Recovery:  recovery,
+			Recovery:  rec,
 		})
 		factory = g.node.Factory()
 		g.health.Register("redis-adapter", func(context.Context) error { return g.node.Ready() })
@@ -386,6 +421,9 @@ func (g *Gateway) Handler() http.Handler { return g.mux }
 func (g *Gateway) closeClients() {
 	if g.node != nil {
 		_ = g.node.Close()
+	}
+	if g.recovery != nil {
+		_ = g.recovery.Close()
 	}
 	if g.limiter != nil {
 		_ = g.limiter.Close()

@@ -1,0 +1,328 @@
+// Package recovery keeps connection state recovery in Redis Streams, so a
+// client that reconnects to any node within the recovery window gets every
+// recoverable event it missed, in order, once — or, when that cannot be
+// guaranteed, nothing (recovered: false) and refetches its state.
+//
+// Recoverable broadcasts are partitioned (tradewire partitions by user): one
+// stream per partition, bounded in length and expiring when idle. The
+// stream entry id is the offset the client sees. Session snapshots (rooms,
+// data) are written while sockets are connected, so even a node killed
+// without warning leaves them behind.
+package recovery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tradewire/tradewire/adapter"
+	"github.com/tradewire/tradewire/socketio/parser"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Prefix of every key (default "tradewire:rec").
+	Prefix string
+	// Window is how long a disconnected session can be restored and how
+	// long an idle stream lives (required).
+	Window time.Duration
+	// MaxLen bounds each partition's stream (approximately; default 1000).
+	MaxLen int64
+	// MaxMissed bounds the events one restore may replay (default 5000);
+	// more is treated as not recoverable.
+	MaxMissed int64
+	// Partition maps a broadcast to its stream; "" = not recoverable.
+	Partition func(opts *adapter.BroadcastOptions) string
+	// Timeout bounds each Redis call (default 1s).
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// Store is a Redis Streams adapter.RecoveryStore.
+type Store struct {
+	rdb  redis.UniversalClient
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	gaps    map[string]bool // partitions whose last record failed
+	pending map[string][]byte
+	wake    chan struct{}
+	done    chan struct{}
+	closed  chan struct{}
+}
+
+// New returns a Store; Close stops its session writer.
+func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
+	if opts.Window <= 0 {
+		return nil, errors.New("recovery: Window must be positive")
+	}
+	if opts.Partition == nil {
+		return nil, errors.New("recovery: Partition is required")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = "tradewire:rec"
+	}
+	if opts.MaxLen <= 0 {
+		opts.MaxLen = 1000
+	}
+	if opts.MaxMissed <= 0 {
+		opts.MaxMissed = 5000
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Store{
+		rdb: rdb, opts: opts, log: opts.Logger,
+		gaps:    make(map[string]bool),
+		pending: make(map[string][]byte),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		closed:  make(chan struct{}),
+	}
+	go s.writer()
+	return s, nil
+}
+
+// Close flushes pending session snapshots and stops the writer.
+func (s *Store) Close() error {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	<-s.closed
+	return nil
+}
+
+func (s *Store) streamKey(nsp, partition string) string {
+	return s.opts.Prefix + ":s:" + nsp + ":{" + partition + "}"
+}
+
+func (s *Store) sessionKey(nsp, pid string) string {
+	return s.opts.Prefix + ":sess:" + nsp + ":" + pid
+}
+
+// entry fields
+const (
+	fData   = "d"
+	fRooms  = "r"
+	fExcept = "x"
+	fGap    = "gap"
+	fBin    = "b" // b0, b1, ...
+)
+
+// Record appends a recoverable broadcast to its partition's stream (one
+// round trip: XADD with MAXLEN, plus EXPIRE, pipelined).
+func (s *Store) Record(nsp string, pkt *parser.Packet, opts *adapter.BroadcastOptions) (string, error) {
+	part := s.opts.Partition(opts)
+	if part == "" {
+		return "", nil
+	}
+	key := s.streamKey(nsp, part)
+	rooms, _ := json.Marshal(opts.Rooms)
+	except, _ := json.Marshal(opts.Except)
+	values := []any{fData, string(pkt.Data), fRooms, string(rooms), fExcept, string(except)}
+	for i, a := range pkt.Attachments {
+		values = append(values, fBin+strconv.Itoa(i), a)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	s.mu.Lock()
+	gap := s.gaps[key]
+	s.mu.Unlock()
+	pipe := s.rdb.Pipeline()
+	if gap {
+		// A record for this partition failed earlier: mark the hole so no
+		// restore ever replays across it.
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, MaxLen: s.opts.MaxLen, Approx: true, Values: []any{fGap, "1"}})
+	}
+	add := pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, MaxLen: s.opts.MaxLen, Approx: true, Values: values})
+	pipe.PExpire(ctx, key, s.opts.Window)
+	if _, err := pipe.Exec(ctx); err != nil {
+		s.mu.Lock()
+		s.gaps[key] = true
+		s.mu.Unlock()
+		return "", fmt.Errorf("recovery: record: %w", err)
+	}
+	if gap {
+		s.mu.Lock()
+		delete(s.gaps, key)
+		s.mu.Unlock()
+	}
+	return add.Val(), nil
+}
+
+type snapshot struct {
+	SID   string          `json:"sid"`
+	PID   string          `json:"pid"`
+	Rooms []string        `json:"rooms"`
+	Data  json.RawMessage `json:"data,omitempty"`
+}
+
+// PersistSession queues a session snapshot; a writer sends queued
+// snapshots in pipelined batches.
+func (s *Store) PersistSession(nsp string, st *adapter.SessionState) {
+	b, err := json.Marshal(snapshot{SID: st.SID, PID: st.PID, Rooms: st.Rooms, Data: st.Data})
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.pending[s.sessionKey(nsp, st.PID)] = b
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Store) writer() {
+	defer close(s.closed)
+	for {
+		select {
+		case <-s.wake:
+		case <-s.done:
+			s.flush()
+			return
+		}
+		s.flush()
+	}
+}
+
+func (s *Store) flush() {
+	for {
+		s.mu.Lock()
+		if len(s.pending) == 0 {
+			s.mu.Unlock()
+			return
+		}
+		batch := make(map[string][]byte, min(len(s.pending), 500))
+		for k, v := range s.pending {
+			batch[k] = v
+			delete(s.pending, k)
+			if len(batch) == 500 {
+				break
+			}
+		}
+		s.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+		pipe := s.rdb.Pipeline()
+		for k, v := range batch {
+			pipe.Set(ctx, k, v, s.opts.Window)
+		}
+		_, err := pipe.Exec(ctx)
+		cancel()
+		if err != nil {
+			s.log.Warn("recovery: session snapshots not saved", "count", len(batch), "err", err)
+			return
+		}
+	}
+}
+
+// RestoreSession returns the session of pid with the events it missed
+// after offset, or adapter.ErrNotRecoverable when the gap cannot be filled
+// whole: unknown or expired session, offset no longer in the stream, a
+// recorded hole, or too many events.
+func (s *Store) RestoreSession(nsp, pid, offset string) (*adapter.SessionState, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*s.opts.Timeout)
+	defer cancel()
+	raw, err := s.rdb.Get(ctx, s.sessionKey(nsp, pid)).Bytes()
+	if err != nil {
+		if !errors.Is(err, redis.Nil) {
+			s.log.Warn("recovery: session lookup failed", "err", err)
+		}
+		return nil, adapter.ErrNotRecoverable
+	}
+	var snap snapshot
+	if json.Unmarshal(raw, &snap) != nil || snap.SID == "" {
+		return nil, adapter.ErrNotRecoverable
+	}
+	st := &adapter.SessionState{SID: snap.SID, PID: snap.PID, Rooms: snap.Rooms, Data: snap.Data}
+	part := s.opts.Partition(&adapter.BroadcastOptions{Rooms: snap.Rooms})
+	if part == "" {
+		return st, nil // nothing recoverable was ever sent to it
+	}
+	if !validID(offset) {
+		return nil, adapter.ErrNotRecoverable
+	}
+	key := s.streamKey(nsp, part)
+	pipe := s.rdb.Pipeline()
+	at := pipe.XRange(ctx, key, offset, offset)
+	after := pipe.XRangeN(ctx, key, "("+offset, "+", s.opts.MaxMissed+1)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		s.log.Warn("recovery: stream read failed", "err", err)
+		return nil, adapter.ErrNotRecoverable
+	}
+	if len(at.Val()) != 1 {
+		// The offset was trimmed (or never existed): a gap is possible.
+		return nil, adapter.ErrNotRecoverable
+	}
+	entries := after.Val()
+	if int64(len(entries)) > s.opts.MaxMissed {
+		return nil, adapter.ErrNotRecoverable
+	}
+	rooms := make(map[string]struct{}, len(snap.Rooms))
+	for _, r := range snap.Rooms {
+		rooms[r] = struct{}{}
+	}
+	for _, e := range entries {
+		if _, gap := e.Values[fGap]; gap {
+			return nil, adapter.ErrNotRecoverable
+		}
+		pkt, opts, ok := decodeEntry(nsp, e)
+		if !ok {
+			return nil, adapter.ErrNotRecoverable
+		}
+		if adapter.ShouldInclude(rooms, opts) {
+			pkt.Data = parser.AppendArg(pkt.Data, e.ID)
+			st.Missed = append(st.Missed, pkt)
+		}
+	}
+	return st, nil
+}
+
+func validID(id string) bool {
+	ms, seq, ok := strings.Cut(id, "-")
+	if !ok {
+		return false
+	}
+	_, err1 := strconv.ParseUint(ms, 10, 64)
+	_, err2 := strconv.ParseUint(seq, 10, 64)
+	return err1 == nil && err2 == nil
+}
+
+func decodeEntry(nsp string, e redis.XMessage) (*parser.Packet, *adapter.BroadcastOptions, bool) {
+	data, ok := e.Values[fData].(string)
+	if !ok {
+		return nil, nil, false
+	}
+	opts := &adapter.BroadcastOptions{}
+	if r, ok := e.Values[fRooms].(string); ok {
+		_ = json.Unmarshal([]byte(r), &opts.Rooms)
+	}
+	if x, ok := e.Values[fExcept].(string); ok {
+		_ = json.Unmarshal([]byte(x), &opts.Except)
+	}
+	pkt := &parser.Packet{Type: parser.Event, Nsp: nsp, Data: []byte(data)}
+	for i := 0; ; i++ {
+		b, ok := e.Values[fBin+strconv.Itoa(i)].(string)
+		if !ok {
+			break
+		}
+		pkt.Attachments = append(pkt.Attachments, []byte(b))
+	}
+	return pkt, opts, true
+}
+
+var _ adapter.RecoveryStore = (*Store)(nil)
