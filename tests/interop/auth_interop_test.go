@@ -43,6 +43,12 @@ var npmErr error
 func installNodeApp(t *testing.T) {
 	t.Helper()
 	npmOnce.Do(func() {
+		for _, tool := range []string{"node", "npm"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				npmErr = fmt.Errorf("%s not found in PATH: these tests need Node.js 20+ with npm (they run the Express app and socket.io-client from %s): %w", tool, appDir, err)
+				return
+			}
+		}
 		lock, err := os.Stat(filepath.Join(appDir, "package-lock.json"))
 		if err != nil {
 			npmErr = err

@@ -12,6 +12,7 @@
 //   USERS         JSON array of {username, password, id}
 //   SERIALIZE     "string" (default): passport.user = id; "object": {_id: id}
 //   MAX_AGE_MS    cookie maxAge in ms (optional)
+// POST /login {username, password[, maxAgeMs]}, POST /logout, GET /me.
 // It prints "listening <port>" once ready.
 
 const express = require('express');
@@ -63,8 +64,13 @@ async function main() {
   }));
   app.use(passport.session());
 
+  // An optional body field maxAgeMs gives this session its own cookie
+  // maxAge (a "remember me for" choice), so a test can make one expire soon.
   app.post('/login', passport.authenticate('local', { failWithError: true }),
-    (req, res) => res.json({ ok: true, user: req.user.id }),
+    (req, res) => {
+      if (Number.isFinite(req.body.maxAgeMs)) req.session.cookie.maxAge = req.body.maxAgeMs;
+      res.json({ ok: true, user: req.user.id });
+    },
     (err, req, res, next) => res.status(401).json({ ok: false }));
   app.post('/logout', (req, res, next) => {
     req.logout((err) => (err ? next(err) : res.json({ ok: true })));
