@@ -54,8 +54,10 @@ type Handler struct {
 	b       trading.Broadcaster
 	keys    [][32]byte
 	log     *slog.Logger
-	// Dedup, when set, drops events whose id was already published.
-	Dedup func(id string) bool
+	// Dedup, when set, drops events whose id was already published;
+	// Published, when set, records an id after its broadcast succeeded.
+	Dedup     func(id string) bool
+	Published func(id string)
 }
 
 // NewHandler returns the publish API. keys are the accepted API keys; with
@@ -195,6 +197,9 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, items []json.Ra
 			h.log.Error("publish failed", "event", rt.Event, "err", err)
 			writeErr(w, http.StatusServiceUnavailable, "PUBLISH_FAILED", "broadcast failed", &i)
 			return
+		}
+		if ids[i] != "" && h.Published != nil {
+			h.Published(ids[i])
 		}
 		n++
 	}

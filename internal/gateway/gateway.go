@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,7 @@ import (
 	"github.com/tradewire/tradewire/auth/redisstore"
 	"github.com/tradewire/tradewire/cluster"
 	"github.com/tradewire/tradewire/engineio"
+	"github.com/tradewire/tradewire/ingest"
 	"github.com/tradewire/tradewire/internal/clientip"
 	"github.com/tradewire/tradewire/internal/config"
 	"github.com/tradewire/tradewire/internal/health"
@@ -60,15 +62,17 @@ type Gateway struct {
 	node     *redisadapter.Node
 	router   *cluster.Router
 	recovery *recoverystore.Store
+	ingest   *ingest.Consumer
 	ips      *clientip.Resolver
 	handlers *trading.Handlers
 	emitter  *trading.Emitter
 	api      *publish.Handler
 
-	mux      *http.ServeMux
-	inflight sync.WaitGroup
-	stop     chan struct{}
-	stopOnce sync.Once
+	mux        *http.ServeMux
+	inflight   sync.WaitGroup
+	stop       chan struct{}
+	stopIngest func()
+	stopOnce   sync.Once
 }
 
 // New builds a gateway from cfg. It connects to Redis and MongoDB when
@@ -461,6 +465,19 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{Handler: g.mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
+	if g.rdb != nil && g.cfg.IngestStream != "" {
+		c, err := ingest.New(g.rdb, ingestHandler{g}, ingest.Options{
+			Stream: g.cfg.IngestStream, Consumer: g.cfg.NodeID, Logger: g.log,
+		})
+		if err != nil {
+			return err
+		}
+		g.ingest = c
+		ictx, icancel := context.WithCancel(context.Background())
+		idone := make(chan struct{})
+		go func() { defer close(idone); c.Run(ictx) }()
+		g.stopIngest = func() { icancel(); <-idone }
+	}
 	go g.statsLoop(ctx)
 	go g.revalidateLoop(ctx)
 	if g.devStore != nil && g.cfg.DemoFeed {
@@ -488,4 +505,33 @@ func advertiseURL(a net.Addr) string {
 		}
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// ingestHandler broadcasts events read from the ingest stream.
+type ingestHandler struct{ g *Gateway }
+
+func (h ingestHandler) Event(ctx context.Context, ev *trading.DomainEvent) error {
+	return h.g.emitter.Publish(ctx, ev)
+}
+
+func (h ingestHandler) Emit(ctx context.Context, rooms, except []string, event string, data json.RawMessage) error {
+	if len(data) == 0 {
+		return h.g.Broadcast(ctx, rooms, except, event, nil)
+	}
+	return h.g.Broadcast(ctx, rooms, except, event, data)
+}
+
+// dedupSeen and dedupPublished share the ingest's event-id marks with the
+// HTTP API, so a backend may retry through either path.
+func (g *Gateway) dedupSeen(id string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	v, err := g.rdb.Get(ctx, "tradewire:dedup:"+id).Result()
+	return err == nil && v == "done"
+}
+
+func (g *Gateway) dedupPublished(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	g.rdb.Set(ctx, "tradewire:dedup:"+id, "done", 24*time.Hour)
 }

@@ -61,6 +61,9 @@ func (g *Gateway) shutdown(srv *http.Server) error {
 	g.stopOnce.Do(func() { close(g.stop) })
 	g.health.SetDraining(true)
 	g.sio.Engine().StopAccepting()
+	if g.stopIngest != nil {
+		g.stopIngest() // finish the event in flight; the rest stays pending
+	}
 	window := g.cfg.DrainWindow
 	deadline, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
 	defer cancel()
