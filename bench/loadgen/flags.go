@@ -58,6 +58,8 @@ func ParseFlags(args []string, errOut io.Writer) (*Options, error) {
 	fs.DurationVar(&c.P99Limit, "p99", 50*time.Millisecond, "p99 latency line")
 	fs.Float64Var(&c.MinDeliver, "min-deliver", 0.97, "a step must deliver this share of the expected messages")
 	fs.DurationVar(&c.Drain, "drain", 0, "pause after each step for in-flight deliveries (default 4 x p99 line, 200ms..2s)")
+	fs.IntVar(&c.Retries, "retries", 2, "measure a failed step again this often when other processes used more than -max-other-cpu cores")
+	fs.Float64Var(&c.MaxOtherCPU, "max-other-cpu", 0.3, "foreign CPU load (cores) above which a failed step is measured again")
 	fs.DurationVar(&c.StormTimeout, "storm-timeout", 60*time.Second, "storm: give up waiting after this")
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 30*time.Second, "per connection attempt")
 	fs.StringVar(&pids, "server-pid", "", "server pid(s), comma separated, for RSS and CPU from /proc")

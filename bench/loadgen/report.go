@@ -123,8 +123,8 @@ func RunKey(r *Result) string {
 
 func fmtNum(v float64) string {
 	switch {
-	case v == 0:
-		return "0"
+	case v == math.Trunc(v) && math.Abs(v) < 1e15:
+		return fmt.Sprintf("%.0f", v)
 	case math.Abs(v) >= 1000:
 		return fmt.Sprintf("%.0f", v)
 	case math.Abs(v) >= 10:
@@ -213,8 +213,8 @@ func WriteReport(w io.Writer, meta [][2]string, base, cand []Result, baseName, c
 				if s.Expected > 0 {
 					share = float64(s.Received) / s.Expected
 				}
-				fmt.Fprintf(w, "| %.0f | %.0f | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %.2f | %v |\n",
-					s.TargetRate, s.PublishedPerSec, s.DeliveredPerSec, share, s.Latency.P50MS, s.Latency.P99MS, s.ServerCPU, s.ServerCPUPerMDel, s.OtherCPU, s.OK)
+				fmt.Fprintf(w, "| %.0f | %.0f | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %.2f | %s |\n",
+					s.TargetRate, s.PublishedPerSec, s.DeliveredPerSec, share, s.Latency.P50MS, s.Latency.P99MS, s.ServerCPU, s.ServerCPUPerMDel, s.OtherCPU, okText(s))
 			}
 			fmt.Fprintln(w)
 		}
@@ -234,6 +234,16 @@ func WriteReport(w io.Writer, meta [][2]string, base, cand []Result, baseName, c
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+func okText(s Step) string {
+	switch {
+	case s.OK:
+		return "yes"
+	case s.Retried:
+		return "no (foreign load, measured again)"
+	}
+	return "no"
 }
 
 func get(f Figure, r *Result) (float64, bool) {

@@ -17,7 +17,7 @@ func sampleResults(scale float64) []Result {
 		{Scenario: "idle", Transport: "websocket", Conns: 1000, Servers: 1,
 			Ramp:   RampReport{Ready: 1000, Connect: Summary{Count: 1000, P50MS: 1, P99MS: 8}, ReadyLat: Summary{Count: 1000, P50MS: 3, P99MS: 12}},
 			Server: &ServerRep{RSSPerConnKB: 18 / scale, RSSAfterKB: 80000}},
-		{Scenario: "fanout", Transport: "websocket", Conns: 10000, Servers: 1, Publish: "http", Steps: []Step{step}, Best: &step},
+		{Scenario: "fanout", Transport: "websocket", Conns: 10000, Servers: 1, Publish: "http", Steps: []Step{step, {TargetRate: 125, Retried: true}, {TargetRate: 125}}, Best: &step},
 		{Scenario: "user-events", Transport: "websocket", Conns: 10000, Servers: 1, Publish: "http", Steps: []Step{step}, Best: &step},
 		{Scenario: "storm", Transport: "websocket", Conns: 5000, Servers: 1,
 			Storm: &StormRep{Conns: 5000, Recovered: 5000, AllBackS: 4 / scale, Back: Summary{P50MS: 900, P99MS: 3000}, RSSPeakKB: 300000}},
@@ -32,11 +32,13 @@ func TestWriteReportRatios(t *testing.T) {
 	out := buf.String()
 	for _, want := range []string{
 		"- **machine**: 2 cores",
-		"| idle, websocket, 1000 conns | server RSS per connection (KB) | 18.0 | 9 | 0.50 | lower |",
+		"| idle, websocket, 1000 conns | server RSS per connection (KB) | 18 | 9 | 0.50 | lower |",
 		"| fanout, websocket, 10000 conns | deliveries/s with p99 under the line (msg/s) | 30000 | 60000 | 2.00 | higher |",
 		"| storm, websocket, 5000 conns | all reconnected and authenticated after (s) | 4 | 2 | 0.50 | lower |",
 		"| cluster, websocket, 10000 conns, 2 servers, via emitter | deliveries/s with p99 under the line (msg/s) | — | — | — | higher |",
 		"**tradewire — user-events, websocket, 10000 conns**",
+		"| 125 | 0 | 0 | 0.000 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | no (foreign load, measured again) |",
+		"| 125 | 0 | 0 | 0.000 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | no |",
 		"cluster, websocket, 10000 conns, 2 servers, via emitter (): something odd",
 	} {
 		if !strings.Contains(out, want) {
@@ -84,7 +86,7 @@ func TestReportMainFiles(t *testing.T) {
 			t.Errorf("%q accepted", args)
 		}
 	}
-	if fmtNum(0) != "0" || fmtNum(0.01234) != "0.0123" || fmtNum(12.34) != "12.3" {
+	if fmtNum(0) != "0" || fmtNum(0.01234) != "0.0123" || fmtNum(12.34) != "12.3" || fmtNum(500) != "500" || fmtNum(1234.5) != "1234" {
 		t.Error("fmtNum")
 	}
 }
