@@ -41,6 +41,12 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 // connects without identity.
 func newFixture(t *testing.T, cfg ratelimit.Config) *fixture {
 	t.Helper()
+	return newFixtureWith(t, cfg, socketio.Options{})
+}
+
+// newFixtureWith is newFixture with Socket.IO server options.
+func newFixtureWith(t *testing.T, cfg ratelimit.Config, opts socketio.Options) *fixture {
+	t.Helper()
 	cfg.Logger = quietLogger()
 	lim, err := ratelimit.New(cfg, nil)
 	if err != nil {
@@ -64,7 +70,8 @@ func newFixture(t *testing.T, cfg ratelimit.Config) *fixture {
 		f.mu.Unlock()
 		return q, nil
 	}, quietLogger())
-	f.sio = socketio.NewServer(socketio.Options{Logger: quietLogger()})
+	opts.Logger = quietLogger()
+	f.sio = socketio.NewServer(opts)
 	f.nsp = f.sio.Of("/")
 	f.nsp.Use(func(_ context.Context, s *socketio.Socket) error {
 		a := s.Auth()

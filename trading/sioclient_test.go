@@ -57,6 +57,8 @@ type sioClient struct {
 	wmu    sync.Mutex
 	in     chan packet
 	sid    string
+	pid    string   // recovery session id, when the server has recovery on
+	early  []packet // events received before the CONNECT answer
 	nextID int
 }
 
@@ -97,14 +99,19 @@ func dialSIO(t testing.TB, baseURL string, auth any) (*sioClient, packet) {
 	}
 	c.send(connect)
 	p := c.next()
+	for p.kind == pkEvent { // missed events of a recovered session come first
+		c.early = append(c.early, p)
+		p = c.next()
+	}
 	if p.kind == pkConnect {
 		var m struct {
 			SID string `json:"sid"`
+			PID string `json:"pid"`
 		}
 		if err := json.Unmarshal([]byte(p.raw[1:]), &m); err != nil || m.SID == "" {
 			t.Fatalf("CONNECT reply without sid: %q", p.raw)
 		}
-		c.sid = m.SID
+		c.sid, c.pid = m.SID, m.PID
 	}
 	return c, p
 }
