@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -556,5 +557,106 @@ func TestPollingSlowConsumer(t *testing.T) {
 	}
 	if r := h.get(sid); r.status != 400 {
 		t.Fatalf("GET after close: %d", r.status)
+	}
+}
+
+// A server-initiated close of a polling session with no GET pending keeps
+// the queued messages (e.g. a Socket.IO DISCONNECT) and the close packet for
+// the client's next GET (wire-formats §1: "the next GET receives 6␞1"); the
+// sid is unknown afterwards.
+func TestCloseWithoutPendingGetDeliversBuffer(t *testing.T) {
+	h := newHarness(t, Options{})
+	sid := h.handshake()
+	rec := h.rec(sid)
+	if err := rec.s.Send(NewMessage([]byte("bye"), false)); err != nil {
+		t.Fatal(err)
+	}
+	rec.s.Close(ReasonForcedClose)
+	if reason := rec.waitClosed(t); reason != ReasonForcedClose {
+		t.Fatalf("reason %q", reason)
+	}
+	r := h.get(sid)
+	if r.status != 200 || r.body != "4bye\x1e1" {
+		t.Fatalf("next GET after a server close: %d %q, want 200 %q", r.status, r.body, "4bye\x1e1")
+	}
+	if r := h.get(sid); r.status != 400 {
+		t.Fatalf("GET after the close was delivered: %d", r.status)
+	}
+}
+
+// A lingering closed session that the client never polls again goes away
+// after PingTimeout.
+func TestCloseLingerExpires(t *testing.T) {
+	h := newHarness(t, Options{PingTimeout: 100 * time.Millisecond})
+	sid := h.handshake()
+	rec := h.rec(sid)
+	_ = rec.s.Send(NewMessage([]byte("bye"), false))
+	rec.s.Close(ReasonForcedClose)
+	if _, ok := h.srv.Session(sid); !ok {
+		t.Fatal("session dropped before its last GET")
+	}
+	eventually(t, "lingering session removed", func() bool { _, ok := h.srv.Session(sid); return !ok })
+	if r := h.get(sid); r.status != 400 {
+		t.Fatalf("GET after linger: %d %q", r.status, r.body)
+	}
+	// Other reasons, or nothing queued: removed at once.
+	sid2 := h.handshake()
+	h.rec(sid2).s.Close(ReasonForcedClose)
+	if r := h.get(sid2); r.status != 400 {
+		t.Fatalf("close with an empty buffer: %d %q", r.status, r.body)
+	}
+	sid3 := h.handshake()
+	_ = h.rec(sid3).s.Send(NewMessage([]byte("x"), false))
+	h.rec(sid3).s.Close(ReasonPingTimeout)
+	if r := h.get(sid3); r.status != 400 {
+		t.Fatalf("ping-timeout close: %d %q", r.status, r.body)
+	}
+}
+
+func TestCustomIDTagAndForward(t *testing.T) {
+	var n atomic.Int32
+	var forwarded []string
+	var mu sync.Mutex
+	h := newHarness(t, Options{
+		NewID: func() string { return fmt.Sprintf("node1-%014d", n.Add(1)) },
+		Tag:   func(r *http.Request) any { return r.URL.Query().Get("tag") },
+		Forward: func(w http.ResponseWriter, r *http.Request, sid string) bool {
+			if !strings.HasPrefix(sid, "node2-") {
+				return false
+			}
+			mu.Lock()
+			forwarded = append(forwarded, r.Method+" "+r.URL.Query().Get("transport")+" "+sid)
+			mu.Unlock()
+			w.WriteHeader(http.StatusTeapot)
+			return true
+		},
+	})
+	r := h.do(http.MethodGet, "EIO=4&transport=polling&tag=gold", nil, nil)
+	sid := parseOpen(t, r.body).SID
+	if sid != "node1-00000000000001" {
+		t.Fatalf("sid %q", sid)
+	}
+	if tag := h.rec(sid).s.Handshake().Tag; tag != "gold" {
+		t.Fatalf("tag %v", tag)
+	}
+	// Local sessions are served here; foreign ones are forwarded; unknown
+	// ones the forwarder declines get the usual error.
+	if r := h.post(sid, "4local"); r.body != "ok" {
+		t.Fatalf("local POST %q", r.body)
+	}
+	if r := h.get("node2-00000000000009"); r.status != http.StatusTeapot {
+		t.Fatalf("foreign GET: %d", r.status)
+	}
+	_, resp, err := h.dialWS("EIO=4&transport=websocket&sid=node2-00000000000009", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTeapot {
+		t.Fatalf("foreign websocket: %v %v", resp, err)
+	}
+	if r := h.get("node3-00000000000009"); r.status != 400 || !strings.Contains(r.body, `"code":1`) {
+		t.Fatalf("unknown GET: %d %s", r.status, r.body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(forwarded) != 2 || forwarded[0] != "GET polling node2-00000000000009" || forwarded[1] != "GET websocket node2-00000000000009" {
+		t.Fatalf("forwarded %q", forwarded)
 	}
 }
