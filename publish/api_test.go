@@ -525,3 +525,59 @@ func TestEmitRoomsAndExcept(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishedHook: Published records an id only once its broadcast
+// succeeded, so with a check-only Dedup (the gateway's) an event whose
+// broadcast failed is delivered when the backend retries it.
+func TestPublishedHook(t *testing.T) {
+	rec, h, url := recorderServer(t, testKey)
+	var mu sync.Mutex
+	done := map[string]bool{}
+	var published []string
+	h.Dedup = func(id string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return done[id]
+	}
+	h.Published = func(id string) {
+		mu.Lock()
+		defer mu.Unlock()
+		done[id] = true
+		published = append(published, id)
+	}
+	ev := func(id string) string {
+		return fmt.Sprintf(`{"type":"market.status","id":%q,"status":{"open":true}}`, id)
+	}
+	// The second item fails: a is published, b and c are not.
+	rec.failAt = 2
+	st, _, r, raw := postTo(t, url+"/api/v1/events", "["+ev("a")+","+ev("b")+","+ev("c")+"]", authz...)
+	if st != http.StatusServiceUnavailable || r.Error == nil || *r.Error.Index != 1 {
+		t.Fatalf("%d %s", st, raw)
+	}
+	if !reflect.DeepEqual(published, []string{"a"}) {
+		t.Errorf("published %v after the failure, want [a]", published)
+	}
+	rec.take()
+	rec.failAt = 0
+	// The retry delivers b and c, skips a; ids inside one batch are
+	// de-duplicated too; events without id are never recorded.
+	st, _, r, raw = postTo(t, url+"/api/v1/events", "["+ev("a")+","+ev("b")+","+ev("c")+","+ev("c")+","+ev("")+"]", authz...)
+	if st != http.StatusAccepted || r.Accepted != 3 {
+		t.Fatalf("retry: %d %s, want 3 accepted", st, raw)
+	}
+	var ids []any
+	for _, c := range rec.take() {
+		ids = append(ids, c.data.(map[string]any)["eventId"])
+	}
+	if !reflect.DeepEqual(ids, []any{"b", "c", nil}) {
+		t.Errorf("delivered ids %v, want [b c <none>]", ids)
+	}
+	if !reflect.DeepEqual(published, []string{"a", "b", "c"}) {
+		t.Errorf("published %v", published)
+	}
+	// Everything already published: 202 with nothing accepted.
+	st, _, r, raw = postTo(t, url+"/api/v1/events", ev("a"), authz...)
+	if st != http.StatusAccepted || r.Accepted != 0 || r.Error != nil || len(rec.take()) != 0 {
+		t.Errorf("duplicate: %d %s", st, raw)
+	}
+}
