@@ -667,3 +667,134 @@ func BenchmarkLocalSocketsRoom(b *testing.B) {
 		}
 	}
 }
+
+// storeRecorder is a RecoveryStore that keeps what it is given.
+type storeRecorder struct {
+	mu       sync.Mutex
+	records  []string
+	sessions map[string]*SessionState
+	offset   string
+	err      error
+	restored []string
+}
+
+func (s *storeRecorder) Record(nsp string, pkt *parser.Packet, opts *BroadcastOptions) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.records = append(s.records, nsp+" "+string(pkt.Data)+" "+strings.Join(opts.Rooms, ","))
+	return s.offset, s.err
+}
+
+func (s *storeRecorder) PersistSession(nsp string, st *SessionState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions == nil {
+		s.sessions = map[string]*SessionState{}
+	}
+	s.sessions[nsp+" "+st.PID] = st
+}
+
+func (s *storeRecorder) RestoreSession(nsp, pid, offset string) (*SessionState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.restored = append(s.restored, nsp+" "+pid+" "+offset)
+	st, ok := s.sessions[nsp+" "+pid]
+	if !ok {
+		return nil, ErrNotRecoverable
+	}
+	return st, nil
+}
+
+// With a shared Store, offsets come from the store and sessions live there;
+// the in-process buffer stays empty.
+func TestRecoveryWithStore(t *testing.T) {
+	store := &storeRecorder{offset: "1700000000000-0"}
+	m, ns := newTestAdapter(t, Options{RecoveryWindow: time.Minute, Store: store})
+	if !m.SharedRecovery() {
+		t.Fatal("SharedRecovery false with a Store")
+	}
+	if err := m.Broadcast(event(`["trade",1]`), &BroadcastOptions{Rooms: []string{"r1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := ns.last(t); d.data != `["trade",1,"1700000000000-0"]` {
+		t.Fatalf("delivered %s", d.data)
+	}
+	if len(store.records) != 1 || store.records[0] != `/test ["trade",1] r1` {
+		t.Fatalf("store records %q", store.records)
+	}
+	m.recMu.Lock()
+	buffered := len(m.packets)
+	m.recMu.Unlock()
+	if buffered != 0 {
+		t.Fatal("packet buffered in process as well")
+	}
+	// Record gives the same treatment without delivering.
+	if p := m.Record(event(`["x"]`), &BroadcastOptions{}); string(p.Data) != `["x","1700000000000-0"]` {
+		t.Fatalf("Record = %s", p.Data)
+	}
+	// A store failure or an empty offset leaves the packet as it was: delivered live, not recoverable.
+	store.err = errors.New("redis down")
+	if p := m.Record(event(`["y"]`), &BroadcastOptions{}); string(p.Data) != `["y"]` {
+		t.Fatalf("after a store error: %s", p.Data)
+	}
+	store.err, store.offset = nil, ""
+	if p := m.Record(event(`["z"]`), &BroadcastOptions{}); string(p.Data) != `["z"]` {
+		t.Fatalf("with an empty offset: %s", p.Data)
+	}
+	// Non-recoverable packets never reach the store.
+	n := len(store.records)
+	_ = m.Record(event(`["v"]`), &BroadcastOptions{Flags: Flags{Volatile: true}})
+	_ = m.Record(&parser.Packet{Type: parser.Event, Data: json.RawMessage(`["a"]`), ID: 1, HasID: true}, &BroadcastOptions{})
+	if len(store.records) != n {
+		t.Fatal("unrecoverable packet sent to the store")
+	}
+
+	// Sessions go to the store, restores come from it.
+	m.PersistSession(&SessionState{SID: "a", PID: "pid-a", Rooms: []string{"a", "r1"}})
+	st, err := m.RestoreSession("pid-a", "1700000000000-0")
+	if err != nil || st.SID != "a" {
+		t.Fatalf("restore: %+v %v", st, err)
+	}
+	if _, err := m.RestoreSession("unknown", "o"); !errors.Is(err, ErrNotRecoverable) {
+		t.Fatalf("unknown pid: %v", err)
+	}
+	if len(store.restored) != 2 || store.restored[0] != "/test pid-a 1700000000000-0" {
+		t.Fatalf("restores %q", store.restored)
+	}
+	m.recMu.Lock()
+	local := len(m.sessions)
+	m.recMu.Unlock()
+	if local != 0 {
+		t.Fatal("session kept in process as well")
+	}
+
+	// Without recovery the store is not used.
+	off, _ := newTestAdapter(t, Options{Store: store})
+	if off.SharedRecovery() {
+		t.Fatal("SharedRecovery with recovery off")
+	}
+	if mem, _ := newTestAdapter(t, Options{RecoveryWindow: time.Minute}); mem.SharedRecovery() {
+		t.Fatal("SharedRecovery without a Store")
+	}
+}
+
+// Recoverable filters which broadcasts are recorded.
+func TestRecoverableFilter(t *testing.T) {
+	m, ns := newTestAdapter(t, Options{RecoveryWindow: time.Minute, Recoverable: func(o *BroadcastOptions) bool {
+		return len(o.Rooms) == 0 || !strings.HasPrefix(o.Rooms[0], "quotes:")
+	}})
+	_ = m.Broadcast(event(`["quote"]`), &BroadcastOptions{Rooms: []string{"quotes:AAPL"}})
+	if d := ns.last(t); d.data != `["quote"]` {
+		t.Fatalf("filtered broadcast got an offset: %s", d.data)
+	}
+	_ = m.Broadcast(event(`["trade"]`), &BroadcastOptions{Rooms: []string{"user:1"}})
+	if d := ns.last(t); !strings.HasPrefix(d.data, `["trade","`) {
+		t.Fatalf("recoverable broadcast without offset: %s", d.data)
+	}
+	m.recMu.Lock()
+	n := len(m.packets)
+	m.recMu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d packets buffered, want 1", n)
+	}
+}
