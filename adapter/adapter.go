@@ -29,6 +29,9 @@ type Flags struct {
 	Compress *bool `json:"compress,omitempty" msgpack:"compress,omitempty"`
 	// Timeout (ms) is set on broadcasts that expect acks.
 	Timeout int64 `json:"timeout,omitempty" msgpack:"timeout,omitempty"`
+	// Conflate, when set, lets a lagging socket keep only the latest packet
+	// of that key (e.g. one quote per symbol). Local only, never on the wire.
+	Conflate string `json:"-" msgpack:"-"`
 }
 
 // BroadcastOptions select recipients: sockets in any of Rooms (every socket

@@ -33,6 +33,9 @@ type Options struct {
 	// Recoverable, when set, decides which broadcasts are kept for recovery
 	// (e.g. user events yes, market quotes no). Nil keeps every EVENT.
 	Recoverable func(opts *BroadcastOptions) bool
+	// Conflate, when set, names the conflation key of a broadcast ("" for
+	// none): lagging sockets then keep only the newest packet per key.
+	Conflate func(opts *BroadcastOptions) string
 	// Store, when set, replaces the in-process buffer: broadcasts are
 	// recorded there by the node that sends them, and sessions are saved
 	// there while connected, so recovery works on any node.
@@ -234,15 +237,23 @@ func (m *Memory) LocalSockets(opts *BroadcastOptions) iter.Seq[string] {
 // recovery when enabled.
 func (m *Memory) Broadcast(pkt *parser.Packet, opts *BroadcastOptions) error {
 	pkt = m.record(pkt, opts)
-	m.nsp.Deliver(pkt, opts.Flags, m.LocalSockets(opts))
+	m.nsp.Deliver(pkt, m.flags(opts), m.LocalSockets(opts))
 	return nil
+}
+
+func (m *Memory) flags(opts *BroadcastOptions) Flags {
+	f := opts.Flags
+	if m.opts.Conflate != nil && f.Conflate == "" {
+		f.Conflate = m.opts.Conflate(opts)
+	}
+	return f
 }
 
 // BroadcastLocal delivers pkt to local sockets only, without recording it
 // (cluster adapters call it for packets that came from another node, which
 // recorded them already when recovery is shared).
 func (m *Memory) BroadcastLocal(pkt *parser.Packet, opts *BroadcastOptions) {
-	m.nsp.Deliver(pkt, opts.Flags, m.LocalSockets(opts))
+	m.nsp.Deliver(pkt, m.flags(opts), m.LocalSockets(opts))
 }
 
 // BroadcastWithAck implements Adapter for one node.

@@ -34,6 +34,9 @@ type Packet struct {
 	Type   byte
 	Binary bool // binary message (Type is TypeMessage)
 	Data   []byte
+	// Key, when set, is a conflation key: a session that lags keeps only
+	// the newest queued packet of each key.
+	Key string
 
 	frame atomic.Pointer[[]byte]
 }

@@ -71,6 +71,7 @@ type Session struct {
 	closed    bool
 	// polling
 	buf        []*Packet
+	keyed      map[string]int // conflation key -> index in buf
 	bufBytes   int
 	pollActive bool
 	pollCh     chan struct{}
@@ -150,6 +151,9 @@ func (s *Session) Send(pkts ...*Packet) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
+	if len(pkts) == 1 && pkts[0].Key != "" {
+		return s.sendKeyed(pkts[0])
+	}
 	if s.ws != nil && !s.upgrading {
 		ws := s.ws
 		s.mu.Unlock()
@@ -170,6 +174,43 @@ func (s *Session) Send(pkts ...*Packet) error {
 		s.buf = append(s.buf, p)
 		s.bufBytes += p.pollingSize() + 1
 	}
+	over := s.bufBytes > s.srv.opts.MaxBufferedBytes
+	s.mu.Unlock()
+	if over {
+		s.close(ReasonSlowConsumer, true)
+		return websocket.ErrQueueFull
+	}
+	s.wakePoll()
+	return nil
+}
+
+// sendKeyed queues a conflatable packet (s.mu held on entry).
+func (s *Session) sendKeyed(p *Packet) error {
+	if s.ws != nil && !s.upgrading {
+		ws := s.ws
+		s.mu.Unlock()
+		if err := ws.WriteKeyed(p.Key, p.WebSocketFrame()); err != nil {
+			if errors.Is(err, websocket.ErrQueueFull) {
+				s.close(ReasonSlowConsumer, true)
+			}
+			return err
+		}
+		return nil
+	}
+	if i, ok := s.keyed[p.Key]; ok && i < len(s.buf) && s.buf[i].Key == p.Key {
+		s.bufBytes += p.pollingSize() - s.buf[i].pollingSize()
+		s.buf[i] = p
+		s.mu.Unlock()
+		return nil
+	}
+	if len(s.buf) > 0 {
+		if s.keyed == nil {
+			s.keyed = make(map[string]int)
+		}
+		s.keyed[p.Key] = len(s.buf)
+	}
+	s.buf = append(s.buf, p)
+	s.bufBytes += p.pollingSize() + 1
 	over := s.bufBytes > s.srv.opts.MaxBufferedBytes
 	s.mu.Unlock()
 	if over {
@@ -378,7 +419,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.lingering {
 		pkts := s.buf
-		s.buf, s.bufBytes, s.lingering = nil, 0, false
+		s.buf, s.bufBytes, s.lingering, s.keyed = nil, 0, false, nil
 		s.mu.Unlock()
 		s.srv.remove(s)
 		s.writePolling(w, r, pkts)
@@ -404,7 +445,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 	}
 	pkts := s.buf
-	s.buf, s.bufBytes = nil, 0
+	s.buf, s.bufBytes, s.keyed = nil, 0, nil
 	if len(pkts) == 0 {
 		pkts = []*Packet{noopPacket}
 	}
@@ -637,7 +678,7 @@ func (s *Session) completeUpgrade(c *websocket.Conn) {
 	s.upgrading = false
 	s.transport = "websocket"
 	pending := s.buf
-	s.buf, s.bufBytes = nil, 0
+	s.buf, s.bufBytes, s.keyed = nil, 0, nil
 	s.mu.Unlock()
 	s.wakePoll() // a pending GET returns a noop
 	if s.srv.opts.Observer != nil {

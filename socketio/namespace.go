@@ -104,6 +104,9 @@ func (n *Namespace) Socket(id string) (*Socket, bool) {
 func (n *Namespace) Deliver(pkt *parser.Packet, flags adapter.Flags, ids iter.Seq[string]) {
 	start := time.Now()
 	msgs := encodeForEngine(pkt)
+	if flags.Conflate != "" && len(msgs) == 1 {
+		msgs[0].Key = flags.Conflate
+	}
 	count := 0
 	n.mu.RLock()
 	for id := range ids {

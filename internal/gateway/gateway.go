@@ -240,6 +240,15 @@ func recoverable(opts *adapter.BroadcastOptions) bool {
 	return false
 }
 
+// conflateQuotes keys quotes by symbol: a client that lags keeps only the
+// latest quote of each symbol instead of every tick.
+func conflateQuotes(opts *adapter.BroadcastOptions) string {
+	if len(opts.Rooms) == 1 && strings.HasPrefix(opts.Rooms[0], trading.WatchlistRoomPrefix) {
+		return opts.Rooms[0]
+	}
+	return ""
+}
+
 // userPartition puts a broadcast to one user's rooms into that user's
 // recovery stream; anything else is not recoverable across nodes.
 func userPartition(opts *adapter.BroadcastOptions) string {
@@ -282,7 +291,7 @@ func (g *Gateway) setupSocketIO() {
 		eopts.Observer = engineObserver{g.metrics}
 		sobs = socketObserver{g.metrics}
 	}
-	rec := adapter.Options{RecoveryWindow: cfg.RecoveryWindow, Recoverable: recoverable}
+	rec := adapter.Options{RecoveryWindow: cfg.RecoveryWindow, Recoverable: recoverable, Conflate: conflateQuotes}
 	if g.rdb != nil && cfg.RecoveryWindow > 0 {
 		store, err := recoverystore.New(g.rdb, recoverystore.Options{
 			Window:    cfg.RecoveryWindow,

@@ -116,6 +116,7 @@ type Conn struct {
 
 	mu          sync.Mutex
 	queue       [][]byte
+	keyed       map[string]int // conflation key -> index in queue, while lagging
 	queued      int
 	scheduled   bool
 	waiting     bool // waiting for the socket to become writable
@@ -350,6 +351,45 @@ func (c *Conn) WriteFrames(frames ...[]byte) error {
 	return nil
 }
 
+// WriteKeyed queues a frame that supersedes any frame of the same key still
+// waiting in the queue: a connection that lags keeps only the newest frame
+// per key (e.g. the latest quote of a symbol) instead of every one.
+func (c *Conn) WriteKeyed(key string, frame []byte) error {
+	c.mu.Lock()
+	if c.closing || c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if i, ok := c.keyed[key]; ok {
+		c.queued += len(frame) - len(c.queue[i])
+		c.queue[i] = frame
+		c.mu.Unlock()
+		return nil
+	}
+	if c.queued+len(frame) > c.srv.opts.MaxQueue {
+		c.mu.Unlock()
+		return ErrQueueFull
+	}
+	if len(c.queue) > 0 {
+		// Lagging: remember where this key's frame is.
+		if c.keyed == nil {
+			c.keyed = make(map[string]int)
+		}
+		c.keyed[key] = len(c.queue)
+	}
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	sched := !c.scheduled && !c.waiting
+	if sched {
+		c.scheduled = true
+	}
+	c.mu.Unlock()
+	if sched {
+		c.srv.flusher.add(c)
+	}
+	return nil
+}
+
 // WriteMessage encodes and queues one text or binary message.
 func (c *Conn) WriteMessage(binary bool, data []byte) error {
 	op := byte(OpText)
@@ -409,6 +449,7 @@ func (c *Conn) flush() {
 	}
 	bufs := c.queue
 	c.queue = nil
+	c.keyed = nil // frames taken for writing can no longer be replaced
 	c.mu.Unlock()
 
 	written, err := writev(c.fd, bufs)
@@ -419,6 +460,9 @@ func (c *Conn) flush() {
 	left := trimWritten(bufs, written)
 	if len(left) > 0 {
 		c.queue = append(left, c.queue...)
+		for k, i := range c.keyed {
+			c.keyed[k] = i + len(left)
+		}
 	}
 	if err == nil && len(left) > 0 {
 		c.waiting = true
