@@ -153,6 +153,15 @@ type RecoveryStore interface {
 	// RestoreSession returns the session and every packet it missed after
 	// offset, whole, or ErrNotRecoverable.
 	RestoreSession(nsp, pid, offset string) (*SessionState, error)
+	// CatchUp lists recorded packets after offset that rooms select.
+	CatchUp(nsp string, rooms []string, offset string) []*parser.Packet
+}
+
+// CatchUpper is implemented by adapters that can list the recorded packets
+// after an offset for a set of rooms (used to close the window between a
+// restore and the restored socket joining its rooms again).
+type CatchUpper interface {
+	CatchUp(rooms []string, offset string) []*parser.Packet
 }
 
 // Factory creates the adapter of a namespace.

@@ -471,6 +471,37 @@ func (m *Memory) RestoreSession(pid, offset string) (*SessionState, error) {
 	return &st, nil
 }
 
+// CatchUp lists the recorded packets after offset that rooms select.
+func (m *Memory) CatchUp(rooms []string, offset string) []*parser.Packet {
+	if m.opts.RecoveryWindow <= 0 {
+		return nil
+	}
+	if m.opts.Store != nil {
+		return m.opts.Store.CatchUp(m.nsp.Name(), rooms, offset)
+	}
+	epoch, seqStr, ok := strings.Cut(offset, ".")
+	if !ok || epoch != m.epoch {
+		return nil
+	}
+	seq, err := strconv.ParseUint(seqStr, 36, 64)
+	if err != nil {
+		return nil
+	}
+	set := make(map[string]struct{}, len(rooms))
+	for _, r := range rooms {
+		set[r] = struct{}{}
+	}
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	var out []*parser.Packet
+	for _, bp := range m.packets {
+		if bp.seq > seq && ShouldInclude(set, &bp.opts) {
+			out = append(out, bp.pkt)
+		}
+	}
+	return out
+}
+
 // ShouldInclude reports whether a socket in rooms is selected by opts.
 func ShouldInclude(rooms map[string]struct{}, opts *BroadcastOptions) bool {
 	included := len(opts.Rooms) == 0

@@ -694,6 +694,10 @@ func (s *storeRecorder) PersistSession(nsp string, st *SessionState) {
 	s.sessions[nsp+" "+st.PID] = st
 }
 
+func (s *storeRecorder) CatchUp(nsp string, rooms []string, offset string) []*parser.Packet {
+	return nil
+}
+
 func (s *storeRecorder) RestoreSession(nsp, pid, offset string) (*SessionState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

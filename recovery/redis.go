@@ -292,6 +292,34 @@ func (s *Store) RestoreSession(nsp, pid, offset string) (*adapter.SessionState, 
 	return st, nil
 }
 
+// CatchUp lists the recorded packets after offset that rooms select.
+func (s *Store) CatchUp(nsp string, rooms []string, offset string) []*parser.Packet {
+	part := s.opts.Partition(&adapter.BroadcastOptions{Rooms: rooms})
+	if part == "" || !validID(offset) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	entries, err := s.rdb.XRangeN(ctx, s.streamKey(nsp, part), "("+offset, "+", s.opts.MaxMissed).Result()
+	if err != nil {
+		return nil
+	}
+	set := make(map[string]struct{}, len(rooms))
+	for _, r := range rooms {
+		set[r] = struct{}{}
+	}
+	var out []*parser.Packet
+	for _, e := range entries {
+		pkt, opts, ok := decodeEntry(nsp, e)
+		if !ok || !adapter.ShouldInclude(set, opts) {
+			continue
+		}
+		pkt.Data = parser.AppendArg(pkt.Data, e.ID)
+		out = append(out, pkt)
+	}
+	return out
+}
+
 func validID(id string) bool {
 	ms, seq, ok := strings.Cut(id, "-")
 	if !ok {

@@ -117,6 +117,9 @@ func (n *Namespace) Deliver(pkt *parser.Packet, flags adapter.Flags, ids iter.Se
 		if flags.Volatile && !s.client.sess.Writable() {
 			continue
 		}
+		if s.holding.Load() && s.hold(pkt, msgs) {
+			continue
+		}
 		if err := s.client.sess.Send(msgs...); err == nil {
 			count++
 		} else if obs := n.srv.opts.Observer; obs != nil && errors.Is(err, engineio.ErrClosed) == false {
@@ -168,6 +171,9 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 		}
 	}
 	s := newSocket(n, c, auth, authMap, restored)
+	if restored != nil {
+		s.holding.Store(true)
+	}
 	if restored == nil || !n.srv.opts.Recovery.SkipMiddlewares {
 		n.mu.RLock()
 		mws := append([]Middleware(nil), n.middlewares...)
@@ -198,11 +204,35 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 	}
 	n.adapter.AddAll(s.id, rooms)
 	if restored != nil {
-		for _, p := range restored.Missed {
+		// Replay what was missed, then what was recorded between the
+		// restore and the join (catch-up), then the live packets held
+		// meanwhile, each offset once.
+		sent := make(map[string]bool, len(restored.Missed))
+		last, _ := authMap["offset"].(string)
+		replay := func(p *parser.Packet) {
+			off := lastStringArg(p.Data)
+			if off != "" {
+				if sent[off] {
+					return
+				}
+				sent[off] = true
+				last = off
+			}
 			_ = c.writePacket(p)
 		}
+		for _, p := range restored.Missed {
+			replay(p)
+		}
+		if cu, ok := n.adapter.(adapter.CatchUpper); ok {
+			for _, p := range cu.CatchUp(rooms, last) {
+				replay(p)
+			}
+		}
+		_ = c.writePacket(&parser.Packet{Type: parser.Connect, Nsp: n.name, Data: s.connectPayload()})
+		s.release(sent)
+	} else {
+		_ = c.writePacket(&parser.Packet{Type: parser.Connect, Nsp: n.name, Data: s.connectPayload()})
 	}
-	_ = c.writePacket(&parser.Packet{Type: parser.Connect, Nsp: n.name, Data: s.connectPayload()})
 	if n.sharedRecovery {
 		s.snapshot()
 		n.refreshOnce.Do(func() { go n.refreshSnapshots() })

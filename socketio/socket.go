@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tradewire/tradewire/adapter"
@@ -29,6 +30,51 @@ var ErrDisconnected = errors.New("socket.io: socket disconnected")
 // EventHandler handles one client event.
 type EventHandler func(s *Socket, e *Event)
 
+type heldPacket struct {
+	pkt  *parser.Packet
+	msgs []*engineio.Packet
+}
+
+// hold keeps a live packet for later while the socket catches up; false
+// when it no longer holds (send normally).
+func (s *Socket) hold(pkt *parser.Packet, msgs []*engineio.Packet) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.holding.Load() {
+		return false
+	}
+	s.held = append(s.held, heldPacket{pkt, msgs})
+	return true
+}
+
+// release sends the held packets, skipping those already replayed (by
+// offset), and resumes live delivery.
+func (s *Socket) release(sent map[string]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, h := range s.held {
+		if off := lastStringArg(h.pkt.Data); off != "" && sent[off] {
+			continue
+		}
+		_ = s.client.sess.Send(h.msgs...)
+	}
+	s.held = nil
+	s.holding.Store(false)
+}
+
+// lastStringArg returns the last element of a JSON array when it is a string.
+func lastStringArg(data []byte) string {
+	els, err := parser.SplitArray(data)
+	if err != nil || len(els) == 0 {
+		return ""
+	}
+	var v string
+	if json.Unmarshal(els[len(els)-1], &v) != nil {
+		return ""
+	}
+	return v
+}
+
 type pendingAck struct {
 	cb    func(args []any, err error)
 	timer *time.Timer
@@ -46,6 +92,10 @@ type Socket struct {
 	cancel context.CancelFunc
 
 	recovered bool
+
+	// holding buffers live packets while a restored socket catches up.
+	holding atomic.Bool
+	held    []heldPacket
 
 	mu           sync.Mutex
 	handlers     map[string]EventHandler
