@@ -32,6 +32,10 @@ type Flags struct {
 	// Conflate, when set, lets a lagging socket keep only the latest packet
 	// of that key (e.g. one quote per symbol). Local only, never on the wire.
 	Conflate string `json:"-" msgpack:"-"`
+	// Strict makes a cluster adapter deliver nothing, locally either, when
+	// the publish to the other nodes fails: the caller gets the error and
+	// retries, and no client sees the event twice. Local only.
+	Strict bool `json:"-" msgpack:"-"`
 }
 
 // BroadcastOptions select recipients: sockets in any of Rooms (every socket

@@ -36,7 +36,7 @@ type EmitRequest struct {
 
 // Response is the JSON body of every API answer.
 type Response struct {
-	Accepted int       `json:"accepted,omitempty"`
+	Accepted int       `json:"accepted"`
 	Error    *APIError `json:"error,omitempty"`
 }
 

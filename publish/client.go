@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -72,8 +73,14 @@ func (c *Client) post(ctx context.Context, path string, body any) (int, error) {
 	return out.Accepted, nil
 }
 
+// ErrNothingToSend is returned by Publish and Emit called with nothing.
+var ErrNothingToSend = errors.New("tradewire: nothing to send")
+
 // Publish sends typed domain events (one request).
 func (c *Client) Publish(ctx context.Context, events ...trading.DomainEvent) error {
+	if len(events) == 0 {
+		return ErrNothingToSend
+	}
 	if len(events) == 1 {
 		_, err := c.post(ctx, "/api/v1/events", events[0])
 		return err
@@ -84,6 +91,9 @@ func (c *Client) Publish(ctx context.Context, events ...trading.DomainEvent) err
 
 // Emit sends raw emits (one request).
 func (c *Client) Emit(ctx context.Context, reqs ...EmitRequest) error {
+	if len(reqs) == 0 {
+		return ErrNothingToSend
+	}
 	if len(reqs) == 1 {
 		_, err := c.post(ctx, "/api/v1/emit", reqs[0])
 		return err

@@ -61,6 +61,14 @@ func (b *BroadcastOperator) Volatile() *BroadcastOperator {
 	return c
 }
 
+// Strict delivers nothing (locally either) when the cluster publish fails,
+// so a caller that retries on error never causes a duplicate.
+func (b *BroadcastOperator) Strict() *BroadcastOperator {
+	c := b.clone()
+	c.flags.Strict = true
+	return c
+}
+
 // Timeout sets the ack timeout for EmitWithAck.
 func (b *BroadcastOperator) Timeout(d time.Duration) *BroadcastOperator {
 	c := b.clone()

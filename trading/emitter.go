@@ -104,10 +104,16 @@ func (e *Emitter) Route(ev *DomainEvent) (*Routed, error) {
 			return nil, err
 		}
 		var t Trade
-		_ = json.Unmarshal(ev.Trade, &t)
+		if err := json.Unmarshal(ev.Trade, &t); err != nil {
+			return nil, invalidf("trade: symbol and side must be strings, quantity and price numbers")
+		}
+		if _, ok := m["price"]; !ok {
+			return nil, invalidf("trade.price is required")
+		}
 		if err := t.Validate(); err != nil {
 			return nil, invalidf("%v", err)
 		}
+		t.Symbol, _ = NormalizeSymbol(t.Symbol)
 		return withID(&Routed{[]string{TradesRoom(ev.UserID)}, EventTradeExecuted, TradeExecutedPayload(ev.UserID, m, t, now)}), nil
 	case TypeTradeFailed:
 		if err := validUserID(ev.UserID); err != nil {
@@ -144,8 +150,11 @@ func (e *Emitter) Route(ev *DomainEvent) (*Routed, error) {
 		if err := validUserID(ev.UserID); err != nil {
 			return nil, err
 		}
-		n := ev.Notification
-		if n == nil || n.Title == "" || n.Message == "" {
+		if ev.Notification == nil {
+			return nil, invalidf("notification.title and notification.message are required")
+		}
+		n := *ev.Notification // never modify the caller's event
+		if n.Title == "" || n.Message == "" {
 			return nil, invalidf("notification.title and notification.message are required")
 		}
 		switch n.Type {
@@ -155,7 +164,7 @@ func (e *Emitter) Route(ev *DomainEvent) (*Routed, error) {
 		default:
 			return nil, invalidf("notification.type must be success, error, info or warning")
 		}
-		return withID(&Routed{[]string{UserRoom(ev.UserID)}, EventNotification, NotificationPayload(ev.UserID, *n, now)}), nil
+		return withID(&Routed{[]string{UserRoom(ev.UserID)}, EventNotification, NotificationPayload(ev.UserID, n, now)}), nil
 	case TypeQuoteUpdate:
 		sym, err := NormalizeSymbol(ev.Symbol)
 		if err != nil {
@@ -165,7 +174,7 @@ func (e *Emitter) Route(ev *DomainEvent) (*Routed, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Routed{[]string{WatchlistRoom(sym)}, EventQuoteUpdate, QuotePayload(sym, m, now)}, nil
+		return withID(&Routed{[]string{WatchlistRoom(sym)}, EventQuoteUpdate, QuotePayload(sym, m, now)}), nil
 	case TypeMarketStatus:
 		m, err := object(ev.Status, "status")
 		if err != nil {

@@ -41,7 +41,7 @@ var symbolRE = regexp.MustCompile(`^[A-Z0-9][A-Z0-9.\-]{0,14}$`)
 func NormalizeSymbol(s string) (string, error) {
 	u := strings.ToUpper(strings.TrimSpace(s))
 	if !symbolRE.MatchString(u) {
-		return "", fmt.Errorf("invalid symbol %q", s)
+		return "", fmt.Errorf("invalid symbol %.20q", s)
 	}
 	return u, nil
 }

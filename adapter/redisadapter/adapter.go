@@ -162,6 +162,9 @@ func (a *Adapter) Broadcast(pkt *parser.Packet, opts *adapter.BroadcastOptions) 
 	var err error
 	if !opts.Flags.Local {
 		err = a.publishBroadcast(pkt, opts)
+		if err != nil && opts.Flags.Strict {
+			return err
+		}
 	}
 	a.deliverLocal(pkt, opts)
 	return err

@@ -285,8 +285,8 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%sSESSION_STORE=mongo requires %sMONGO_URL", p, p)
 		}
 	case StoreRedis:
-		if c.RedisURL == "" {
-			return fmt.Errorf("%sSESSION_STORE=redis requires %sREDIS_URL", p, p)
+		if c.RedisURL == "" && c.SessionRedisURL == "" {
+			return fmt.Errorf("%sSESSION_STORE=redis requires %sREDIS_URL or %sSESSION_REDIS_URL", p, p, p)
 		}
 	case StoreMemory:
 		if c.MongoURL != "" {

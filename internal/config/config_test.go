@@ -124,6 +124,7 @@ var sample = map[string][4]string{
 	"USER_ROLE_FIELD":             {"roles.primary", "roles.primary", "kind", "kind"},
 	"USER_TIER_FIELD":             {"plan", "plan", "tier", "tier"},
 	"SESSION_REDIS_PREFIX":        {"s:", "s:", "app:sess:", "app:sess:"},
+	"SESSION_REDIS_URL":           {"redis://s1:6379", "redis://s1:6379", "redis://s2:6379", "redis://s2:6379"},
 	"ALLOW_UNSIGNED_SESSION_ID":   {"true", "true", "TRUE", "true"},
 	"AUTH_CACHE_TTL":              {"0", "0s", "1s", "1s"},
 	"AUTH_CACHE_SIZE":             {"0", "0", "5", "5"},

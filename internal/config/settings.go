@@ -43,6 +43,7 @@ type Config struct {
 	UsersCollection        string
 	UserRoleField          string
 	UserTierField          string
+	SessionRedisURL        string
 	SessionRedisPrefix     string
 	AllowUnsignedSessionID bool
 	AuthCacheTTL           time.Duration
@@ -104,6 +105,7 @@ var settings = []setting{
 	{name: "USER_ROLE_FIELD", def: "role", help: "field of a user document holding the role", field: func(c *Config) any { return &c.UserRoleField }, check: nonEmpty},
 	{name: "USER_TIER_FIELD", def: "subscriptionTier", help: "field of a user document holding the subscription tier", field: func(c *Config) any { return &c.UserTierField }, check: nonEmpty},
 	{name: "SESSION_REDIS_PREFIX", def: "sess:", help: "connect-redis key prefix", field: func(c *Config) any { return &c.SessionRedisPrefix }},
+	{name: "SESSION_REDIS_URL", def: "", help: "Redis holding connect-redis sessions when it is not REDIS_URL (same URL forms); empty = REDIS_URL", field: func(c *Config) any { return &c.SessionRedisURL }},
 	{name: "ALLOW_UNSIGNED_SESSION_ID", def: "false", help: "also accept a bare session id, not only the signed s:ID.SIGNATURE form", field: func(c *Config) any { return &c.AllowUnsignedSessionID }},
 	{name: "AUTH_CACHE_TTL", def: "5s", help: "how long a session lookup is cached; 0 disables the cache", field: func(c *Config) any { return &c.AuthCacheTTL }, check: nonNegative},
 	{name: "AUTH_CACHE_SIZE", def: "10000", help: "most session lookups cached; 0 disables the cache", field: func(c *Config) any { return &c.AuthCacheSize }, check: nonNegative},

@@ -61,12 +61,14 @@ type Gateway struct {
 	limiter  *ratelimit.Limiter
 	node     *redisadapter.Node
 	router   *cluster.Router
-	recovery *recoverystore.Store
-	ingest   *ingest.Consumer
-	ips      *clientip.Resolver
-	handlers *trading.Handlers
-	emitter  *trading.Emitter
-	api      *publish.Handler
+	// sessionRDB is the sessions' own Redis (TRADEWIRE_SESSION_REDIS_URL).
+	sessionRDB redis.UniversalClient
+	recovery   *recoverystore.Store
+	ingest     *ingest.Consumer
+	ips        *clientip.Resolver
+	handlers   *trading.Handlers
+	emitter    *trading.Emitter
+	api        *publish.Handler
 
 	mux        *http.ServeMux
 	inflight   sync.WaitGroup
@@ -117,17 +119,21 @@ var clientEventNames = []string{
 }
 
 func newRedis(cfg *config.Config) (redis.UniversalClient, error) {
-	if cfg.Redis.Cluster {
-		opts, err := redis.ParseClusterURL(cfg.Redis.ClientURL)
+	return redisClient("TRADEWIRE_REDIS_URL", cfg.Redis)
+}
+
+func redisClient(setting string, target config.RedisTarget) (redis.UniversalClient, error) {
+	if target.Cluster {
+		opts, err := redis.ParseClusterURL(target.ClientURL)
 		if err != nil {
-			return nil, fmt.Errorf("TRADEWIRE_REDIS_URL: %w", err)
+			return nil, fmt.Errorf("%s: %w", setting, err)
 		}
 		opts.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(opts), nil
 	}
-	opts, err := redis.ParseURL(cfg.Redis.ClientURL)
+	opts, err := redis.ParseURL(target.ClientURL)
 	if err != nil {
-		return nil, fmt.Errorf("TRADEWIRE_REDIS_URL: %w", err)
+		return nil, fmt.Errorf("%s: %w", setting, err)
 	}
 	opts.ContextTimeoutEnabled = true
 	return redis.NewClient(opts), nil
@@ -152,7 +158,19 @@ func (g *Gateway) setupAuth(ctx context.Context) error {
 			g.secrets = []string{"dev-" + randomHex(16)}
 		}
 	case cfg.SessionStore == config.StoreRedis:
-		sessions = redisstore.New(g.rdb, cfg.SessionRedisPrefix)
+		srdb := g.rdb
+		if cfg.SessionRedisURL != "" {
+			target, err := config.ParseRedisURL(cfg.SessionRedisURL)
+			if err != nil {
+				return fmt.Errorf("TRADEWIRE_SESSION_REDIS_URL: %w", err)
+			}
+			if srdb, err = redisClient("TRADEWIRE_SESSION_REDIS_URL", target); err != nil {
+				return err
+			}
+			g.sessionRDB = srdb
+			g.health.Register("session-redis", func(ctx context.Context) error { return srdb.Ping(ctx).Err() })
+		}
+		sessions = redisstore.New(srdb, cfg.SessionRedisPrefix)
 	case cfg.SessionStore == config.StoreMongo:
 		client, db, err := mongostore.Connect(cfg.MongoURL)
 		if err != nil {
@@ -413,6 +431,10 @@ func (g *Gateway) Broadcast(_ context.Context, rooms, except []string, event str
 	g.inflight.Add(1)
 	defer g.inflight.Done()
 	op := g.nsp.To(rooms...).Except(except...)
+	if conflateQuotes(&adapter.BroadcastOptions{Rooms: rooms}) == "" {
+		// Everything but quotes: all nodes or none, so a retry is safe.
+		op = op.Strict()
+	}
 	if data == nil {
 		return op.Emit(event)
 	}
@@ -443,6 +465,9 @@ func (g *Gateway) closeClients() {
 	}
 	if g.rdb != nil {
 		_ = g.rdb.Close()
+	}
+	if g.sessionRDB != nil {
+		_ = g.sessionRDB.Close()
 	}
 	if g.mongo != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
