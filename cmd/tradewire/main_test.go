@@ -230,3 +230,20 @@ func dial(t testing.TB, base, cookie string) *sioclient.Client {
 	}
 	return c
 }
+
+// TestOutOfRangeRateIsAConfigError: a rate the limiter cannot enforce is a
+// bad configuration value like any other: exit 2 with one line naming the
+// setting, not a startup failure naming a Go field.
+func TestOutOfRangeRateIsAConfigError(t *testing.T) {
+	for _, tc := range []struct{ arg, setting string }{
+		{"-rate-connections-per-minute=100000000", "-rate-connections-per-minute"},
+		{"-rate-events-per-minute=100000000", "-rate-events-per-minute"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{tc.arg, "-log-format=text"}, env(nil), &stdout, &stderr)
+		msg := stderr.String()
+		if code != 2 || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, tc.setting) {
+			t.Errorf("%s: exit %d, stderr ends %q; want exit 2 and one line naming %s", tc.arg, code, tail(msg, 160), tc.setting)
+		}
+	}
+}
