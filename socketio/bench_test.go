@@ -161,6 +161,12 @@ func getFleet(b *testing.B, n int, mode websocket.Mode) *fleet {
 	if f := fleets[key]; f != nil {
 		return f
 	}
+	// One fleet at a time: server and client sockets of several would not
+	// fit the descriptor limit.
+	for k, f := range fleets {
+		f.stop()
+		delete(fleets, k)
+	}
 	srv := NewServer(Options{
 		Engine: engineio.Options{
 			PingInterval: time.Hour, PingTimeout: time.Hour,
