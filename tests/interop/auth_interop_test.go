@@ -200,7 +200,13 @@ func mongoDB(t *testing.T, uri string) *mongo.Database {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
+	t.Cleanup(func() {
+		// Bounded: after an outage test stopped the server, endSessions
+		// would otherwise wait for server selection (30 s).
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = c.Disconnect(ctx)
+	})
 	return db
 }
 

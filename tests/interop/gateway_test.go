@@ -55,9 +55,6 @@ func checkTrade(t *testing.T, r report, pub map[string]any, title, message strin
 	if r.Type != "event" || r.Event != "trade:executed" || len(r.Args) != 1 {
 		t.Fatalf("got %v, want one trade:executed", r)
 	}
-	if r.Offset == "" { // trades:<user> is a recoverable room
-		t.Errorf("trade:executed carries no connection state recovery offset")
-	}
 	var got map[string]any
 	if err := json.Unmarshal(r.Args[0], &got); err != nil {
 		t.Fatal(err)
@@ -128,8 +125,23 @@ func receivesOnlyItsTrades(t *testing.T, g *gatewayProc, s *sock, userID, otherU
 	g.publish(t, first)
 	g.publish(t, foreign)
 	g.publish(t, second)
-	checkTrade(t, s.next(t, 5*time.Second), first, "Trade Executed: AAPL", "BUY 10 AAPL @ $187.12", start)
-	checkTrade(t, s.next(t, 5*time.Second), second, "Trade Executed: NVDA", "SELL 0.5 NVDA @ $121.7", start)
+	var offsets []string
+	for _, c := range []struct {
+		pub            map[string]any
+		title, message string
+	}{
+		{first, "Trade Executed: AAPL", "BUY 10 AAPL @ $187.12"},
+		{second, "Trade Executed: NVDA", "SELL 0.5 NVDA @ $121.7"},
+	} {
+		r := s.next(t, 5*time.Second)
+		checkTrade(t, r, c.pub, c.title, c.message, start)
+		offsets = append(offsets, r.Offset)
+	}
+	// trades:<user> is a recoverable room: each event carries its own
+	// connection state recovery offset.
+	if offsets[0] == "" || offsets[1] == "" || offsets[0] == offsets[1] {
+		t.Errorf("recovery offsets %q, want two distinct ones", offsets)
+	}
 }
 
 // waitEnded waits for the gateway to end s's session: an error event with
@@ -151,10 +163,12 @@ func waitEnded(t *testing.T, s *sock, timeout time.Duration) time.Time {
 			}
 			sawError = true
 		case r.Type == "disconnect":
+			// "io server disconnect" is how socket.io-client learns that the
+			// server ended the socket on purpose (it then does not
+			// reconnect); "transport close" makes it reconnect.
 			if r.Reason != "io server disconnect" {
-				t.Fatalf("socket %s: disconnect %q, want \"io server disconnect\"", s.id, r.Reason)
-			}
-			if !sawError {
+				t.Errorf("socket %s: disconnect %q (error event received: %v), want \"io server disconnect\"", s.id, r.Reason, sawError)
+			} else if !sawError {
 				t.Errorf("socket %s: disconnected without the error event telling why", s.id)
 			}
 			return r.at
@@ -162,6 +176,13 @@ func waitEnded(t *testing.T, s *sock, timeout time.Duration) time.Time {
 			t.Fatalf("socket %s: unexpected %v while waiting for the session to end", s.id, r)
 		}
 	}
+}
+
+// nodeAcceptsOn reports whether the Express app sees a logged-in user for
+// cookie (GET /me), which also touches the session.
+func nodeAcceptsOn(t *testing.T, app *nodeApp, cookie string) bool {
+	t.Helper()
+	return app.do(t, "GET", "/me", cookie, nil).StatusCode == 200
 }
 
 func insertUser(t *testing.T, db *mongo.Database, id any, role, tier string) {
@@ -233,7 +254,7 @@ func TestGatewayWithExpressMongoSessions(t *testing.T) {
 	}
 	nodeAccepts := func(t *testing.T, cookie string) bool {
 		t.Helper()
-		return app.do(t, "GET", "/me", cookie, nil).StatusCode == 200
+		return nodeAcceptsOn(t, app, cookie)
 	}
 
 	aliceCookie := login(t, "alice", "pw-a", nil)
@@ -258,6 +279,10 @@ func TestGatewayWithExpressMongoSessions(t *testing.T) {
 		subscribeTrades(t, s)
 		receivesOnlyItsTrades(t, gw, s, bob, alice.Hex(), "t-auth")
 		s.close(t)
+		// The value as document.cookie shows it (URL-encoded) is accepted too.
+		enc := cl.open(t, "bob-auth-encoded", gw.base, connectOpts{Auth: map[string]any{"sessionID": strings.TrimPrefix(bobCookie, auth.DefaultCookieName+"=")}})
+		enc.connected(t)
+		enc.close(t)
 	})
 
 	t.Run("forged credentials: UNAUTHORIZED", func(t *testing.T) {
@@ -284,6 +309,7 @@ func TestGatewayWithExpressMongoSessions(t *testing.T) {
 			{"cookie signed with a secret the gateway does not have", connectOpts{Cookie: auth.SignedCookie(auth.DefaultCookieName, sid, "attacker-secret")}},
 			{"auth.sessionID, signature changed", connectOpts{Auth: map[string]any{"sessionID": "s:" + sid + "." + firstFlipped}}},
 			{"auth.sessionID, unsigned sid", connectOpts{Auth: map[string]any{"sessionID": sid}}},
+			{"a forged connect.sid before the genuine one (the first one counts)", connectOpts{Cookie: cookieOf("s:"+sid+"."+firstFlipped) + "; " + cookieOf(signed)}},
 			{"no credentials", connectOpts{}},
 		}
 		for i, c := range cases {
@@ -391,8 +417,12 @@ func TestGatewayWithExpressMongoSessions(t *testing.T) {
 			s1 := cl.open(t, fmt.Sprintf("logout-%d-cookie", round), gw.base, connectOpts{Cookie: ended})
 			s2 := cl.open(t, fmt.Sprintf("logout-%d-auth", round), gw.base, connectOpts{
 				Auth: map[string]any{"sessionID": signedValue(t, ended)}, Transports: []string{"websocket"}})
+			// Long-polling only (no websocket through some proxies): the error
+			// event and the DISCONNECT must reach the client before the
+			// Engine.IO close, or socket.io-client reports "transport close".
+			s3 := cl.open(t, fmt.Sprintf("logout-%d-polling", round), gw.base, connectOpts{Cookie: ended, Transports: []string{"polling"}})
 			other := cl.open(t, fmt.Sprintf("logout-%d-other", round), gw.base, connectOpts{Cookie: kept})
-			for _, s := range []*sock{s1, s2, other} {
+			for _, s := range []*sock{s1, s2, s3, other} {
 				s.connected(t)
 				subscribeTrades(t, s)
 			}
@@ -405,7 +435,7 @@ func TestGatewayWithExpressMongoSessions(t *testing.T) {
 			if nodeAccepts(t, ended) {
 				t.Fatal("Express still accepts the logged-out cookie")
 			}
-			for _, s := range []*sock{s1, s2} {
+			for _, s := range []*sock{s1, s2, s3} {
 				d := waitEnded(t, s, logoutBound+time.Second).Sub(before)
 				latencies = append(latencies, d)
 				if d > logoutBound {
@@ -428,6 +458,51 @@ func TestGatewayWithExpressMongoSessions(t *testing.T) {
 		t.Logf("logout → disconnect (Go clock, logout request sent → disconnect read), %d sockets: min %v, median %v, max %v",
 			len(latencies), latencies[0].Round(time.Millisecond), latencies[len(latencies)/2].Round(time.Millisecond),
 			latencies[len(latencies)-1].Round(time.Millisecond))
+	})
+
+	t.Run("a session Express keeps alive (rolling, maxAge 3 s) keeps its socket connected", func(t *testing.T) {
+		// The same store seen through an app with rolling sessions: every
+		// response re-sends the cookie with a new Expires, and
+		// express-session's touch moves connect-mongo's "expires" forward.
+		const maxAge = 3 * time.Second
+		rolling := startNodeApp(t, map[string]string{"STORE": "mongo", "MONGO_URL": uri, "ROLLING": "true",
+			"MAX_AGE_MS": fmt.Sprint(maxAge.Milliseconds())}, []user{{"alice", "pw-a", alice.Hex()}})
+		resp := rolling.do(t, "POST", "/login", "", map[string]string{"username": "alice", "password": "pw-a"})
+		var cookie string
+		for _, c := range resp.Cookies() {
+			if c.Name == auth.DefaultCookieName {
+				cookie = c.Name + "=" + c.Value
+			}
+		}
+		if resp.StatusCode != 200 || cookie == "" {
+			t.Fatalf("login: HTTP %d, cookie %q", resp.StatusCode, cookie)
+		}
+		loginAt := time.Now()
+		secretsSeen = append(secretsSeen, sidOf(t, cookie), signedValue(t, cookie))
+		s := cl.open(t, "rolling", gw.base, connectOpts{Cookie: cookie})
+		s.connected(t)
+		subscribeTrades(t, s)
+		// The user keeps using the site for more than twice the maxAge.
+		for time.Since(loginAt) < 2*maxAge+time.Second {
+			s.quiet(t, 600*time.Millisecond) // fails on a disconnect
+			if !nodeAcceptsOn(t, rolling, cookie) {
+				t.Fatalf("Express dropped the rolling session %v after login", time.Since(loginAt))
+			}
+		}
+		var doc struct {
+			Expires time.Time `bson:"expires"`
+		}
+		if err := db.Collection("sessions").FindOne(context.Background(), bson.D{{Key: "_id", Value: sidOf(t, cookie)}}).Decode(&doc); err != nil {
+			t.Fatal(err)
+		}
+		if !doc.Expires.After(loginAt.Add(2 * maxAge)) {
+			t.Fatalf("connect-mongo expires %v was not moved forward by the touches", doc.Expires)
+		}
+		pub := tradeFor(alice.Hex(), "rolling", "GOOGL", "buy", 4, 171.3)
+		at := time.Now()
+		gw.publish(t, pub)
+		checkTrade(t, s.next(t, 5*time.Second), pub, "Trade Executed: GOOGL", "BUY 4 GOOGL @ $171.3", at)
+		s.close(t)
 	})
 
 	t.Run("store outage: new connections STORE_UNAVAILABLE, open ones keep receiving", func(t *testing.T) {
@@ -490,7 +565,7 @@ func TestGatewayWithExpressMongoSessions(t *testing.T) {
 // also using Redis as its cluster adapter.
 func TestGatewayWithExpressRedisSessions(t *testing.T) {
 	start := time.Now()
-	rsrv := redistest.Start(t)
+	rsrv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
 	uri := mongotest.Start(t)
 	db := mongoDB(t, uri)
 	const carol, erin = "64b7f0c2a1b2c3d4e5f60718", "u-erin"
@@ -532,4 +607,83 @@ func TestGatewayWithExpressRedisSessions(t *testing.T) {
 	if code, msg := again.refused(t, 10*time.Second); code != auth.CodeSessionNotFound {
 		t.Errorf("logged-out cookie: code %q (%q), want SESSION_NOT_FOUND", code, msg)
 	}
+
+	// Redis outage. Redis holds the sessions and is the cluster adapter;
+	// it keeps an append-only file, so a restart keeps the sessions.
+	survivor := cl.open(t, "outage-survivor", gw.base, connectOpts{Cookie: app.login(t, "erin", "pw-e")})
+	survivor.connected(t)
+	subscribeTrades(t, survivor)
+	fresh := app.login(t, "carol", "pw-c") // never looked up by the gateway
+	stopped := time.Now()
+	rsrv.Kill()
+	tried := time.Now()
+	n := cl.open(t, "outage-new", gw.base, connectOpts{Cookie: fresh})
+	code, msg := n.refused(t, 15*time.Second)
+	t.Logf("Redis down: refused %v after the connection attempt (%q)", time.Since(tried).Round(time.Millisecond), msg)
+	if code != auth.CodeStoreUnavailable {
+		t.Errorf("code %q (%q), want STORE_UNAVAILABLE", code, msg)
+	}
+	// Two failed revalidation rounds must not disconnect the survivor.
+	time.Sleep(time.Until(stopped.Add(2*2*time.Second + 500*time.Millisecond)))
+	pub := tradeFor(erin, "during-redis-outage", "AMZN", "sell", 7, 182.4)
+	at := time.Now()
+	status, body := gw.publishStatus(t, pub)
+	t.Logf("publish during the Redis outage: HTTP %d %s", status, body)
+	// Whatever the API answers must be true: accepted means delivered once,
+	// refused means nothing delivered (so the backend's retry is no
+	// duplicate).
+	delivered := status == http.StatusAccepted
+	if delivered {
+		checkTrade(t, survivor.next(t, 5*time.Second), pub, "Trade Executed: AMZN", "SELL 7 AMZN @ $182.4", at)
+	} else if status < 500 || !strings.Contains(body, `"code"`) {
+		t.Errorf("publish during the outage: HTTP %d %s, want 202 or a 5xx with an error code", status, body)
+	}
+	survivor.quiet(t, 500*time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := gw.get(t, "/readyz")
+		if code == http.StatusServiceUnavailable && strings.Contains(body, "redis") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz during the Redis outage: HTTP %d %s, want 503 naming redis", code, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	rsrv.Restart()
+	back := time.Now()
+	if !delivered { // the backend retries until accepted
+		for {
+			status, body := gw.publishStatus(t, pub)
+			if status == http.StatusAccepted {
+				t.Logf("publish accepted again %v after Redis restarted", time.Since(back).Round(time.Millisecond))
+				break
+			}
+			if time.Since(back) > 15*time.Second {
+				t.Fatalf("publish after Redis restarted: HTTP %d %s", status, body)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		checkTrade(t, survivor.next(t, 5*time.Second), pub, "Trade Executed: AMZN", "SELL 7 AMZN @ $182.4", at)
+	}
+	for i := 0; ; i++ { // a client retries its connection
+		s := cl.open(t, fmt.Sprintf("after-outage-%d", i), gw.base, connectOpts{Cookie: fresh})
+		r := s.next(t, 15*time.Second)
+		if r.Type == "connect" {
+			t.Logf("new connections accepted again %v after Redis restarted", time.Since(back).Round(time.Millisecond))
+			subscribeTrades(t, s)
+			p := tradeFor(carol, "after-redis-outage", "AAPL", "buy", 1, 187.12)
+			at := time.Now()
+			gw.publish(t, p)
+			checkTrade(t, s.next(t, 5*time.Second), p, "Trade Executed: AAPL", "BUY 1 AAPL @ $187.12", at)
+			break
+		}
+		if r.Type != "connect_error" || !strings.Contains(string(r.Data), auth.CodeStoreUnavailable) || time.Since(back) > 15*time.Second {
+			t.Fatalf("connection after Redis restarted (%v): %v", time.Since(back).Round(time.Millisecond), r)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	// The survivor was never disconnected and got each trade once.
+	survivor.quiet(t, 300*time.Millisecond)
 }

@@ -211,9 +211,9 @@ func (g *gatewayProc) get(t *testing.T, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// publish posts one domain event to the publish API and requires it to be
-// accepted.
-func (g *gatewayProc) publish(t *testing.T, event any) {
+// publishStatus posts one domain event to the publish API and returns the
+// answer.
+func (g *gatewayProc) publishStatus(t *testing.T, event any) (int, string) {
 	t.Helper()
 	body, _ := json.Marshal(event)
 	req, _ := http.NewRequest("POST", g.base+"/api/v1/events", bytes.NewReader(body))
@@ -225,11 +225,20 @@ func (g *gatewayProc) publish(t *testing.T, event any) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// publish posts one domain event to the publish API and requires it to be
+// accepted.
+func (g *gatewayProc) publish(t *testing.T, event any) {
+	t.Helper()
+	status, b := g.publishStatus(t, event)
 	var r struct {
 		Accepted int `json:"accepted"`
 	}
-	if resp.StatusCode != http.StatusAccepted || json.Unmarshal(b, &r) != nil || r.Accepted != 1 {
-		t.Fatalf("publish %s: HTTP %d %s", body, resp.StatusCode, b)
+	if status != http.StatusAccepted || json.Unmarshal([]byte(b), &r) != nil || r.Accepted != 1 {
+		body, _ := json.Marshal(event)
+		t.Fatalf("publish %s: HTTP %d %s", body, status, b)
 	}
 }
 

@@ -12,6 +12,8 @@
 //   USERS         JSON array of {username, password, id}
 //   SERIALIZE     "string" (default): passport.user = id; "object": {_id: id}
 //   MAX_AGE_MS    cookie maxAge in ms (optional)
+//   ROLLING       "true": express-session's rolling option (Set-Cookie on
+//                 every response, so the browser's cookie follows the store)
 // POST /login {username, password[, maxAgeMs]}, POST /logout, GET /me.
 // It prints "listening <port>" once ready.
 
@@ -28,6 +30,9 @@ async function makeStore() {
     const { createClient } = require('redis');
     const RedisStore = require('connect-redis').default;
     const client = createClient({ url: process.env.REDIS_URL });
+    // Without a listener node-redis's 'error' (e.g. Redis restarting) would
+    // crash the app; it reconnects by itself.
+    client.on('error', (err) => console.error(`redis: ${err.message}`));
     await client.connect();
     return new RedisStore({ client });
   }
@@ -60,6 +65,7 @@ async function main() {
     secret: secrets,
     resave: false,
     saveUninitialized: false,
+    rolling: process.env.ROLLING === 'true',
     cookie: process.env.MAX_AGE_MS ? { maxAge: Number(process.env.MAX_AGE_MS) } : {},
   }));
   app.use(passport.session());
