@@ -679,3 +679,100 @@ func TestFloodingClientsDoNotStarveOthers(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// A connection that lags keeps only the newest queued frame per key, in the
+// position of the first one; unkeyed frames are never replaced.
+func TestWriteKeyedConflates(t *testing.T) {
+	h := newRecordingHandler(false)
+	_, addr := startServer(t, Options{MaxQueue: 1000}, h)
+	c := dialRaw(t, addr)
+	sc := h.conn(t)
+	frame := func(s string) []byte { return AppendFrame(nil, OpText, []byte(s)) }
+
+	// Hold the connection as the flusher does while it is busy: it lags.
+	sc.mu.Lock()
+	sc.scheduled = true
+	sc.mu.Unlock()
+	// A keyed frame written to an empty queue may already be on its way: not replaceable.
+	must(t, sc.WriteKeyed("AAPL", frame("AAPL 1")))
+	must(t, sc.WriteFrames(frame("trade")))
+	must(t, sc.WriteKeyed("AAPL", frame("AAPL 2")))
+	must(t, sc.WriteKeyed("MSFT", frame("MSFT 1")))
+	must(t, sc.WriteKeyed("AAPL", frame("AAPL 3 longer")))
+	must(t, sc.WriteKeyed("MSFT", frame("MSFT 2")))
+	must(t, sc.WriteFrames(frame("after")))
+	want := []string{"AAPL 1", "trade", "AAPL 3 longer", "MSFT 2", "after"}
+	total := 0
+	for _, w := range want {
+		total += len(frame(w))
+	}
+	if got := sc.Buffered(); got != total {
+		t.Fatalf("Buffered %d, want %d (replaced frames must not count)", got, total)
+	}
+	sc.flush()
+	for _, w := range want {
+		if f := c.read(); string(f.payload) != w {
+			t.Fatalf("got %q, want %q", f.payload, w)
+		}
+	}
+	// Once written, a key starts afresh.
+	must(t, sc.WriteKeyed("AAPL", frame("AAPL 4")))
+	if f := c.read(); string(f.payload) != "AAPL 4" {
+		t.Fatalf("got %q", f.payload)
+	}
+	// Limits and closed connections.
+	if err := sc.WriteKeyed("BIG", make([]byte, 1001)); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("oversized keyed write: %v", err)
+	}
+	sc.Close()
+	if err := sc.WriteKeyed("AAPL", frame("late")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("keyed write after Close: %v", err)
+	}
+}
+
+// With a client that stops reading, keyed frames stay bounded: the queue
+// holds one frame per key however many are written.
+func TestWriteKeyedBoundsALaggingQueue(t *testing.T) {
+	h := newRecordingHandler(false)
+	_, addr := startServer(t, Options{MaxQueue: 8 << 20}, h)
+	c := dialRaw(t, addr)
+	sc := h.conn(t)
+	payload := bytes.Repeat([]byte{'q'}, 4096)
+	// Fill the socket until frames stay queued.
+	eventually(t, "socket full", func() bool {
+		for i := 0; i < 64; i++ {
+			must(t, sc.WriteFrames(AppendFrame(nil, OpBinary, payload)))
+		}
+		time.Sleep(time.Millisecond)
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		return sc.waiting && len(sc.queue) > 0
+	})
+	before := sc.Buffered()
+	for i := 0; i < 10000; i++ {
+		key := fmt.Sprint("sym", i%10)
+		must(t, sc.WriteKeyed(key, AppendFrame(nil, OpText, []byte(fmt.Sprintf("%s #%05d", key, i)))))
+	}
+	grown := sc.Buffered() - before
+	if one := len(AppendFrame(nil, OpText, []byte("sym0 #00000"))); grown > 10*one {
+		t.Fatalf("queue grew by %d bytes for 10 keys (%d per frame)", grown, one)
+	}
+	// The client catches up and sees the newest frame of each key last.
+	last := map[string]string{}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(last) < 10 || last["sym9"] != "sym9 #09999" {
+		if time.Now().After(deadline) {
+			t.Fatalf("latest frames not received: %v", last)
+		}
+		f := c.read()
+		if f.op == OpText {
+			last[string(f.payload[:4])] = string(f.payload)
+		}
+	}
+	for k := 0; k < 10; k++ {
+		key := fmt.Sprint("sym", k)
+		if want := fmt.Sprintf("%s #%05d", key, 9990+k); last[key] != want {
+			t.Fatalf("%s: last %q, want %q", key, last[key], want)
+		}
+	}
+}
