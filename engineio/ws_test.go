@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -604,5 +605,81 @@ func TestUpgradeKeepsOrder(t *testing.T) {
 	}
 	if reordered > 0 {
 		t.Fatalf("%d of 100 upgrades delivered messages out of order", reordered)
+	}
+}
+
+// Keyed (conflatable) packets: a lagging polling client gets only the newest
+// queued packet per key; on websocket they go through WriteKeyed.
+func TestKeyedPackets(t *testing.T) {
+	h := newHarness(t, Options{MaxBufferedBytes: 200})
+	sid := h.handshake()
+	rec := h.rec(sid)
+	keyed := func(key, data string) *Packet { p := NewMessage([]byte(data), false); p.Key = key; return p }
+	for _, p := range []*Packet{
+		keyed("AAPL", "A1"), // first in an empty buffer: kept as is
+		NewMessage([]byte("trade"), false),
+		keyed("AAPL", "A2"),
+		keyed("MSFT", "M1"),
+		keyed("AAPL", "A3-longer"),
+	} {
+		if err := rec.s.Send(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := rec.s.Buffered(), len("4A1")+len("4trade")+len("4A3-longer")+len("4M1")+4; got != want {
+		t.Fatalf("Buffered %d, want %d", got, want)
+	}
+	if r := h.get(sid); r.body != "4A1\x1e4trade\x1e4A3-longer\x1e4M1" {
+		t.Fatalf("GET %q", r.body)
+	}
+	// Keys start afresh after a GET.
+	_ = rec.s.Send(NewMessage([]byte("x"), false))
+	_ = rec.s.Send(keyed("AAPL", "A4"))
+	if r := h.get(sid); r.body != "4x\x1e4A4" {
+		t.Fatalf("GET %q", r.body)
+	}
+	// Overflow with keyed packets is a slow consumer too.
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		err = rec.s.Send(keyed(fmt.Sprint("k", i), strings.Repeat("z", 20)))
+	}
+	if !errors.Is(err, websocket.ErrQueueFull) {
+		t.Fatalf("keyed overflow: %v", err)
+	}
+	if reason := rec.waitClosed(t); reason != ReasonSlowConsumer {
+		t.Fatalf("reason %q", reason)
+	}
+	if err := rec.s.Send(keyed("AAPL", "late")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("keyed Send after close: %v", err)
+	}
+
+	// Websocket: delivered through the websocket layer.
+	c, wrec := h.openWS()
+	if err := wrec.s.Send(keyed("AAPL", "ws quote")); err != nil {
+		t.Fatal(err)
+	}
+	if _, s := readWSSkipPings(t, c); s != "4ws quote" {
+		t.Fatalf("got %q", s)
+	}
+}
+
+// A websocket client that stops reading while keyed packets keep coming is
+// not dropped as long as the keys are few: its queue holds one per key.
+func TestKeyedPacketsKeepALaggingWebSocketAlive(t *testing.T) {
+	h := newHarness(t, Options{MaxBufferedBytes: 64 << 10})
+	c, rec := h.openWS()
+	_ = c // never read
+	for i := 0; i < 20000; i++ {
+		p := NewMessage([]byte(fmt.Sprintf(`2["quote",{"s":"S%d","n":%d,"pad":"%s"}]`, i%20, i, strings.Repeat("p", 200))), false)
+		p.Key = fmt.Sprint("S", i%20)
+		if err := rec.s.Send(p); err != nil {
+			t.Fatalf("send %d: %v (buffered %d)", i, err, rec.s.Buffered())
+		}
+	}
+	if rec.isClosed() {
+		t.Fatal("closed as a slow consumer")
+	}
+	if b := rec.s.Buffered(); b > 64<<10 {
+		t.Fatalf("buffered %d", b)
 	}
 }
