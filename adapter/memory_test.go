@@ -676,6 +676,7 @@ type storeRecorder struct {
 	offset   string
 	err      error
 	restored []string
+	caughtUp []string
 }
 
 func (s *storeRecorder) Record(nsp string, pkt *parser.Packet, opts *BroadcastOptions) (string, error) {
@@ -695,7 +696,10 @@ func (s *storeRecorder) PersistSession(nsp string, st *SessionState) {
 }
 
 func (s *storeRecorder) CatchUp(nsp string, rooms []string, offset string) []*parser.Packet {
-	return nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.caughtUp = append(s.caughtUp, nsp+" "+strings.Join(rooms, ",")+" "+offset)
+	return []*parser.Packet{event(`["from-store"]`)}
 }
 
 func (s *storeRecorder) RestoreSession(nsp, pid, offset string) (*SessionState, error) {
@@ -801,4 +805,83 @@ func TestRecoverableFilter(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d packets buffered, want 1", n)
 	}
+}
+
+// Options.Conflate names the conflation key of a broadcast; an explicit
+// Flags.Conflate wins; the caller's options are not modified.
+func TestConflateOption(t *testing.T) {
+	m, ns := newTestAdapter(t, Options{Conflate: func(o *BroadcastOptions) string {
+		if len(o.Rooms) == 1 && strings.HasPrefix(o.Rooms[0], "quotes:") {
+			return strings.TrimPrefix(o.Rooms[0], "quotes:")
+		}
+		return ""
+	}})
+	m.AddAll("a", []string{"quotes:AAPL"})
+	opts := &BroadcastOptions{Rooms: []string{"quotes:AAPL"}}
+	_ = m.Broadcast(event(`["quote"]`), opts)
+	if d := ns.last(t); d.flags.Conflate != "AAPL" || !slices.Equal(d.ids, []string{"a"}) {
+		t.Fatalf("delivery %+v", d)
+	}
+	if opts.Flags.Conflate != "" {
+		t.Fatal("caller's options modified")
+	}
+	m.BroadcastLocal(event(`["quote"]`), &BroadcastOptions{Rooms: []string{"quotes:AAPL"}, Flags: Flags{Conflate: "explicit"}})
+	if d := ns.last(t); d.flags.Conflate != "explicit" {
+		t.Fatalf("explicit key replaced: %q", d.flags.Conflate)
+	}
+	_ = m.Broadcast(event(`["trade"]`), &BroadcastOptions{Rooms: []string{"r1"}})
+	if d := ns.last(t); d.flags.Conflate != "" {
+		t.Fatalf("unkeyed broadcast got key %q", d.flags.Conflate)
+	}
+	// Without the option, no key.
+	plain, pns := newTestAdapter(t, Options{})
+	_ = plain.Broadcast(event(`["quote"]`), &BroadcastOptions{Rooms: []string{"quotes:AAPL"}})
+	if d := pns.last(t); d.flags.Conflate != "" {
+		t.Fatal("key without the option")
+	}
+}
+
+// CatchUp lists the recorded packets after an offset that a set of rooms
+// selects (the window between a restore and the join).
+func TestCatchUp(t *testing.T) {
+	m, ns := newTestAdapter(t, Options{RecoveryWindow: time.Minute})
+	_ = m.Broadcast(event(`["one"]`), &BroadcastOptions{})
+	start := offsetOf(t, ns.last(t).data)
+	_ = m.Broadcast(event(`["r1"]`), &BroadcastOptions{Rooms: []string{"r1"}})
+	_ = m.Broadcast(event(`["r2"]`), &BroadcastOptions{Rooms: []string{"r2"}})
+	_ = m.Broadcast(event(`["all-but-r1"]`), &BroadcastOptions{Except: []string{"r1"}})
+	_ = m.Broadcast(event(`["vol"]`), &BroadcastOptions{Flags: Flags{Volatile: true}})
+	var names []string
+	for _, p := range m.CatchUp([]string{"a", "r1"}, start) {
+		names = append(names, parser.EventName(p.Data))
+	}
+	if !slices.Equal(names, []string{"r1"}) {
+		t.Fatalf("catch-up for {a,r1}: %v", names)
+	}
+	names = nil
+	for _, p := range m.CatchUp([]string{"c", "r2"}, start) {
+		names = append(names, parser.EventName(p.Data))
+	}
+	if !slices.Equal(names, []string{"r2", "all-but-r1"}) {
+		t.Fatalf("catch-up for {c,r2}: %v", names)
+	}
+	epoch, _, _ := strings.Cut(start, ".")
+	for _, bad := range []string{"", "nodot", "other." + "1", epoch + ".!"} {
+		if got := m.CatchUp([]string{"r1"}, bad); got != nil {
+			t.Fatalf("CatchUp(%q) = %d packets", bad, len(got))
+		}
+	}
+	// Recovery off: nothing.
+	off, _ := newTestAdapter(t, Options{})
+	if off.CatchUp([]string{"r1"}, start) != nil {
+		t.Fatal("CatchUp with recovery off")
+	}
+	// With a Store, the store answers.
+	store := &storeRecorder{offset: "o"}
+	withStore, _ := newTestAdapter(t, Options{RecoveryWindow: time.Minute, Store: store})
+	got := withStore.CatchUp([]string{"a", "r1"}, "o")
+	if len(got) != 1 || string(got[0].Data) != `["from-store"]` || !slices.Equal(store.caughtUp, []string{"/test a,r1 o"}) {
+		t.Fatalf("store catch-up %v, calls %q", got, store.caughtUp)
+	}
+	var _ CatchUpper = m
 }
