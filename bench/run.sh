@@ -161,12 +161,12 @@ run_scenario() { # kind scenario
     fanout)
       start_server "$kind" memory "$kind-fanout"
       run_loadgen "$kind" -scenario fanout -conns "$FANOUT_CONNS" -url "$SRV_URL" -server-pid "$SRV_PID" \
-        -rate-start "${FANOUT_RATE_START:-50}" -rate-factor 1.25 -max-steps 16
+        -rate-start "${FANOUT_RATE_START:-50}" -rate-factor 1.25 -max-steps 24
       stop_pid "$SRV_PID" ;;
     fanout-emitter)
       start_server "$kind" redis "$kind-fanout-emitter"
       run_loadgen "$kind" -scenario fanout -publish emitter -conns "$FANOUT_CONNS" -url "$SRV_URL" -server-pid "$SRV_PID" \
-        -rate-start "${FANOUT_RATE_START:-50}" -rate-factor 1.25 -max-steps 16
+        -rate-start "${FANOUT_RATE_START:-50}" -rate-factor 1.25 -max-steps 24
       stop_pid "$SRV_PID" ;;
     user-events)
       start_server "$kind" memory "$kind-user-events"
@@ -184,7 +184,7 @@ run_scenario() { # kind scenario
         urls+=("$SRV_URL"); pids+=("$SRV_PID")
       done
       run_loadgen "$kind" -scenario cluster -conns "$CLUSTER_CONNS" -url "$(IFS=,; echo "${urls[*]}")" \
-        -server-pid "$(IFS=,; echo "${pids[*]}")" -rate-start "${FANOUT_RATE_START:-50}" -rate-factor 1.25 -max-steps 16
+        -server-pid "$(IFS=,; echo "${pids[*]}")" -rate-start "${FANOUT_RATE_START:-50}" -rate-factor 1.25 -max-steps 24
       for i in "${pids[@]}"; do stop_pid "$i"; done ;;
     polling)
       start_server "$kind" memory "$kind-polling"

@@ -63,7 +63,8 @@ type ClientSpec struct {
 	Auth      []byte // CONNECT payload JSON, may be nil
 	Symbols   []string
 	Dialer    *net.Dialer
-	HTTP      *http.Client // polling only
+	HTTP      *http.Client    // polling only
+	Life      context.Context // ends every request of a polling session; nil = background
 }
 
 // session is one live Socket.IO connection of a client.
@@ -112,7 +113,11 @@ func establish(ctx context.Context, spec *ClientSpec, ev *eventSink) (*session, 
 		if spec.Cookie != "" {
 			h.Set("Cookie", spec.Cookie)
 		}
-		pc, open, err := DialPolling(ctx, spec.HTTP, spec.URL+spec.Path+"?EIO=4&transport=polling", h)
+		life := spec.Life
+		if life == nil {
+			life = context.Background()
+		}
+		pc, open, err := DialPolling(ctx, life, spec.HTTP, spec.URL+spec.Path+"?EIO=4&transport=polling", h)
 		if err != nil {
 			return nil, err
 		}
@@ -142,6 +147,8 @@ func establish(ctx context.Context, spec *ClientSpec, ev *eventSink) (*session, 
 		}
 	}
 	s.connected = time.Since(t0)
+	// a cancelled or expired attempt must not wait for the server
+	defer context.AfterFunc(ctx, func() { s.tr.Close() })()
 	fail := func(err error) (*session, error) {
 		s.tr.Close()
 		return nil, err

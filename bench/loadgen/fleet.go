@@ -264,6 +264,7 @@ func (f *LocalFleet) spec(k int) *ClientSpec {
 		Symbols:   ClientSymbols(g, f.cfg.SymbolsPerClient, f.cfg.Symbols),
 		Dialer:    f.dialers[g%len(f.dialers)],
 		HTTP:      f.hcs[g%len(f.hcs)],
+		Life:      f.ctx,
 	}
 	if f.cfg.AuthMode == "auth" {
 		s.Auth = []byte(`{"sessionID":"` + sid + `"}`)

@@ -111,7 +111,7 @@ func startNode(t *testing.T, redisURL string, env ...string) *nodeServer {
 func smokeConfig(scenario string, redisURL string, urls ...string) Config {
 	return Config{
 		Scenario: scenario, URLs: urls, RedisURL: redisURL, Secret: "smoke-secret", APIKey: "smoke-key",
-		RampRate: 400, Hold: 300 * time.Millisecond, StepDur: 700 * time.Millisecond, Warmup: 300 * time.Millisecond,
+		RampRate: 400, Hold: 300 * time.Millisecond, StepDur: 500 * time.Millisecond, Warmup: 200 * time.Millisecond,
 		RateStart: 20, RateFactor: 2, MaxSteps: 2, P99Limit: 10 * time.Second, MinDeliver: 0.9, Drain: 300 * time.Millisecond,
 		ConnectTimeout: 10 * time.Second, StormTimeout: 20 * time.Second,
 	}
@@ -193,7 +193,7 @@ func TestNodeBaselineSmoke(t *testing.T) {
 
 	t.Run("user-events over http, one event per request", func(t *testing.T) {
 		cfg := smokeConfig("user-events", rs.URL(), node.URL)
-		cfg.Conns, cfg.RateStart = 50, 40
+		cfg.Conns, cfg.RateStart, cfg.MaxSteps = 50, 40, 1
 		res, err := Run(ctx, cfg, &log)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, log.String())
@@ -225,7 +225,7 @@ func TestNodeBaselineSmoke(t *testing.T) {
 		a := startNode(t, rs.URL(), "ADAPTER=redis")
 		b := startNode(t, rs.URL(), "ADAPTER=redis")
 		cfg := smokeConfig("cluster", rs.URL(), a.URL, b.URL)
-		cfg.Conns, cfg.PublishMode = 100, "emitter"
+		cfg.Conns, cfg.PublishMode, cfg.MaxSteps = 100, "emitter", 1
 		cfg.ServerPIDs = []int{a.PID, b.PID}
 		res, err := Run(ctx, cfg, &log)
 		if err != nil {

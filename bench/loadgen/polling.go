@@ -23,10 +23,10 @@ type PollConn struct {
 	counter atomic.Uint64
 }
 
-// DialPolling performs the polling handshake and returns the session and
-// its open packet.
-func DialPolling(ctx context.Context, hc *http.Client, baseURL string, header http.Header) (*PollConn, OpenPacket, error) {
-	cctx, cancel := context.WithCancel(context.Background())
+// DialPolling performs the polling handshake (bounded by ctx) and returns
+// the session, which lives until life ends or Close, and its open packet.
+func DialPolling(ctx, life context.Context, hc *http.Client, baseURL string, header http.Header) (*PollConn, OpenPacket, error) {
+	cctx, cancel := context.WithCancel(life)
 	p := &PollConn{hc: hc, base: baseURL, header: header, ctx: cctx, cancel: cancel}
 	body, err := p.do(ctx, http.MethodGet, nil)
 	if err != nil {

@@ -64,8 +64,14 @@ func UpgradeWS(ctx context.Context, conn net.Conn, host, requestURI string, head
 	req.WriteString("\r\n")
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
-		defer conn.SetDeadline(time.Time{})
 	}
+	// cancellation unblocks the handshake too
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer func() {
+		if stop() {
+			_ = conn.SetDeadline(time.Time{})
+		}
+	}()
 	if _, err := io.WriteString(conn, req.String()); err != nil {
 		return nil, fmt.Errorf("websocket: write handshake: %w", err)
 	}
