@@ -104,6 +104,12 @@ func (n *Namespace) Socket(id string) (*Socket, bool) {
 func (n *Namespace) Deliver(pkt *parser.Packet, flags adapter.Flags, ids iter.Seq[string]) {
 	start := time.Now()
 	msgs := encodeForEngine(pkt)
+	var offset *string
+	if n.sharedRecovery && flags.Conflate == "" && !pkt.HasID {
+		if off := lastStringArg(pkt.Data); off != "" {
+			offset = &off
+		}
+	}
 	if flags.Conflate != "" && len(msgs) == 1 {
 		msgs[0].Key = flags.Conflate
 	}
@@ -119,6 +125,12 @@ func (n *Namespace) Deliver(pkt *parser.Packet, flags adapter.Flags, ids iter.Se
 		}
 		if s.holding.Load() && s.hold(pkt, msgs) {
 			continue
+		}
+		if offset != nil {
+			s.lastOffset.Store(offset)
+			if s.tracking.Load() {
+				s.markDelivered(*offset)
+			}
 		}
 		if err := s.client.sess.Send(msgs...); err == nil {
 			count++
@@ -217,6 +229,7 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 				}
 				sent[off] = true
 				last = off
+				s.lastOffset.Store(&off)
 			}
 			_ = c.writePacket(p)
 		}
@@ -255,6 +268,31 @@ func (n *Namespace) removeSocket(s *Socket) {
 	if mine {
 		n.adapter.DelAll(s.id)
 	}
+}
+
+// LinkLost tells the namespace that this node may miss broadcasts from the
+// other nodes (its pub/sub link is down); CatchUp fills the gap later.
+func (n *Namespace) LinkLost() {
+	if !n.sharedRecovery {
+		return
+	}
+	for _, s := range n.Sockets() {
+		s.linkLost()
+	}
+}
+
+// CatchUp sends every local socket the recorded packets it missed while
+// the link was down (see LinkLost), once each. It returns how many.
+func (n *Namespace) CatchUp() int {
+	cu, ok := n.adapter.(adapter.CatchUpper)
+	if !ok || !n.sharedRecovery {
+		return 0
+	}
+	total := 0
+	for _, s := range n.Sockets() {
+		total += s.catchUp(cu)
+	}
+	return total
 }
 
 // refreshSnapshots re-saves live sockets' state within each third of the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,13 +54,81 @@ func (s *Socket) release(sent map[string]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, h := range s.held {
-		if off := lastStringArg(h.pkt.Data); off != "" && sent[off] {
+		off := lastStringArg(h.pkt.Data)
+		if off != "" && sent[off] {
 			continue
+		}
+		if off != "" {
+			s.lastOffset.Store(&off)
 		}
 		_ = s.client.sess.Send(h.msgs...)
 	}
 	s.held = nil
 	s.holding.Store(false)
+}
+
+// LastOffset returns the recovery offset of the last recorded packet this
+// socket was sent ("" when none).
+func (s *Socket) LastOffset() string {
+	if p := s.lastOffset.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// linkLost starts tracking deliveries: packets recorded after the current
+// offset may be missed until the link is back.
+func (s *Socket) linkLost() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tracking.Load() {
+		return
+	}
+	s.catchFrom = s.LastOffset()
+	if s.catchFrom == "" {
+		s.catchFrom = strconv.FormatInt(s.connectedAt.UnixMilli(), 10) + "-0"
+	}
+	s.delivered = make(map[string]bool)
+	s.tracking.Store(true)
+}
+
+// delivered records an offset sent while tracking.
+func (s *Socket) markDelivered(off string) {
+	s.mu.Lock()
+	if s.delivered != nil {
+		s.delivered[off] = true
+	}
+	s.mu.Unlock()
+}
+
+// catchUp sends the recorded packets after catchFrom that were not
+// delivered meanwhile, once each, without reordering live ones.
+func (s *Socket) catchUp(cu adapter.CatchUpper) int {
+	s.mu.Lock()
+	if !s.tracking.Load() || !s.connected {
+		s.mu.Unlock()
+		return 0
+	}
+	from, sent := s.catchFrom, s.delivered
+	s.holding.Store(true)
+	s.mu.Unlock()
+	n := 0
+	for _, p := range cu.CatchUp(s.Rooms(), from) {
+		off := lastStringArg(p.Data)
+		if off == "" || sent[off] {
+			continue
+		}
+		sent[off] = true
+		s.lastOffset.Store(&off)
+		_ = s.client.writePacket(p)
+		n++
+	}
+	s.release(sent)
+	s.mu.Lock()
+	s.tracking.Store(false)
+	s.delivered, s.catchFrom = nil, ""
+	s.mu.Unlock()
+	return n
 }
 
 // lastStringArg returns the last element of a JSON array when it is a string.
@@ -96,6 +165,14 @@ type Socket struct {
 	// holding buffers live packets while a restored socket catches up.
 	holding atomic.Bool
 	held    []heldPacket
+	// lastOffset is the recovery offset of the last recorded packet sent.
+	lastOffset atomic.Pointer[string]
+	// While the node's link to the cluster is down: where to catch up from,
+	// and the offsets delivered since (tracking, under mu).
+	tracking    atomic.Bool
+	catchFrom   string
+	delivered   map[string]bool
+	connectedAt time.Time
 
 	mu           sync.Mutex
 	handlers     map[string]EventHandler
@@ -110,7 +187,7 @@ type Socket struct {
 
 func newSocket(n *Namespace, c *client, auth json.RawMessage, authM map[string]any, restored *adapter.SessionState) *Socket {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Socket{nsp: n, client: c, auth: auth, authM: authM, ctx: ctx, cancel: cancel, connected: true}
+	s := &Socket{nsp: n, client: c, auth: auth, authM: authM, ctx: ctx, cancel: cancel, connected: true, connectedAt: time.Now()}
 	if restored != nil {
 		s.id, s.pid, s.recovered = restored.SID, restored.PID, true
 		if len(restored.Data) > 0 {

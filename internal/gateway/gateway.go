@@ -71,6 +71,7 @@ type Gateway struct {
 	api        *publish.Handler
 
 	mux        *http.ServeMux
+	recent     *recentIDs
 	inflight   sync.WaitGroup
 	stop       chan struct{}
 	stopIngest func()
@@ -80,7 +81,7 @@ type Gateway struct {
 // New builds a gateway from cfg. It connects to Redis and MongoDB when
 // configured (failing fast if they are unreachable at start).
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, log: log, started: time.Now(), stop: make(chan struct{})}
+	g := &Gateway{cfg: cfg, log: log, started: time.Now(), stop: make(chan struct{}), recent: newRecentIDs(time.Hour, 200000)}
 	if cfg.Metrics {
 		g.metrics = metrics.New(metrics.Options{EventNames: clientEventNames})
 	}
@@ -512,6 +513,9 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 		go func() { defer close(idone); c.Run(ictx) }()
 		g.stopIngest = func() { icancel(); <-idone }
 	}
+	if g.node != nil && g.recovery != nil {
+		go g.linkWatch(ctx)
+	}
 	go g.statsLoop(ctx)
 	go g.revalidateLoop(ctx)
 	if g.devStore != nil && g.cfg.DemoFeed {
@@ -553,19 +557,4 @@ func (h ingestHandler) Emit(ctx context.Context, rooms, except []string, event s
 		return h.g.Broadcast(ctx, rooms, except, event, nil)
 	}
 	return h.g.Broadcast(ctx, rooms, except, event, data)
-}
-
-// dedupSeen and dedupPublished share the ingest's event-id marks with the
-// HTTP API, so a backend may retry through either path.
-func (g *Gateway) dedupSeen(id string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	v, err := g.rdb.Get(ctx, "tradewire:dedup:"+id).Result()
-	return err == nil && v == "done"
-}
-
-func (g *Gateway) dedupPublished(id string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	g.rdb.Set(ctx, "tradewire:dedup:"+id, "done", 24*time.Hour)
 }

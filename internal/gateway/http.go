@@ -26,9 +26,7 @@ func (g *Gateway) setupHTTP() {
 		keys = []string{g.devKey}
 	}
 	g.api = publish.NewHandler(g, keys, g.log)
-	if g.rdb != nil {
-		g.api.Dedup, g.api.Published = g.dedupSeen, g.dedupPublished
-	}
+	g.api.Dedup, g.api.Published = g.dedupSeen, g.dedupPublished
 	g.api.Mount(mux)
 	mux.Handle("GET /api/v1/stats", http.HandlerFunc(g.serveStats))
 	if g.devStore != nil {

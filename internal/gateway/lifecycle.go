@@ -169,3 +169,37 @@ func (g *Gateway) revalidate(ctx context.Context) {
 		s.Disconnect(true)
 	}
 }
+
+// linkWatch follows the Redis adapter's health: when this node's pub/sub
+// link is lost it starts tracking what local sockets receive, and when the
+// link is back it sends them, from the recovery streams, every recorded
+// event they missed meanwhile, once each.
+func (g *Gateway) linkWatch(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	healthy := g.node.Ready() == nil
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+		ok := g.node.Ready() == nil
+		switch {
+		case healthy && !ok:
+			g.log.Warn("cluster link lost; tracking deliveries to catch up later")
+			for _, n := range g.sio.Namespaces() {
+				n.LinkLost()
+			}
+		case !healthy && ok:
+			sent := 0
+			for _, n := range g.sio.Namespaces() {
+				sent += n.CatchUp()
+			}
+			g.log.Info("cluster link restored; caught up missed events", "events", sent)
+		}
+		healthy = ok
+	}
+}
