@@ -1,0 +1,151 @@
+package socketio
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gws "github.com/gorilla/websocket"
+
+	"github.com/tradewire/tradewire/adapter"
+	"github.com/tradewire/tradewire/socketio/parser"
+)
+
+// memStore is an in-process adapter.RecoveryStore: it records session
+// snapshots and hands out offsets, standing in for a shared store.
+type memStore struct {
+	mu        sync.Mutex
+	n         int
+	snapshots map[string][]adapter.SessionState
+}
+
+func (m *memStore) Record(string, *parser.Packet, *adapter.BroadcastOptions) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.n++
+	return "off-" + string(rune('a'+m.n%26)), nil
+}
+
+func (m *memStore) PersistSession(_ string, s *adapter.SessionState) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.snapshots == nil {
+		m.snapshots = map[string][]adapter.SessionState{}
+	}
+	m.snapshots[s.PID] = append(m.snapshots[s.PID], *s)
+}
+
+func (m *memStore) RestoreSession(string, string, string) (*adapter.SessionState, error) {
+	return nil, adapter.ErrNotRecoverable
+}
+
+func (m *memStore) CatchUp(string, []string, string) []*parser.Packet { return nil }
+
+func (m *memStore) count(pid string) (int, adapter.SessionState) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.snapshots[pid]
+	if len(s) == 0 {
+		return 0, adapter.SessionState{}
+	}
+	return len(s), s[len(s)-1]
+}
+
+// With a shared recovery store, live sockets are snapshotted when they
+// connect, join, leave or change their data, and refreshed periodically.
+func TestSharedRecoverySnapshots(t *testing.T) {
+	store := &memStore{}
+	srv := newTestServer(t, Options{
+		Recovery: RecoveryOptions{MaxDisconnection: 300 * time.Millisecond},
+		Adapter:  adapter.MemoryFactory(adapter.Options{RecoveryWindow: 300 * time.Millisecond, Store: store}),
+	})
+	ss := collectSockets(srv.io.Of("/"))
+	c := srv.dial("")
+	_, sid, pid := connectRecovering(t, c, "")
+	s := ss.get(t, sid)
+	n0, st := store.count(pid)
+	if n0 < 1 || st.SID != sid {
+		t.Fatalf("no snapshot at connect: %d %+v", n0, st)
+	}
+	s.Join("room")
+	s.SetData(map[string]any{"k": "v"})
+	n1, st := store.count(pid)
+	if n1 < n0+2 || !slices.Contains(st.Rooms, "room") || string(st.Data) != `{"k":"v"}` {
+		t.Fatalf("snapshots after join/data: %d %+v", n1, st)
+	}
+	s.Leave("room")
+	if _, st := store.count(pid); slices.Contains(st.Rooms, "room") {
+		t.Fatalf("snapshot after leave: %+v", st)
+	}
+	// Refreshed every third of the window while connected.
+	base, _ := store.count(pid)
+	eventually(t, "periodic refresh", func() bool { n, _ := store.count(pid); return n >= base+2 })
+	// Offsets come from the store.
+	_ = srv.io.Of("/").Emit("x")
+	if p := c.next(); !strings.HasPrefix(string(p.Data), `["x","off-`) {
+		t.Fatalf("offset from the store: %s", p.Data)
+	}
+}
+
+func TestSmallAPIs(t *testing.T) {
+	if (&ConnectError{Message: "nope"}).Error() != "nope" {
+		t.Fatal("ConnectError.Error")
+	}
+	srv := newTestServer(t, Options{})
+	clients, socks := roomFixture(t, srv)
+	nsp := srv.io.Of("/")
+	// In is To; Strict on a single node delivers as usual.
+	if err := nsp.In("r1").Strict().Emit("strict"); err != nil {
+		t.Fatal(err)
+	}
+	expectRecipients(t, clients, socks, "strict", "a", "b")
+	if err := (&BroadcastOperator{nsp: nsp}).In("r2").Emit("in"); err != nil {
+		t.Fatal(err)
+	}
+	expectRecipients(t, clients, socks, "in", "b")
+
+	// CloseTransport ends the connection without a namespace DISCONNECT.
+	r := onDisconnect(socks["c"])
+	socks["c"].CloseTransport(ReasonServerShuttingDown)
+	if reason := r.wait(t); reason != ReasonServerShuttingDown {
+		t.Fatalf("reason %q", reason)
+	}
+	clients["c"].waitClosed()
+	select {
+	case p := <-clients["c"].packets:
+		t.Fatalf("packet before the close: %s", p.AppendText(nil))
+	default:
+	}
+}
+
+// Repeated request headers are joined with ", " in fetchSockets' handshake.
+func TestInfoJoinsRepeatedHeaders(t *testing.T) {
+	srv := newTestServer(t, Options{})
+	ss := collectSockets(srv.io.Of("/"))
+	d := gws.Dialer{HandshakeTimeout: 5 * time.Second}
+	hdr := http.Header{"X-Multi": {"one", "two", "three"}}
+	ws, resp, err := d.Dial("ws://"+srv.host+"/socket.io/?EIO=4&transport=websocket&a=1&a=2", hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	defer ws.Close()
+	_, _, _ = ws.ReadMessage()
+	_ = ws.WriteMessage(gws.TextMessage, []byte("40"))
+	var s *Socket
+	eventually(t, "socket", func() bool {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		for _, v := range ss.m {
+			s = v
+		}
+		return s != nil
+	})
+	info := s.Info()
+	if info.Handshake.Headers["x-multi"] != "one, two, three" || info.Handshake.Query["a"] != "1, 2" {
+		t.Fatalf("headers %v query %v", info.Handshake.Headers["x-multi"], info.Handshake.Query)
+	}
+}
