@@ -53,7 +53,9 @@ function rawSocketIO(t) {
 test("a raw websocket client that never answers pings is closed pingTimeout after the ping", async (t) => {
   const raw = rawSocketIO(t);
   const open = await raw.next();
-  assert.match(open.data, /^0\{"sid":"[A-Za-z0-9_-]{20}","upgrades":\[\],"pingInterval":300,"pingTimeout":200,"maxPayload":1000000\}$/);
+  assert.match(open.data, /^0\{"sid":"[A-Za-z0-9_-]{20}","upgrades":\[\],/);
+  const { pingInterval, pingTimeout, maxPayload } = JSON.parse(open.data.slice(1));
+  assert.deepEqual({ pingInterval, pingTimeout, maxPayload }, { pingInterval: PING_INTERVAL, pingTimeout: PING_TIMEOUT, maxPayload: 1000000 });
   raw.ws.send("40");
   assert.match((await raw.next()).data, /^40\{"sid":"[A-Za-z0-9_-]{20}","pid":"[A-Za-z0-9_-]{20}"\}$/);
   const ping = await raw.next();
@@ -61,7 +63,7 @@ test("a raw websocket client that never answers pings is closed pingTimeout afte
   assert.ok(ping.at - open.at >= PING_INTERVAL - 50, `first ping after ${ping.at - open.at}ms`);
   const closed = await raw.closed;
   const after = closed.at - ping.at;
-  assert.ok(after >= PING_TIMEOUT - 50 && after < PING_TIMEOUT + 1000, `closed ${after}ms after the ping`);
+  assert.ok(after >= PING_TIMEOUT - 50 && after < PING_TIMEOUT + 1500, `closed ${after}ms after the ping`);
   assert.deepEqual(raw.frames, [], "nothing but the close after the unanswered ping");
 });
 

@@ -11,9 +11,10 @@ if (!URL) {
   throw new Error("TRADEWIRE_COMPAT_URL is not set: run `go test ./tests/compat/` (or see tests/compat/README.md)");
 }
 
-// The fixture's heartbeat (server flags -ping-interval / -ping-timeout).
+// The fixture's heartbeat (defaults of the server flags -ping-interval and
+// -ping-timeout).
 export const PING_INTERVAL = 300;
-export const PING_TIMEOUT = 200;
+export const PING_TIMEOUT = 1000;
 
 // Transport setups every feature test runs on: the two transports alone
 // and the default (polling, then upgrade to websocket).
@@ -56,6 +57,11 @@ export function onceConnected(socket, ms = 5000) {
     socket.on("connect", onConnect);
     socket.on("connect_error", onError);
   });
+}
+
+/** Resolves once the socket's connection runs on websocket. */
+export async function upgraded(socket, ms = 3000) {
+  if (socket.io.engine.transport.name !== "websocket") await once(socket.io.engine, "upgrade", { ms });
 }
 
 /**

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Manager } from "socket.io-client";
-import { TRANSPORTS, URL, client, connected, observer, onceConnected, once, request, sleep } from "./helpers.mjs";
+import { TRANSPORTS, URL, client, connected, observer, onceConnected, once, request, sleep, upgraded } from "./helpers.mjs";
 
 test("an unknown namespace is refused with connect_error \"Invalid namespace\"", async (t) => {
   for (const transports of Object.values(TRANSPORTS)) {
@@ -77,6 +77,7 @@ for (const [name, transports] of Object.entries(TRANSPORTS)) {
     test(`server-side disconnect(close=${close}) over ${name}: "io server disconnect", and no automatic reconnection`, async (t) => {
       const obs = await observer(t);
       const socket = await connected(t, "/", { transports, reconnection: true, reconnectionDelay: 50 });
+      if (name === "upgrade") await upgraded(socket); // polling alone is the case above
       const id = socket.id;
       const reasons = [];
       socket.on("disconnect", (reason) => reasons.push(reason));

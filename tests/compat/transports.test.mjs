@@ -49,16 +49,16 @@ test("default transports: opens on polling, then upgrades to websocket", async (
   assert.equal((await request(socket, "whoami")).transport, "websocket");
 });
 
-// Delays the websocket probe of an engine by ms, so traffic that starts at
-// connect is in flight while the upgrade happens.
-function delayUpgrade(engine, ms) {
+// Holds back the websocket probe of an engine until gate resolves, so the
+// upgrade happens while traffic is flowing on polling.
+function holdUpgrade(engine, gate) {
   const create = engine.createTransport.bind(engine);
   engine.createTransport = (name) => {
     const transport = create(name);
     if (name === "websocket") {
       const open = transport.open.bind(transport);
       transport.open = () => {
-        setTimeout(open, ms);
+        gate.then(open);
         return transport;
       };
     }
@@ -68,13 +68,13 @@ function delayUpgrade(engine, ms) {
 
 test("upgrade loses and reorders nothing: a stream and acks that span the upgrade", async (t) => {
   const socket = client(t, "/");
-  delayUpgrade(socket.io.engine, 80);
   const ticks = record(socket, "tick");
+  holdUpgrade(socket.io.engine, until(() => ticks.length >= 10, 5000, "10 ticks").catch(() => {}));
   let upgradedAt = null;
   socket.io.engine.on("upgrade", () => (upgradedAt = ticks.length));
   await onceConnected(socket);
   assert.equal(socket.io.engine.transport.name, "polling", "the upgrade had not happened yet at connect");
-  const streamed = request(socket, "stream", { from: 1, to: 60, intervalMs: 4 });
+  const streamed = request(socket, "stream", { from: 1, to: 60, intervalMs: 5 });
   const echoes = [];
   for (let i = 0; i < 30; i++) {
     echoes.push(socket.timeout(3000).emitWithAck("echo", i));
@@ -84,6 +84,6 @@ test("upgrade loses and reorders nothing: a stream and acks that span the upgrad
   assert.deepEqual(await streamed, { sent: 60 });
   await until(() => ticks.length >= 60, 3000, "60 ticks");
   assert.deepEqual(ticks, range(1, 60));
-  assert.ok(upgradedAt > 0 && upgradedAt < 60, `the upgrade happened mid-stream (after tick ${upgradedAt})`);
+  assert.ok(upgradedAt >= 10 && upgradedAt < 60, `the upgrade happened mid-stream (after tick ${upgradedAt})`);
   assert.equal(socket.io.engine.transport.name, "websocket");
 });

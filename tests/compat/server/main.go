@@ -63,17 +63,19 @@ import (
 const (
 	tightBuffer = 10                     // packets kept by /tight
 	briefWindow = 300 * time.Millisecond // recovery window of /brief
-	maxStream   = 10_000                 // bound of one stream request
+	maxStream   = 50_000                 // bound of one stream request
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	origins := flag.String("origins", "*", "comma-separated allowed Origins (\"*\": any)")
 	pingInterval := flag.Duration("ping-interval", 300*time.Millisecond, "Engine.IO ping interval")
-	pingTimeout := flag.Duration("ping-timeout", 200*time.Millisecond, "Engine.IO ping timeout")
+	// Short enough for a quick heartbeat test, long enough for a polling
+	// client on a busy 2-core machine (its pong may wait behind a POST).
+	pingTimeout := flag.Duration("ping-timeout", time.Second, "Engine.IO ping timeout")
 	connectTimeout := flag.Duration("connect-timeout", time.Second, "close connections that join no namespace after this")
 	recovery := flag.Duration("recovery", 2*time.Minute, "connection state recovery window (0: off)")
-	verbose := flag.Bool("v", false, "debug logging")
+	verbose := flag.Bool("v", false, "debug logging (every disconnect with its reason)")
 	flag.Parse()
 
 	level := slog.LevelWarn
@@ -97,7 +99,7 @@ func main() {
 	})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	newFixture(ctx, srv).register()
+	newFixture(ctx, srv, log).register()
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -140,10 +142,11 @@ func adapterFactory(window time.Duration) adapter.Factory {
 type fixture struct {
 	ctx context.Context // ends at shutdown; stops streams
 	srv *socketio.Server
+	log *slog.Logger
 }
 
-func newFixture(ctx context.Context, srv *socketio.Server) *fixture {
-	return &fixture{ctx: ctx, srv: srv}
+func newFixture(ctx context.Context, srv *socketio.Server, log *slog.Logger) *fixture {
+	return &fixture{ctx: ctx, srv: srv, log: log}
 }
 
 func (f *fixture) register() {
@@ -177,6 +180,7 @@ func (f *fixture) onConnection(s *socketio.Socket) {
 	nsp := s.Namespace()
 	f.observe("observed:connect", map[string]any{"id": s.ID(), "nsp": nsp.Name(), "recovered": s.Recovered()})
 	s.OnDisconnect(func(reason string) {
+		f.log.Debug("socket disconnected", "nsp", nsp.Name(), "transport", s.Transport(), "reason", reason)
 		f.observe("observed:disconnect", map[string]any{"id": s.ID(), "nsp": nsp.Name(), "reason": reason})
 	})
 
