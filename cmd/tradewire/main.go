@@ -11,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -61,6 +63,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		log.Warn("DEV MODE: memory sessions, POST /dev/login, demo quote feed; not for production",
 			"publish_example", "curl -H 'Authorization: Bearer "+g.DevAPIKey()+"' -d '{\"type\":\"notification\",\"userId\":\"u1\",\"notification\":{\"title\":\"Hi\",\"message\":\"Hello\"}}' http://"+cfg.Addr+"/api/v1/events")
 	}
+	if cfg.DebugAddr != "" {
+		go serveDebug(cfg.DebugAddr, log)
+	}
 	l, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		log.Error("listen failed", "addr", cfg.Addr, "err", err)
@@ -72,4 +77,18 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 1
 	}
 	return 0
+}
+
+// serveDebug serves net/http/pprof on its own listener.
+func serveDebug(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("debug server (pprof)", "addr", addr)
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		log.Error("debug server", "err", err)
+	}
 }

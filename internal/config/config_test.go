@@ -141,6 +141,7 @@ var sample = map[string][4]string{
 	"METRICS":                     {"false", "false", "0", "false"},
 	"DEMO_FEED":                   {"false", "false", "f", "false"},
 	"WS_MODE":                     {"goroutine", "goroutine", "epoll", "epoll"},
+	"DEBUG_ADDR":                  {"127.0.0.1:6060", "127.0.0.1:6060", ":6061", ":6061"},
 	"ADVERTISE_URL":               {"http://10.0.0.7:8080", "http://10.0.0.7:8080", "http://b:1", "http://b:1"},
 }
 

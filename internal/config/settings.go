@@ -22,6 +22,8 @@ type Config struct {
 	CORSOrigins    []string
 	SendQueueLimit ByteSize
 	RecoveryWindow time.Duration
+	// DebugAddr serves net/http/pprof when set (e.g. 127.0.0.1:6060).
+	DebugAddr string
 	// WSMode selects the websocket connection layer: epoll or goroutine.
 	WSMode string
 
@@ -91,6 +93,7 @@ var settings = []setting{
 	{name: "CORS_ORIGINS", def: "", help: "comma list of allowed browser origins (scheme://host[:port]); empty = same origin only; * = any", field: func(c *Config) any { return &c.CORSOrigins }, check: checkOrigins},
 	{name: "SEND_QUEUE_LIMIT", def: "1MiB", help: "bytes queued for one connection before messages are dropped and the slow consumer disconnected", field: func(c *Config) any { return &c.SendQueueLimit }, check: positive},
 	{name: "WS_MODE", def: "epoll", help: "websocket connection layer: epoll (Linux; no goroutine or buffer per idle connection) or goroutine (one reader goroutine per connection)", field: func(c *Config) any { return &c.WSMode }, check: oneOf("epoll", "goroutine")},
+	{name: "DEBUG_ADDR", def: "", help: "listen address of a separate debug server with /debug/pprof (e.g. 127.0.0.1:6060); empty = off. Never expose it publicly", field: func(c *Config) any { return &c.DebugAddr }},
 	{name: "RECOVERY_WINDOW", def: "2m", help: "connection state recovery: longest disconnection that can be recovered; 0 disables", field: func(c *Config) any { return &c.RecoveryWindow }, check: nonNegative},
 	{name: "REDIS_URL", def: "", help: "cluster adapter Redis: redis://, rediss://, unix:// or redis+cluster://[user:pass@]host:port,host:port; empty = single node, in-memory adapter", field: func(c *Config) any { return &c.RedisURL }, check: checkRedisURL, secret: secretURL},
 	{name: "REDIS_KEY_PREFIX", def: "socket.io", help: "channel prefix shared with @socket.io/redis-adapter and redis-emitter", field: func(c *Config) any { return &c.RedisKeyPrefix }, check: nonEmpty},
