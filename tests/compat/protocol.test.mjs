@@ -71,3 +71,20 @@ test("the server keeps serving others after bad input", async (t) => {
   const socket = await connected(t, "/", { transports: ["websocket"] });
   assert.equal(await request(socket, "echo", "alive"), "alive");
 });
+
+// Raw long-polling: packets the server queued before closing a session must
+// still reach the client, like engine.io does (it drains its buffer first).
+test("polling: a disconnect(true) queued while no GET is pending still reaches the next GET", async () => {
+  const base = `${URL}/socket.io/?EIO=4&transport=polling`;
+  const open = await fetch(base).then((r) => r.text());
+  const url = `${base}&sid=${JSON.parse(open.slice(1)).sid}`;
+  assert.equal(await fetch(url, { method: "POST", body: "40" }).then((r) => r.text()), "ok");
+  assert.match(await fetch(url).then((r) => r.text()), /^40\{"sid"/);
+  // No GET is pending now: the server queues "41" and closes the session.
+  assert.equal(await fetch(url, { method: "POST", body: '42["disconnect-me",{"close":true}]' }).then((r) => r.text()), "ok");
+  await new Promise((r) => setTimeout(r, 50));
+  const res = await fetch(url);
+  const body = await res.text();
+  assert.equal(res.status, 200, `next GET: ${res.status} ${body}`);
+  assert.equal(body.split("\x1e")[0], "41", "the DISCONNECT packet comes first");
+});

@@ -63,7 +63,7 @@ import (
 const (
 	tightBuffer = 10                     // packets kept by /tight
 	briefWindow = 300 * time.Millisecond // recovery window of /brief
-	maxStream   = 50_000                 // bound of one stream request
+	maxStream   = 10_000                 // bound of one stream request
 )
 
 func main() {
