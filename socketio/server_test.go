@@ -443,7 +443,9 @@ func TestVolatile(t *testing.T) {
 	pid := pc.connect()
 	ps := ss.get(t, pid)
 	_ = ps
-
+	// Volatile is about writability: wait until the CONNECT reply is
+	// accounted as written (the flusher updates the count after writev).
+	eventually(t, "websocket client writable", wsSock.client.sess.Writable)
 	if err := srv.io.Of("/").Volatile().Emit("vol", 1); err != nil {
 		t.Fatal(err)
 	}
