@@ -151,7 +151,18 @@ func TestAutobahnLite(t *testing.T) {
 			}()
 			for _, tc := range autobahnCases() {
 				c := dialRaw(t, addr)
-				c.send(tc.send...)
+				if tc.close != 0 {
+					// The server may close before it has read everything
+					// (e.g. a frame announced too big): a failed write is
+					// fine, the close frame is what counts.
+					var all []byte
+					for _, f := range tc.send {
+						all = append(all, f...)
+					}
+					_, _ = c.nc.Write(all)
+				} else {
+					c.send(tc.send...)
+				}
 				for i, want := range tc.reply {
 					got := c.read()
 					if got.op != want.op || !got.fin || !bytes.Equal(got.payload, want.payload) {
