@@ -381,3 +381,31 @@ func BenchmarkReaderSmallFrames(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReaderLargeFrameInChunks feeds one 1 MiB binary frame in reads of
+// 4 KiB (ModeGoroutine's read size) and 64 KiB (the epoll loop's), against
+// one read: the cost of reassembling a large frame across reads.
+func BenchmarkReaderLargeFrameInChunks(b *testing.B) {
+	frame := masked(OpBinary, bytes.Repeat([]byte{0x5a}, 1<<20))
+	work := make([]byte, len(frame))
+	for _, chunk := range []int{len(frame), 64 << 10, 4 << 10} {
+		b.Run("read="+strconv.Itoa(chunk), func(b *testing.B) {
+			b.SetBytes(int64(len(frame)))
+			b.ReportAllocs()
+			for b.Loop() {
+				copy(work, frame)
+				r := reader{max: 2 << 20}
+				n := 0
+				for off := 0; off < len(work); off += chunk {
+					end := min(off+chunk, len(work))
+					if err := r.feed(work[off:end], func(byte, []byte) error { n++; return nil }); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if n != 1 {
+					b.Fatal(n)
+				}
+			}
+		})
+	}
+}
