@@ -24,17 +24,28 @@ func (h *collectingHandler) OnMessage(*Conn, bool, []byte) {}
 func (h *collectingHandler) OnClose(*Conn, error)          {}
 
 // BenchmarkBroadcast writes one pre-encoded frame to N connections per op,
-// over real loopback sockets, and waits until every client has read every
-// frame. Clients handshake with gorilla/websocket, then count the bytes of
-// the (fixed-size) frames on the underlying connection, so the client side
-// allocates nothing and allocs/recipient is the server's cost.
+// over real loopback sockets. Clients handshake with gorilla/websocket, then
+// count the bytes of the (fixed-size) frames on the underlying connection,
+// so the client side allocates nothing and allocs/recipient is the
+// server's cost.
+//
+// burst: b.N broadcasts back to back, then wait until every client has read
+// everything (frames queued for one connection coalesce into one writev).
+// paced: every broadcast is read by every client before the next one (one
+// frame per connection per flush, the least favourable case).
 func BenchmarkBroadcast(b *testing.B) {
 	for _, m := range modes {
-		b.Run(fmt.Sprintf("%s/N=1000", m.name), func(b *testing.B) { benchBroadcast(b, m.mode, 1000) })
+		for _, paced := range []bool{false, true} {
+			name := "burst"
+			if paced {
+				name = "paced"
+			}
+			b.Run(fmt.Sprintf("%s/%s/N=1000", m.name, name), func(b *testing.B) { benchBroadcast(b, m.mode, 1000, paced) })
+		}
 	}
 }
 
-func benchBroadcast(b *testing.B, mode Mode, n int) {
+func benchBroadcast(b *testing.B, mode Mode, n int, paced bool) {
 	h := &collectingHandler{}
 	ws := NewServer(Options{Mode: mode, MaxQueue: 64 << 20})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -98,14 +109,20 @@ func benchBroadcast(b *testing.B, mode Mode, n int) {
 	runtime.GC()
 	runtime.ReadMemStats(&ms0)
 	b.ResetTimer()
+	perOp := int64(n) * int64(len(frame))
 	for i := 0; i < b.N; i++ {
 		for _, c := range conns {
 			if err := c.WriteFrames(frame); err != nil {
 				b.Fatal(err)
 			}
 		}
+		if paced {
+			for received.Load() < int64(i+1)*perOp {
+				runtime.Gosched()
+			}
+		}
 	}
-	want := int64(b.N) * int64(n) * int64(len(frame))
+	want := int64(b.N) * perOp
 	for received.Load() < want {
 		if time.Now().After(deadline.Add(time.Minute)) {
 			b.Fatalf("received %d of %d bytes", received.Load(), want)
