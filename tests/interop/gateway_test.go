@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
@@ -185,6 +186,26 @@ func nodeAcceptsOn(t *testing.T, app *nodeApp, cookie string) bool {
 	return app.do(t, "GET", "/me", cookie, nil).StatusCode == 200
 }
 
+// waitReady polls /readyz until it reports ready (200) or not (503).
+func waitReady(t *testing.T, g *gatewayProc, ready bool, timeout time.Duration) {
+	t.Helper()
+	want := http.StatusServiceUnavailable
+	if ready {
+		want = http.StatusOK
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		code, body := g.get(t, "/readyz")
+		if code == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz: HTTP %d %s, want %d", code, body, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func insertUser(t *testing.T, db *mongo.Database, id any, role, tier string) {
 	t.Helper()
 	if _, err := db.Collection("users").InsertOne(context.Background(),
@@ -354,8 +375,8 @@ func TestGatewayWithExpressMongoSessions(t *testing.T) {
 	})
 
 	t.Run("expired sessions: SESSION_EXPIRED, and open sockets are disconnected", func(t *testing.T) {
-		// A session whose cookie maxAge is 2 s, connected while still valid.
-		const maxAge = 2 * time.Second
+		// A session whose cookie maxAge is 3 s, connected while still valid.
+		const maxAge = 3 * time.Second
 		short := login(t, "alice", "pw-a", map[string]any{"maxAgeMs": maxAge.Milliseconds()})
 		var doc struct {
 			Expires time.Time `bson:"expires"`
@@ -364,7 +385,7 @@ func TestGatewayWithExpressMongoSessions(t *testing.T) {
 			t.Fatal(err)
 		}
 		if d := time.Until(doc.Expires); d <= 0 || d > maxAge {
-			t.Fatalf("connect-mongo expires in %v, want within the 2 s maxAge", d)
+			t.Fatalf("connect-mongo expires in %v, want within the %v maxAge", d, maxAge)
 		}
 		sShort := cl.open(t, "exp-short", gw.base, connectOpts{Cookie: short})
 		sShort.connected(t)
@@ -483,11 +504,25 @@ func TestGatewayWithExpressMongoSessions(t *testing.T) {
 		s.connected(t)
 		subscribeTrades(t, s)
 		// The user keeps using the site for more than twice the maxAge.
-		for time.Since(loginAt) < 2*maxAge+time.Second {
-			s.quiet(t, 600*time.Millisecond) // fails on a disconnect
+		var ended *report
+		for ended == nil && time.Since(loginAt) < 2*maxAge+time.Second {
+			select {
+			case r := <-s.q:
+				if r.Type != "upgrade" {
+					ended = &r
+				}
+			case <-time.After(600 * time.Millisecond):
+			}
 			if !nodeAcceptsOn(t, rolling, cookie) {
 				t.Fatalf("Express dropped the rolling session %v after login", time.Since(loginAt))
 			}
+		}
+		if ended != nil {
+			// The gateway itself still accepts the session it just ended.
+			again := cl.open(t, "rolling-again", gw.base, connectOpts{Cookie: cookie})
+			r := again.next(t, 10*time.Second)
+			t.Fatalf("socket got %v %v after login (maxAge %v) while Express kept the session alive; "+
+				"a new connection with the same cookie then gets: %v", *ended, ended.at.Sub(loginAt).Round(time.Millisecond), maxAge, r)
 		}
 		var doc struct {
 			Expires time.Time `bson:"expires"`
@@ -607,6 +642,58 @@ func TestGatewayWithExpressRedisSessions(t *testing.T) {
 	if code, msg := again.refused(t, 10*time.Second); code != auth.CodeSessionNotFound {
 		t.Errorf("logged-out cookie: code %q (%q), want SESSION_NOT_FOUND", code, msg)
 	}
+
+	t.Run("a publish the API refused is not delivered later by the link catch-up", func(t *testing.T) {
+		// Redis stays up but refuses PUBLISH (an ACL): the recovery stream
+		// write succeeds, the cluster publish fails, the API refuses the
+		// event, and the adapter's pub/sub self-check fails (link lost).
+		// When PUBLISH is allowed again the link comes back, and the
+		// backend retries the refused event.
+		ctx := context.Background()
+		rdb := redis.NewClient(&redis.Options{Addr: rsrv.Addr})
+		defer rdb.Close()
+		s := cl.open(t, "acl-survivor", gw.base, connectOpts{Cookie: app.login(t, "erin", "pw-e")})
+		s.connected(t)
+		subscribeTrades(t, s)
+		if err := rdb.Do(ctx, "ACL", "SETUSER", "default", "-publish").Err(); err != nil {
+			t.Fatal(err)
+		}
+		allowed := false
+		allow := func() {
+			if !allowed {
+				allowed = true
+				if err := rdb.Do(ctx, "ACL", "SETUSER", "default", "+publish").Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		defer allow()
+		waitReady(t, gw, false, 15*time.Second)
+		pub := tradeFor(erin, "refused-then-retried", "MSFT", "buy", 5, 415.5)
+		at := time.Now()
+		status, body := gw.publishStatus(t, pub)
+		t.Logf("publish while Redis refuses PUBLISH: HTTP %d %s", status, body)
+		if status == http.StatusAccepted {
+			checkTrade(t, s.next(t, 5*time.Second), pub, "Trade Executed: MSFT", "BUY 5 MSFT @ $415.5", at)
+		} else {
+			s.quiet(t, 500*time.Millisecond) // refused: nothing delivered
+			allow()
+			waitReady(t, gw, true, 15*time.Second)
+			gw.publish(t, pub) // the backend's retry
+			checkTrade(t, s.next(t, 5*time.Second), pub, "Trade Executed: MSFT", "BUY 5 MSFT @ $415.5", at)
+		}
+		// Exactly once: the refused attempt must not show up as well.
+		for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline); {
+			select {
+			case r := <-s.q:
+				if r.Type != "upgrade" {
+					t.Errorf("second delivery of the event the API refused (then accepted on retry): %v", r)
+				}
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		s.close(t)
+	})
 
 	// Redis outage. Redis holds the sessions and is the cluster adapter;
 	// it keeps an append-only file, so a restart keeps the sessions.

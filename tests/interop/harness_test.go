@@ -42,9 +42,16 @@ func goTool() string {
 	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
+// envGatewayBin names a prebuilt tradewire binary to test instead of
+// building ./cmd/tradewire.
+const envGatewayBin = "TRADEWIRE_INTEROP_GATEWAY_BIN"
+
 // buildGateway compiles ./cmd/tradewire, the binary operators run.
 func buildGateway(t *testing.T) string {
 	t.Helper()
+	if p := os.Getenv(envGatewayBin); p != "" {
+		return p
+	}
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "tradewire-interop-")
 		if buildErr != nil {
