@@ -282,9 +282,21 @@ func TestGatewayWithExpressMongoSessions(t *testing.T) {
 
 	t.Run("cookie from the Express login, polling then websocket: receives exactly its trades", func(t *testing.T) {
 		s := cl.open(t, "alice-cookie", gw.base, connectOpts{Cookie: aliceCookie})
-		s.connected(t)
+		if r := s.connected(t); r.First != "polling" {
+			t.Errorf("opened over %q, want polling first", r.First)
+		}
 		subscribeTrades(t, s)
 		receivesOnlyItsTrades(t, gw, s, alice.Hex(), bob, "t-cookie")
+		s.waitUpgrade(t, 5*time.Second)
+		// After the upgrade the same socket still gets its trades.
+		pub := tradeFor(alice.Hex(), "t-cookie-ws", "AAPL", "sell", 1, 187.5)
+		at := time.Now()
+		gw.publish(t, pub)
+		r := s.next(t, 5*time.Second)
+		checkTrade(t, r, pub, "Trade Executed: AAPL", "SELL 1 AAPL @ $187.5", at)
+		if r.Transport != "websocket" {
+			t.Errorf("trade after the upgrade came over %q", r.Transport)
+		}
 		s.close(t)
 	})
 

@@ -256,6 +256,7 @@ type report struct {
 	Type      string            `json:"type"`
 	SocketID  string            `json:"socketId"`
 	Transport string            `json:"transport"`
+	First     string            `json:"firstTransport"`
 	Message   string            `json:"message"`
 	Data      json.RawMessage   `json:"data"`
 	Event     string            `json:"event"`
@@ -383,9 +384,10 @@ func (c *clients) send(t *testing.T, cmd map[string]any) {
 
 // sock is one socket.io-client socket in client.js.
 type sock struct {
-	c  *clients
-	id string
-	q  chan report
+	c        *clients
+	id       string
+	q        chan report
+	upgraded string // the transport of the last upgrade report skipped
 }
 
 // connectOpts are the io() options the test varies.
@@ -423,6 +425,7 @@ func (s *sock) next(t *testing.T, timeout time.Duration) report {
 				t.Fatalf("client.js: %s", r.Message)
 			}
 			if r.Type == "upgrade" {
+				s.upgraded = r.Transport
 				continue
 			}
 			return r
@@ -446,6 +449,23 @@ func (s *sock) quiet(t *testing.T, d time.Duration) {
 			}
 		case <-deadline:
 			return
+		}
+	}
+}
+
+// waitUpgrade waits until the socket reported its upgrade to websocket.
+func (s *sock) waitUpgrade(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for s.upgraded != "websocket" {
+		select {
+		case r := <-s.q:
+			if r.Type != "upgrade" {
+				t.Fatalf("socket %s: unexpected %v while waiting for the upgrade", s.id, r)
+			}
+			s.upgraded = r.Transport
+		case <-deadline:
+			t.Fatalf("socket %s: no upgrade to websocket within %v", s.id, timeout)
 		}
 	}
 }

@@ -12,7 +12,8 @@
 //   {op:"emit", id, seq, event, args, timeoutMs?}   emit with an ack
 //   {op:"close", id}
 // Reports:
-//   {type:"connect", socketId, transport}
+//   {type:"connect", socketId, transport, firstTransport}   transport now and
+//       the one the connection opened with
 //   {type:"connect_error", message, data}      data is err.data (e.g. {code})
 //   {type:"event", event, args, offset?, transport}   every server event
 //       (onAny); offset is the recovery offset the server appended
@@ -48,9 +49,13 @@ function connect(cmd) {
   if (cmd.auth) opts.auth = cmd.auth;
   const socket = io(cmd.url, opts);
   sockets.set(cmd.id, socket);
-  socket.on('connect', () => {
-    report(cmd.id, { type: 'connect', socketId: socket.id, transport: transportOf(socket) });
+  let firstTransport = '';
+  socket.io.on('open', () => {
+    firstTransport = transportOf(socket);
     socket.io.engine.on('upgrade', (t) => report(cmd.id, { type: 'upgrade', transport: t.name }));
+  });
+  socket.on('connect', () => {
+    report(cmd.id, { type: 'connect', socketId: socket.id, transport: transportOf(socket), firstTransport });
   });
   socket.on('connect_error', (err) => {
     report(cmd.id, { type: 'connect_error', message: err.message, data: err.data === undefined ? null : err.data });
