@@ -288,6 +288,7 @@ func TestPublishEmitRoomsAndExcept(t *testing.T) {
 	clients := map[string]*sioclient.Client{}
 	for _, u := range []string{"u1", "u2", "u3"} {
 		clients[u] = dialCookie(t, g.URL, devLogin(t, g.URL, u, "user").Cookie)
+		roundTrip(t, clients[u])
 	}
 	publishOK(t, g, "/api/v1/emit", `{"rooms":["user:u1","user:u2"],"except":["user:u2"],"event":"custom:hello","data":{"x":1}}`)
 	publishOK(t, g, "/api/v1/emit", `{"event":"custom:all"}`)
@@ -341,6 +342,9 @@ func TestPublishEmitRoomsAndExcept(t *testing.T) {
 func TestEmitterAndHandlerAccessors(t *testing.T) {
 	g := startGateway(t, "-demo-feed=false")
 	c := dialCookie(t, g.URL, devLogin(t, g.URL, "u1", "user").Cookie)
+	// The user room is joined after the CONNECT reply is written (see
+	// report): an acked event proves the socket is set up.
+	roundTrip(t, c)
 	if err := g.Emitter().Notify(context.Background(), "u1", trading.Notification{Title: "Hi", Message: "there"}); err != nil {
 		t.Fatal(err)
 	}
@@ -756,14 +760,19 @@ func TestProductionModeWithRedis(t *testing.T) {
 	if !strings.Contains(string(m), `tradewire_session_lookup_errors_total{code=`) {
 		t.Fatalf("no session lookup error counted:\n%s", grepLines(string(m), "session_lookup_errors"))
 	}
-	// Readiness reports Redis.
-	resp, err = http.Get(g.URL + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("readyz with Redis down: %d", resp.StatusCode)
+	// Readiness reports Redis (results are cached for a second).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err = http.Get(g.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz with Redis down: %d", resp.StatusCode)
+		}
 	}
 }
 
@@ -856,6 +865,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	g := startGateway(t, "-demo-feed=false", "-send-queue-limit=64KiB")
 	login := devLogin(t, g.URL, "slow", "user")
 	other := dialCookie(t, g.URL, devLogin(t, g.URL, "fast", "user").Cookie)
+	roundTrip(t, other)
 	h := http.Header{}
 	h.Set("Cookie", login.Cookie)
 	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(g.URL, "http", "ws", 1)+"/socket.io/?EIO=4&transport=websocket", h)
