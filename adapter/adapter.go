@@ -161,6 +161,13 @@ type RecoveryStore interface {
 	CatchUp(nsp string, rooms []string, offset string) []*parser.Packet
 }
 
+// Voider is implemented by recovery stores that can take back a recorded
+// broadcast that was then not delivered (a strict publish that failed), so
+// no later restore or catch-up replays it.
+type Voider interface {
+	Void(nsp string, opts *BroadcastOptions, offset string)
+}
+
 // CatchUpper is implemented by adapters that can list the recorded packets
 // after an offset for a set of rooms (used to close the window between a
 // restore and the restored socket joining its rooms again).

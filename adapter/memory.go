@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"iter"
 	"slices"
@@ -60,8 +61,8 @@ type Memory struct {
 	opts Options
 
 	mu    sync.RWMutex
-	rooms map[string]map[string]struct{} // room -> socket ids
-	sids  map[string]map[string]struct{} // socket id -> rooms
+	rooms map[string]*members // room -> socket ids
+	sids  map[string][]string // socket id -> rooms
 
 	recMu    sync.Mutex
 	epoch    string
@@ -82,8 +83,8 @@ func NewMemory(nsp Namespace, opts Options) *Memory {
 	return &Memory{
 		nsp:      nsp,
 		opts:     opts,
-		rooms:    make(map[string]map[string]struct{}),
-		sids:     make(map[string]map[string]struct{}),
+		rooms:    make(map[string]*members),
+		sids:     make(map[string][]string),
 		sessions: make(map[string]storedSession),
 		epoch:    base64.RawURLEncoding.EncodeToString(b[:]),
 		now:      time.Now,
@@ -104,42 +105,91 @@ func (m *Memory) Init(context.Context) error { return nil }
 // Close implements Adapter.
 func (m *Memory) Close() error { return nil }
 
+// members is a room's local membership: one socket inline (the common case:
+// a socket's own room, a user's rooms), a set beyond that.
+type members struct {
+	one  string
+	many map[string]struct{}
+}
+
+func (m *members) has(id string) bool {
+	if m.many == nil {
+		return m.one == id
+	}
+	_, ok := m.many[id]
+	return ok
+}
+
+func (m *members) add(id string) {
+	switch {
+	case m.many != nil:
+		m.many[id] = struct{}{}
+	case m.one == "" || m.one == id:
+		m.one = id
+	default:
+		m.many = map[string]struct{}{m.one: {}, id: {}}
+		m.one = ""
+	}
+}
+
+// remove deletes id and reports whether the room is now empty.
+func (m *members) remove(id string) bool {
+	if m.many == nil {
+		if m.one == id {
+			m.one = ""
+		}
+		return m.one == ""
+	}
+	delete(m.many, id)
+	return len(m.many) == 0
+}
+
+func (m *members) each(yield func(string) bool) bool {
+	if m.many == nil {
+		return m.one == "" || yield(m.one)
+	}
+	for id := range m.many {
+		if !yield(id) {
+			return false
+		}
+	}
+	return true
+}
+
 // AddAll adds socket id to rooms.
 func (m *Memory) AddAll(id string, rooms []string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	set := m.sids[id]
-	if set == nil {
-		set = make(map[string]struct{}, len(rooms))
-		m.sids[id] = set
-	}
+	mine := m.sids[id]
 	for _, r := range rooms {
-		set[r] = struct{}{}
-		members := m.rooms[r]
-		if members == nil {
-			members = make(map[string]struct{})
-			m.rooms[r] = members
+		if !slices.Contains(mine, r) {
+			mine = append(mine, r)
 		}
-		members[id] = struct{}{}
+		mem := m.rooms[r]
+		if mem == nil {
+			mem = &members{}
+			m.rooms[r] = mem
+		}
+		mem.add(id)
 	}
+	m.sids[id] = mine
 }
 
 // Del removes socket id from room.
 func (m *Memory) Del(id, room string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if set := m.sids[id]; set != nil {
-		delete(set, room)
+	if mine, ok := m.sids[id]; ok {
+		if i := slices.Index(mine, room); i >= 0 {
+			m.sids[id] = slices.Delete(mine, i, i+1)
+		}
 	}
 	m.delFromRoom(id, room)
 }
 
 func (m *Memory) delFromRoom(id, room string) {
-	if members := m.rooms[room]; members != nil {
-		delete(members, id)
-		if len(members) == 0 {
-			delete(m.rooms, room)
-		}
+	if mem := m.rooms[room]; mem != nil && mem.remove(id) {
+		delete(m.rooms, room)
 	}
 }
 
@@ -147,7 +197,7 @@ func (m *Memory) delFromRoom(id, room string) {
 func (m *Memory) DelAll(id string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for r := range m.sids[id] {
+	for _, r := range m.sids[id] {
 		m.delFromRoom(id, r)
 	}
 	delete(m.sids, id)
@@ -157,15 +207,11 @@ func (m *Memory) DelAll(id string) {
 func (m *Memory) SocketRooms(id string) []string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	set := m.sids[id]
-	if set == nil {
+	mine, ok := m.sids[id]
+	if !ok {
 		return nil
 	}
-	out := make([]string, 0, len(set))
-	for r := range set {
-		out = append(out, r)
-	}
-	return out
+	return slices.Clone(mine)
 }
 
 // LocalRooms returns every room with a local member.
@@ -196,7 +242,7 @@ func (m *Memory) LocalSockets(opts *BroadcastOptions) iter.Seq[string] {
 		defer m.mu.RUnlock()
 		excluded := func(id string) bool {
 			for _, r := range opts.Except {
-				if _, ok := m.rooms[r][id]; ok {
+				if mem := m.rooms[r]; mem != nil && mem.has(id) {
 					return true
 				}
 			}
@@ -211,23 +257,25 @@ func (m *Memory) LocalSockets(opts *BroadcastOptions) iter.Seq[string] {
 			return
 		}
 		if len(opts.Rooms) == 1 {
-			for id := range m.rooms[opts.Rooms[0]] {
-				if !excluded(id) && !yield(id) {
-					return
-				}
+			if mem := m.rooms[opts.Rooms[0]]; mem != nil {
+				mem.each(func(id string) bool { return excluded(id) || yield(id) })
 			}
 			return
 		}
 		seen := make(map[string]struct{})
 		for _, r := range opts.Rooms {
-			for id := range m.rooms[r] {
+			mem := m.rooms[r]
+			if mem == nil {
+				continue
+			}
+			if !mem.each(func(id string) bool {
 				if _, dup := seen[id]; dup {
-					continue
+					return true
 				}
 				seen[id] = struct{}{}
-				if !excluded(id) && !yield(id) {
-					return
-				}
+				return excluded(id) || yield(id)
+			}) {
+				return
 			}
 		}
 	}
@@ -372,7 +420,7 @@ func (m *Memory) record(pkt *parser.Packet, opts *BroadcastOptions) *parser.Pack
 	now := m.now()
 	m.gcLocked(now)
 	if len(m.packets) >= m.opts.RecoveryMaxPackets {
-		m.packets = slices.Delete(m.packets, 0, len(m.packets)-m.opts.RecoveryMaxPackets+1)
+		m.dropOldest(len(m.packets) - m.opts.RecoveryMaxPackets + 1)
 	}
 	m.packets = append(m.packets, bufferedPacket{seq: m.seq, at: now, pkt: &out, opts: cloneOpts(opts)})
 	return &out
@@ -395,13 +443,20 @@ func (m *Memory) gcLocked(now time.Time) {
 		i++
 	}
 	if i > 0 {
-		m.packets = slices.Delete(m.packets, 0, i)
+		m.dropOldest(i)
 	}
 	for pid, s := range m.sessions {
 		if s.at.Before(cutoff) {
 			delete(m.sessions, pid)
 		}
 	}
+}
+
+// dropOldest forgets the n oldest packets in O(n): the slice is resliced
+// (append reallocates and compacts it later), not shifted.
+func (m *Memory) dropOldest(n int) {
+	clear(m.packets[:n])
+	m.packets = m.packets[n:]
 }
 
 // PersistSession keeps a disconnected socket's state for the recovery window.
@@ -471,6 +526,23 @@ func (m *Memory) RestoreSession(pid, offset string) (*SessionState, error) {
 	return &st, nil
 }
 
+// Void takes back the recording of pkt (returned by Record) after its
+// strict broadcast failed.
+func (m *Memory) Void(pkt *parser.Packet, opts *BroadcastOptions) {
+	v, ok := m.opts.Store.(Voider)
+	if !ok || m.opts.RecoveryWindow <= 0 {
+		return
+	}
+	els, err := parser.SplitArray(pkt.Data)
+	if err != nil || len(els) == 0 {
+		return
+	}
+	var offset string
+	if json.Unmarshal(els[len(els)-1], &offset) == nil && offset != "" {
+		v.Void(m.nsp.Name(), opts, offset)
+	}
+}
+
 // CatchUp lists the recorded packets after offset that rooms select.
 func (m *Memory) CatchUp(rooms []string, offset string) []*parser.Packet {
 	if m.opts.RecoveryWindow <= 0 {
@@ -500,6 +572,38 @@ func (m *Memory) CatchUp(rooms []string, offset string) []*parser.Packet {
 		}
 	}
 	return out
+}
+
+// OffsetAfter reports whether recovery offset a comes after b. Offsets are
+// comparable within one source: "<epoch>.<seq>" of one in-memory adapter, or
+// "<ms>-<seq>" stream ids of one partition. Incomparable offsets count as
+// after (deliver rather than drop).
+func OffsetAfter(a, b string) bool {
+	if ea, sa, ok := strings.Cut(a, "."); ok {
+		eb, sb, ok2 := strings.Cut(b, ".")
+		if !ok2 || ea != eb {
+			return true
+		}
+		na, err1 := strconv.ParseUint(sa, 36, 64)
+		nb, err2 := strconv.ParseUint(sb, 36, 64)
+		return err1 != nil || err2 != nil || na > nb
+	}
+	ma, qa, ok := strings.Cut(a, "-")
+	mb, qb, ok2 := strings.Cut(b, "-")
+	if !ok || !ok2 {
+		return true
+	}
+	x, e1 := strconv.ParseUint(ma, 10, 64)
+	y, e2 := strconv.ParseUint(mb, 10, 64)
+	if e1 != nil || e2 != nil {
+		return true
+	}
+	if x != y {
+		return x > y
+	}
+	p, e3 := strconv.ParseUint(qa, 10, 64)
+	q, e4 := strconv.ParseUint(qb, 10, 64)
+	return e3 != nil || e4 != nil || p > q
 }
 
 // ShouldInclude reports whether a socket in rooms is selected by opts.

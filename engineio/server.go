@@ -146,12 +146,18 @@ func (srv *Server) StopAccepting() {
 	srv.mu.Unlock()
 }
 
-// Close closes every session with reason "forced close".
+// Close closes every session with reason "forced close", then stops the
+// websocket layer's loops once the sessions are gone (at most a second).
 func (srv *Server) Close() {
 	srv.StopAccepting()
 	for _, s := range srv.Sessions() {
 		s.Close(ReasonForcedClose)
 	}
+	deadline := time.Now().Add(time.Second)
+	for srv.Count() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	srv.ws.Close()
 }
 
 // NewID returns a 20-character id: 15 random bytes, base64url.
@@ -295,12 +301,14 @@ func (srv *Server) handshake(w http.ResponseWriter, r *http.Request, transport s
 	}
 	open := s.openPacket(transport == "polling")
 	if transport == "websocket" {
-		conn, err := srv.ws.Upgrade(w, r, (*wsHandler)(s), open.WebSocketFrame())
+		_, err := srv.ws.UpgradeWith(w, r, (*wsHandler)(s), websocket.UpgradeOptions{
+			Initial: [][]byte{open.WebSocketFrame()},
+			Before:  s.attachWebSocket, // before the first read: no message or close is missed
+		})
 		if err != nil {
 			s.onTransportClose(ReasonTransportError, err)
 			return
 		}
-		s.attachWebSocket(conn)
 		s.startHeartbeat()
 		return
 	}
@@ -330,5 +338,6 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+	srv.ws.Close()
 	return nil
 }

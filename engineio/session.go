@@ -164,7 +164,9 @@ func (s *Session) Send(pkts ...*Packet) error {
 		}
 		if err := ws.WriteFrames(frames...); err != nil {
 			if errors.Is(err, websocket.ErrQueueFull) {
-				s.close(ReasonSlowConsumer, true)
+				// Closed asynchronously: Send is called from broadcast
+				// loops that hold the socket layer's locks.
+				go s.close(ReasonSlowConsumer, true)
 			}
 			return err
 		}
@@ -177,7 +179,7 @@ func (s *Session) Send(pkts ...*Packet) error {
 	over := s.bufBytes > s.srv.opts.MaxBufferedBytes
 	s.mu.Unlock()
 	if over {
-		s.close(ReasonSlowConsumer, true)
+		go s.close(ReasonSlowConsumer, true)
 		return websocket.ErrQueueFull
 	}
 	s.wakePoll()
@@ -191,7 +193,9 @@ func (s *Session) sendKeyed(p *Packet) error {
 		s.mu.Unlock()
 		if err := ws.WriteKeyed(p.Key, p.WebSocketFrame()); err != nil {
 			if errors.Is(err, websocket.ErrQueueFull) {
-				s.close(ReasonSlowConsumer, true)
+				// Closed asynchronously: Send is called from broadcast
+				// loops that hold the socket layer's locks.
+				go s.close(ReasonSlowConsumer, true)
 			}
 			return err
 		}
@@ -214,7 +218,7 @@ func (s *Session) sendKeyed(p *Packet) error {
 	over := s.bufBytes > s.srv.opts.MaxBufferedBytes
 	s.mu.Unlock()
 	if over {
-		s.close(ReasonSlowConsumer, true)
+		go s.close(ReasonSlowConsumer, true)
 		return websocket.ErrQueueFull
 	}
 	s.wakePoll()
@@ -272,17 +276,18 @@ func (s *Session) close(reason string, notify bool) {
 	}
 	ws, probe, transport := s.ws, s.probe, s.transport
 	s.ws, s.probe = nil, nil
-	// A server-initiated close keeps what was queued for a polling client
-	// (e.g. a Socket.IO DISCONNECT) until its next GET, which also gets the
-	// close packet. Other closes drop the session at once.
+	// Messages still queued for a polling client (e.g. a Socket.IO
+	// DISCONNECT) go out first, and the close packet with the GET after
+	// them, as engine.io does: the client handles the close at once but
+	// the messages a tick later, so a shared response would lose them.
 	linger := false
 	if transport == "polling" && notify {
-		if s.pollActive {
-			s.buf = append(s.buf, closePacket) // the pending GET carries it
-		} else if reason == ReasonForcedClose && hasMessages(s.buf) {
-			s.buf = append(s.buf, closePacket)
+		switch {
+		case reason == ReasonForcedClose && hasMessages(s.buf):
 			s.lingering = true
 			linger = true
+		case s.pollActive:
+			s.buf = append(s.buf, closePacket) // the pending GET carries it
 		}
 	}
 	s.mu.Unlock()
@@ -419,9 +424,16 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.lingering {
 		pkts := s.buf
-		s.buf, s.bufBytes, s.lingering, s.keyed = nil, 0, false, nil
-		s.mu.Unlock()
-		s.srv.remove(s)
+		s.buf, s.bufBytes, s.keyed = nil, 0, nil
+		if len(pkts) == 0 {
+			// The queued messages went out: now the close.
+			pkts = []*Packet{closePacket}
+			s.lingering = false
+			s.mu.Unlock()
+			s.srv.remove(s)
+		} else {
+			s.mu.Unlock()
+		}
 		s.writePolling(w, r, pkts)
 		return
 	}
@@ -619,7 +631,26 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	c, err := s.srv.ws.Upgrade(w, r, (*wsHandler)(s))
+	_, err := s.srv.ws.UpgradeWith(w, r, (*wsHandler)(s), websocket.UpgradeOptions{
+		// Record the probe before the first read, so an immediate 2probe
+		// (or close) is never missed.
+		Before: func(c *websocket.Conn) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.closed {
+				return
+			}
+			s.probe = c
+			s.upTimer = time.AfterFunc(s.srv.opts.UpgradeTimeout, func() {
+				s.mu.Lock()
+				timedOut := s.probe == c
+				s.mu.Unlock()
+				if timedOut {
+					c.Close()
+				}
+			})
+		},
+	})
 	if err != nil {
 		s.mu.Lock()
 		s.upgrading = false
@@ -627,21 +658,16 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		c.Abort()
-		return
-	}
-	s.probe = c
-	s.upTimer = time.AfterFunc(s.srv.opts.UpgradeTimeout, func() {
-		s.mu.Lock()
-		timedOut := s.probe == c
-		s.mu.Unlock()
-		if timedOut {
-			c.Close()
-		}
-	})
+	closed := s.closed
 	s.mu.Unlock()
+	if closed {
+		s.mu.Lock()
+		c := s.probe
+		s.mu.Unlock()
+		if c != nil {
+			c.Abort()
+		}
+	}
 }
 
 func (s *Session) onProbeMessage(c *websocket.Conn, binary bool, data []byte) {
@@ -673,24 +699,27 @@ func (s *Session) completeUpgrade(c *websocket.Conn) {
 	if s.upTimer != nil {
 		s.upTimer.Stop()
 	}
+	// Queue what polling still had on the websocket before any Send can
+	// use it: nothing overtakes the buffered packets.
+	var err error
+	if len(s.buf) > 0 {
+		frames := make([][]byte, len(s.buf))
+		for i, p := range s.buf {
+			frames[i] = p.WebSocketFrame()
+		}
+		err = c.WriteFrames(frames...)
+	}
 	s.probe = nil
 	s.ws = c
 	s.upgrading = false
 	s.transport = "websocket"
-	pending := s.buf
 	s.buf, s.bufBytes, s.keyed = nil, 0, nil
 	s.mu.Unlock()
 	s.wakePoll() // a pending GET returns a noop
 	if s.srv.opts.Observer != nil {
 		s.srv.opts.Observer.SessionUpgraded()
 	}
-	if len(pending) > 0 {
-		frames := make([][]byte, len(pending))
-		for i, p := range pending {
-			frames[i] = p.WebSocketFrame()
-		}
-		if err := c.WriteFrames(frames...); err != nil {
-			s.close(ReasonSlowConsumer, true)
-		}
+	if err != nil {
+		s.close(ReasonSlowConsumer, true)
 	}
 }

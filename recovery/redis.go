@@ -292,6 +292,37 @@ func (s *Store) RestoreSession(nsp, pid, offset string) (*adapter.SessionState, 
 	return st, nil
 }
 
+// Void deletes a recorded entry whose broadcast failed, retrying in the
+// background (for up to the recovery window) while Redis is unreachable.
+func (s *Store) Void(nsp string, opts *adapter.BroadcastOptions, offset string) {
+	part := s.opts.Partition(opts)
+	if part == "" || !validID(offset) {
+		return
+	}
+	key := s.streamKey(nsp, part)
+	del := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+		defer cancel()
+		return s.rdb.XDel(ctx, key, offset).Err() == nil
+	}
+	if del() {
+		return
+	}
+	go func() {
+		deadline := time.Now().Add(s.opts.Window)
+		for time.Now().Before(deadline) {
+			select {
+			case <-s.done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if del() {
+				return
+			}
+		}
+	}()
+}
+
 // CatchUp lists the recorded packets after offset that rooms select.
 func (s *Store) CatchUp(nsp string, rooms []string, offset string) []*parser.Packet {
 	part := s.opts.Partition(&adapter.BroadcastOptions{Rooms: rooms})

@@ -28,6 +28,10 @@ type Namespace struct {
 	middlewares []Middleware
 	onConnect   []func(*Socket)
 	onSSE       []func(args []any, reply func(any))
+	// Handlers shared by every socket (a socket's own On/OnAny win).
+	handlers     map[string]EventHandler
+	anyHandler   EventHandler
+	onDisconnect []func(*Socket, string)
 
 	// sharedRecovery: recovery state lives outside the process; live
 	// sockets are snapshotted and refreshed.
@@ -72,6 +76,43 @@ func (n *Namespace) OnServerSideEmit(f func(args []any, reply func(any))) {
 	n.mu.Unlock()
 }
 
+// On registers a handler of an event for every socket of the namespace
+// (one closure for all, instead of one per socket).
+func (n *Namespace) On(event string, h EventHandler) {
+	n.mu.Lock()
+	if n.handlers == nil {
+		n.handlers = make(map[string]EventHandler)
+	}
+	n.handlers[event] = h
+	n.mu.Unlock()
+}
+
+// OnAny registers a namespace-wide handler for events without a handler.
+func (n *Namespace) OnAny(h EventHandler) {
+	n.mu.Lock()
+	n.anyHandler = h
+	n.mu.Unlock()
+}
+
+// OnDisconnect adds a handler called when any socket of the namespace
+// disconnects (after the socket's own handlers).
+func (n *Namespace) OnDisconnect(f func(s *Socket, reason string)) {
+	n.mu.Lock()
+	n.onDisconnect = append(n.onDisconnect, f)
+	n.mu.Unlock()
+}
+
+// handler returns the namespace handler of an event, and the any-handler to
+// fall back on (the socket's own when set).
+func (n *Namespace) handler(name string, socketAny EventHandler) (EventHandler, EventHandler) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if socketAny == nil {
+		socketAny = n.anyHandler
+	}
+	return n.handlers[name], socketAny
+}
+
 // Count returns the number of local sockets.
 func (n *Namespace) Count() int {
 	n.mu.RLock()
@@ -105,7 +146,7 @@ func (n *Namespace) Deliver(pkt *parser.Packet, flags adapter.Flags, ids iter.Se
 	start := time.Now()
 	msgs := encodeForEngine(pkt)
 	var offset *string
-	if n.sharedRecovery && flags.Conflate == "" && !pkt.HasID {
+	if n.srv.opts.Recovery.MaxDisconnection > 0 && flags.Conflate == "" && !pkt.HasID {
 		if off := lastStringArg(pkt.Data); off != "" {
 			offset = &off
 		}
@@ -127,6 +168,9 @@ func (n *Namespace) Deliver(pkt *parser.Packet, flags adapter.Flags, ids iter.Se
 			continue
 		}
 		if offset != nil {
+			if s.belowFloor(*offset) {
+				continue // replayed already during a restore or catch-up
+			}
 			s.lastOffset.Store(offset)
 			if s.tracking.Load() {
 				s.markDelivered(*offset)
@@ -242,6 +286,9 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 			}
 		}
 		_ = c.writePacket(&parser.Packet{Type: parser.Connect, Nsp: n.name, Data: s.connectPayload()})
+		if last != "" {
+			s.floor.Store(&last)
+		}
 		s.release(sent)
 	} else {
 		_ = c.writePacket(&parser.Packet{Type: parser.Connect, Nsp: n.name, Data: s.connectPayload()})

@@ -31,6 +31,8 @@ var ErrDisconnected = errors.New("socket.io: socket disconnected")
 // EventHandler handles one client event.
 type EventHandler func(s *Socket, e *Event)
 
+type keyValue struct{ k, v any }
+
 type heldPacket struct {
 	pkt  *parser.Packet
 	msgs []*engineio.Packet
@@ -55,7 +57,7 @@ func (s *Socket) release(sent map[string]bool) {
 	defer s.mu.Unlock()
 	for _, h := range s.held {
 		off := lastStringArg(h.pkt.Data)
-		if off != "" && sent[off] {
+		if off != "" && (sent[off] || s.belowFloor(off)) {
 			continue
 		}
 		if off != "" {
@@ -65,6 +67,12 @@ func (s *Socket) release(sent map[string]bool) {
 	}
 	s.held = nil
 	s.holding.Store(false)
+}
+
+// belowFloor reports whether off was already covered by a replay.
+func (s *Socket) belowFloor(off string) bool {
+	f := s.floor.Load()
+	return f != nil && !adapter.OffsetAfter(off, *f)
 }
 
 // LastOffset returns the recovery offset of the last recorded packet this
@@ -123,6 +131,9 @@ func (s *Socket) catchUp(cu adapter.CatchUpper) int {
 		_ = s.client.writePacket(p)
 		n++
 	}
+	if last := s.LastOffset(); last != "" {
+		s.floor.Store(&last)
+	}
 	s.release(sent)
 	s.mu.Lock()
 	s.tracking.Store(false)
@@ -167,6 +178,10 @@ type Socket struct {
 	held    []heldPacket
 	// lastOffset is the recovery offset of the last recorded packet sent.
 	lastOffset atomic.Pointer[string]
+	// floor is the last offset replayed by a restore or catch-up: a live
+	// copy of a replayed packet that arrives late (its broadcast was under
+	// way during the replay) is dropped, not sent twice.
+	floor atomic.Pointer[string]
 	// While the node's link to the cluster is down: where to catch up from,
 	// and the offsets delivered since (tracking, under mu).
 	tracking    atomic.Bool
@@ -182,7 +197,7 @@ type Socket struct {
 	nextAck      uint64
 	data         any
 	connected    bool
-	values       map[any]any
+	values       []keyValue
 }
 
 func newSocket(n *Namespace, c *client, auth json.RawMessage, authM map[string]any, restored *adapter.SessionState) *Socket {
@@ -250,18 +265,26 @@ func (s *Socket) SetData(v any) {
 // Set stores a process-local value on the socket (not serialised).
 func (s *Socket) Set(key, value any) {
 	s.mu.Lock()
-	if s.values == nil {
-		s.values = make(map[any]any)
+	defer s.mu.Unlock()
+	for i := range s.values {
+		if s.values[i].k == key {
+			s.values[i].v = value
+			return
+		}
 	}
-	s.values[key] = value
-	s.mu.Unlock()
+	s.values = append(s.values, keyValue{key, value})
 }
 
 // Get returns a value stored with Set.
 func (s *Socket) Get(key any) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.values[key]
+	for _, kv := range s.values {
+		if kv.k == key {
+			return kv.v
+		}
+	}
+	return nil
 }
 
 // Connected reports whether the socket is still connected.
@@ -484,10 +507,14 @@ func (s *Socket) onEvent(p *parser.Packet) {
 	}
 	s.mu.Lock()
 	h := s.handlers[name]
-	if h == nil {
-		h = s.anyHandler
-	}
+	any := s.anyHandler
 	s.mu.Unlock()
+	if h == nil {
+		h, any = s.nsp.handler(name, any)
+	}
+	if h == nil {
+		h = any
+	}
 	if h != nil {
 		h(s, e)
 	}
@@ -547,6 +574,12 @@ func (s *Socket) onClose(reason string) {
 	}
 	for _, h := range handlers {
 		h(reason)
+	}
+	s.nsp.mu.RLock()
+	nsHandlers := s.nsp.onDisconnect
+	s.nsp.mu.RUnlock()
+	for _, h := range nsHandlers {
+		h(s, reason)
 	}
 }
 

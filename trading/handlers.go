@@ -54,6 +54,7 @@ type Handlers struct {
 
 	mu          sync.Mutex
 	connections map[string]int // active sockets per user on this node
+	registered  map[*socketio.Namespace]bool
 }
 
 // NewHandlers returns Handlers drawing quotas from quotas.
@@ -107,8 +108,11 @@ func (h *Handlers) Connections(userID string) int {
 	return h.connections[userID]
 }
 
-// Attach joins the socket to its user room and registers every client event.
+// Attach sets up a newly connected socket: its state and quota, its user
+// room, connection counting. The client event handlers are registered once
+// per namespace (shared by every socket, no closure per connection).
 func (h *Handlers) Attach(s *socketio.Socket) {
+	h.register(s.Namespace())
 	id := IdentityOf(s)
 	if id == nil {
 		h.fail(s, nil, &ClientError{Code: CodeUnauthorized, Message: "not authenticated"})
@@ -121,7 +125,7 @@ func (h *Handlers) Attach(s *socketio.Socket) {
 		s.Disconnect(true)
 		return
 	}
-	st := &socketState{id: id, quota: quota, watchlist: make(map[string]struct{})}
+	st := &socketState{id: id, quota: quota}
 	s.Set(stateKey{}, st)
 	if s.Recovered() {
 		h.adoptRecoveredRooms(s, st)
@@ -130,68 +134,56 @@ func (h *Handlers) Attach(s *socketio.Socket) {
 	h.mu.Lock()
 	h.connections[id.UserID]++
 	h.mu.Unlock()
-	s.OnDisconnect(func(string) {
-		h.mu.Lock()
-		if h.connections[id.UserID]--; h.connections[id.UserID] <= 0 {
-			delete(h.connections, id.UserID)
-		}
-		h.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		quota.Close(ctx)
-	})
+}
 
-	s.On("subscribe:portfolio", h.handleEvent(st, "subscribed:portfolio", true, func(ctx context.Context, s *socketio.Socket, _ *socketio.Event) (map[string]any, *ClientError) {
-		return h.subscribeRooms(ctx, s, st, []string{PortfolioRoom(id.UserID)}, nil)
+func stateOf(s *socketio.Socket) *socketState {
+	st, _ := s.Get(stateKey{}).(*socketState)
+	return st
+}
+
+// onDisconnect releases the socket's quota and counts it out.
+func (h *Handlers) onDisconnect(s *socketio.Socket, _ string) {
+	st := stateOf(s)
+	if st == nil {
+		return
+	}
+	h.mu.Lock()
+	if h.connections[st.id.UserID]--; h.connections[st.id.UserID] <= 0 {
+		delete(h.connections, st.id.UserID)
+	}
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st.quota.Close(ctx)
+}
+
+// register installs the client event handlers on nsp once.
+func (h *Handlers) register(nsp *socketio.Namespace) {
+	h.mu.Lock()
+	if h.registered == nil {
+		h.registered = make(map[*socketio.Namespace]bool)
+	}
+	done := h.registered[nsp]
+	h.registered[nsp] = true
+	h.mu.Unlock()
+	if done {
+		return
+	}
+	nsp.OnDisconnect(h.onDisconnect)
+	nsp.On("subscribe:portfolio", h.handleEvent("subscribed:portfolio", true, func(ctx context.Context, s *socketio.Socket, st *socketState, _ *socketio.Event) (map[string]any, *ClientError) {
+		return h.subscribeRooms(ctx, s, st, []string{PortfolioRoom(st.id.UserID)}, nil)
 	}))
-	s.On("subscribe:trades", h.handleEvent(st, "subscribed:trades", true, func(ctx context.Context, s *socketio.Socket, _ *socketio.Event) (map[string]any, *ClientError) {
-		return h.subscribeRooms(ctx, s, st, []string{TradesRoom(id.UserID)}, nil)
+	nsp.On("subscribe:trades", h.handleEvent("subscribed:trades", true, func(ctx context.Context, s *socketio.Socket, st *socketState, _ *socketio.Event) (map[string]any, *ClientError) {
+		return h.subscribeRooms(ctx, s, st, []string{TradesRoom(st.id.UserID)}, nil)
 	}))
-	s.On("unsubscribe:portfolio", h.handle(st, "unsubscribed:portfolio", func(ctx context.Context, s *socketio.Socket, _ *socketio.Event) (map[string]any, *ClientError) {
-		return h.unsubscribeRooms(ctx, s, st, []string{PortfolioRoom(id.UserID)}), nil
+	nsp.On("unsubscribe:portfolio", h.handleEvent("unsubscribed:portfolio", false, func(ctx context.Context, s *socketio.Socket, st *socketState, _ *socketio.Event) (map[string]any, *ClientError) {
+		return h.unsubscribeRooms(ctx, s, st, []string{PortfolioRoom(st.id.UserID)}), nil
 	}))
-	s.On("unsubscribe:trades", h.handle(st, "unsubscribed:trades", func(ctx context.Context, s *socketio.Socket, _ *socketio.Event) (map[string]any, *ClientError) {
-		return h.unsubscribeRooms(ctx, s, st, []string{TradesRoom(id.UserID)}), nil
+	nsp.On("unsubscribe:trades", h.handleEvent("unsubscribed:trades", false, func(ctx context.Context, s *socketio.Socket, st *socketState, _ *socketio.Event) (map[string]any, *ClientError) {
+		return h.unsubscribeRooms(ctx, s, st, []string{TradesRoom(st.id.UserID)}), nil
 	}))
-	s.On("subscribe:watchlist", h.handleEvent(st, "subscribed:watchlist", true, func(ctx context.Context, s *socketio.Socket, e *socketio.Event) (map[string]any, *ClientError) {
-		syms, cerr := h.symbols(e, st)
-		if cerr != nil {
-			if !h.charge(ctx, s, st, e) {
-				return nil, &ClientError{Code: CodeRateLimit}
-			}
-			return nil, cerr
-		}
-		rooms := make([]string, len(syms))
-		for i, sym := range syms {
-			rooms[i] = WatchlistRoom(sym)
-		}
-		reply, cerr := h.subscribeRooms(ctx, s, st, rooms, func() *ClientError {
-			st.mu.Lock()
-			defer st.mu.Unlock()
-			limit := h.watchlistLimit(st.id.Tier)
-			n := len(st.watchlist)
-			for _, sym := range syms {
-				if _, ok := st.watchlist[sym]; !ok {
-					n++
-				}
-			}
-			if n > limit {
-				return &ClientError{Code: CodeSubscriptionLimit, Message: "watchlist limit of your subscription tier reached"}
-			}
-			return nil
-		})
-		if cerr != nil {
-			return nil, cerr
-		}
-		st.mu.Lock()
-		for _, sym := range syms {
-			st.watchlist[sym] = struct{}{}
-		}
-		st.mu.Unlock()
-		reply["symbols"] = syms
-		return reply, nil
-	}))
-	s.On("unsubscribe:watchlist", h.handle(st, "unsubscribed:watchlist", func(ctx context.Context, s *socketio.Socket, e *socketio.Event) (map[string]any, *ClientError) {
+	nsp.On("subscribe:watchlist", h.handleEvent("subscribed:watchlist", true, h.subscribeWatchlist))
+	nsp.On("unsubscribe:watchlist", h.handleEvent("unsubscribed:watchlist", false, func(ctx context.Context, s *socketio.Socket, st *socketState, e *socketio.Event) (map[string]any, *ClientError) {
 		syms, cerr := h.symbols(e, nil)
 		if cerr != nil {
 			return nil, cerr
@@ -207,19 +199,61 @@ func (h *Handlers) Attach(s *socketio.Socket) {
 		reply["symbols"] = syms
 		return reply, nil
 	}))
-	s.On("subscribe:admin", h.handle(st, "subscribed:admin", func(ctx context.Context, s *socketio.Socket, _ *socketio.Event) (map[string]any, *ClientError) {
+	nsp.On("subscribe:admin", h.handleEvent("subscribed:admin", false, func(_ context.Context, s *socketio.Socket, st *socketState, _ *socketio.Event) (map[string]any, *ClientError) {
 		if err := auth.RequireAdmin(st.id); err != nil {
 			return nil, &ClientError{Code: CodeForbidden, Message: "admin role required"}
 		}
 		s.Join(AdminRoom)
 		return map[string]any{"success": true}, nil
 	}))
-	s.On("ping", h.handle(st, "pong", func(context.Context, *socketio.Socket, *socketio.Event) (map[string]any, *ClientError) {
+	nsp.On("ping", h.handleEvent("pong", false, func(context.Context, *socketio.Socket, *socketState, *socketio.Event) (map[string]any, *ClientError) {
 		return map[string]any{"timestamp": h.now().UnixMilli()}, nil
 	}))
-	s.OnAny(h.handle(st, "", func(_ context.Context, _ *socketio.Socket, e *socketio.Event) (map[string]any, *ClientError) {
+	nsp.OnAny(h.handleEvent("", false, func(_ context.Context, _ *socketio.Socket, _ *socketState, e *socketio.Event) (map[string]any, *ClientError) {
 		return nil, &ClientError{Code: CodeInvalidPayload, Message: "unknown event " + e.Name}
 	}))
+}
+
+func (h *Handlers) subscribeWatchlist(ctx context.Context, s *socketio.Socket, st *socketState, e *socketio.Event) (map[string]any, *ClientError) {
+	syms, cerr := h.symbols(e, st)
+	if cerr != nil {
+		if !h.charge(ctx, s, st, e) {
+			return nil, &ClientError{Code: CodeRateLimit}
+		}
+		return nil, cerr
+	}
+	rooms := make([]string, len(syms))
+	for i, sym := range syms {
+		rooms[i] = WatchlistRoom(sym)
+	}
+	reply, cerr := h.subscribeRooms(ctx, s, st, rooms, func() *ClientError {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		limit := h.watchlistLimit(st.id.Tier)
+		n := len(st.watchlist)
+		for _, sym := range syms {
+			if _, ok := st.watchlist[sym]; !ok {
+				n++
+			}
+		}
+		if n > limit {
+			return &ClientError{Code: CodeSubscriptionLimit, Message: "watchlist limit of your subscription tier reached"}
+		}
+		return nil
+	})
+	if cerr != nil {
+		return nil, cerr
+	}
+	st.mu.Lock()
+	if st.watchlist == nil {
+		st.watchlist = make(map[string]struct{}, len(syms))
+	}
+	for _, sym := range syms {
+		st.watchlist[sym] = struct{}{}
+	}
+	st.mu.Unlock()
+	reply["symbols"] = syms
+	return reply, nil
 }
 
 // adoptRecoveredRooms takes quota for the rooms a recovered socket got
@@ -248,6 +282,9 @@ func (h *Handlers) adoptRecoveredRooms(s *socketio.Socket, st *socketState) {
 			continue
 		}
 		if sym, found := strings.CutPrefix(r, WatchlistRoomPrefix); found {
+			if st.watchlist == nil {
+				st.watchlist = make(map[string]struct{})
+			}
 			st.watchlist[sym] = struct{}{}
 		}
 	}
@@ -260,7 +297,7 @@ func (h *Handlers) watchlistLimit(tier string) int {
 	return MaxSymbolsPerRequest
 }
 
-type handlerFunc func(ctx context.Context, s *socketio.Socket, e *socketio.Event) (map[string]any, *ClientError)
+type handlerFunc func(ctx context.Context, s *socketio.Socket, st *socketState, e *socketio.Event) (map[string]any, *ClientError)
 
 // handle wraps a handler with the event rate limit and the reply protocol:
 // a confirmation event plus the ack on success, an error event plus a
@@ -269,19 +306,20 @@ type handlerFunc func(ctx context.Context, s *socketio.Socket, e *socketio.Event
 // Every client event costs one rate-limit check: here, or, for subscribe
 // events (subscribe true), in AllowSubscribe together with the room quota,
 // so no event costs more than one Redis round trip.
-func (h *Handlers) handle(st *socketState, confirm string, fn handlerFunc) socketio.EventHandler {
-	return h.handleEvent(st, confirm, false, fn)
-}
-
-func (h *Handlers) handleEvent(st *socketState, confirm string, subscribe bool, fn handlerFunc) socketio.EventHandler {
+func (h *Handlers) handleEvent(confirm string, subscribe bool, fn handlerFunc) socketio.EventHandler {
 	return func(s *socketio.Socket, e *socketio.Event) {
+		st := stateOf(s)
+		if st == nil {
+			h.fail(s, e, &ClientError{Code: CodeUnauthorized, Message: "not authenticated"})
+			return
+		}
 		ctx, cancel := context.WithTimeout(s.Context(), 5*time.Second)
 		defer cancel()
 		ctx = context.WithValue(ctx, eventKey{}, e)
 		if !subscribe && !h.charge(ctx, s, st, e) {
 			return
 		}
-		reply, cerr := fn(ctx, s, e)
+		reply, cerr := fn(ctx, s, st, e)
 		if cerr != nil {
 			if cerr.Code != CodeRateLimit {
 				h.fail(s, e, cerr)

@@ -163,6 +163,9 @@ func (a *Adapter) Broadcast(pkt *parser.Packet, opts *adapter.BroadcastOptions) 
 	if !opts.Flags.Local {
 		err = a.publishBroadcast(pkt, opts)
 		if err != nil && opts.Flags.Strict {
+			if a.Memory.SharedRecovery() {
+				a.Memory.Void(pkt, opts) // recorded but delivered nowhere
+			}
 			return err
 		}
 	}

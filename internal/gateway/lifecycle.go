@@ -132,16 +132,13 @@ func (g *Gateway) revalidateLoop(ctx context.Context) {
 }
 
 func (g *Gateway) revalidate(ctx context.Context) {
+	// The store decides (Express may have extended the session since the
+	// handshake), so every session is re-read, in one batch.
 	bySID := make(map[string][]*socketio.Socket)
-	now := time.Now()
 	var expired []*socketio.Socket
 	for _, s := range g.nsp.Sockets() {
 		id := trading.IdentityOf(s)
 		if id == nil || id.SessionID == "" {
-			continue
-		}
-		if !id.ExpiresAt.IsZero() && now.After(id.ExpiresAt) {
-			expired = append(expired, s)
 			continue
 		}
 		bySID[id.SessionID] = append(bySID[id.SessionID], s)

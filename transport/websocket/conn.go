@@ -117,6 +117,7 @@ type Conn struct {
 	mu          sync.Mutex
 	queue       [][]byte
 	keyed       map[string]int // conflation key -> index in queue, while lagging
+	spare       [][]byte       // the last flushed queue, reused
 	queued      int
 	scheduled   bool
 	waiting     bool // waiting for the socket to become writable
@@ -178,6 +179,21 @@ func CheckRequest(r *http.Request) error {
 // right after the 101 response in the same write. On a request error it
 // answers 400 and returns the error.
 func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, h Handler, initial ...[]byte) (*Conn, error) {
+	return s.UpgradeWith(w, r, h, UpgradeOptions{Initial: initial})
+}
+
+// UpgradeOptions tune UpgradeWith.
+type UpgradeOptions struct {
+	// Initial frames are written right after the 101 response, in the same write.
+	Initial [][]byte
+	// Before, when set, runs after the handshake and before the first read,
+	// so the owner can record the connection before any message or close.
+	Before func(*Conn)
+}
+
+// UpgradeWith is Upgrade with options.
+func (s *Server) UpgradeWith(w http.ResponseWriter, r *http.Request, h Handler, opts UpgradeOptions) (*Conn, error) {
+	initial := opts.Initial
 	if err := CheckRequest(r); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return nil, err
@@ -231,6 +247,9 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, h Handler, init
 		early, _ = brw.Reader.Peek(n)
 		early = append([]byte(nil), early...)
 	}
+	if opts.Before != nil {
+		opts.Before(c)
+	}
 	if s.opts.Mode == ModeEpoll {
 		p := s.pollers[int(s.nextIndex())%len(s.pollers)]
 		c.poller = p
@@ -248,6 +267,21 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, h Handler, init
 		go c.readLoop(early)
 	}
 	return c, nil
+}
+
+// Close stops the read loops and the flusher. Connections must be closed
+// first (Engine.IO's Shutdown does it).
+func (s *Server) Close() {
+	s.mu.Lock()
+	pollers, f := s.pollers, s.flusher
+	s.pollers, s.flusher = nil, nil
+	s.mu.Unlock()
+	for _, p := range pollers {
+		p.stop()
+	}
+	if f != nil {
+		f.stop()
+	}
 }
 
 func (s *Server) nextIndex() uint32 {
@@ -448,16 +482,31 @@ func (c *Conn) flush() {
 		return
 	}
 	bufs := c.queue
-	c.queue = nil
+	c.queue = c.spare[:0]
+	c.spare = nil
 	c.keyed = nil // frames taken for writing can no longer be replaced
 	c.mu.Unlock()
 
-	written, err := writev(c.fd, bufs)
+	var written int
+	var err error
+	// Through the RawConn, so the fd cannot be closed (and its number
+	// reused by another connection) while it is being written.
+	if rerr := c.rc.Write(func(fd uintptr) bool {
+		written, err = writev(int(fd), bufs)
+		return true
+	}); rerr != nil && err == nil {
+		err = fmt.Errorf("websocket: write: %w", rerr)
+	}
 
 	c.mu.Lock()
 	c.queued -= written
 	// Put back what was not written, in front of anything queued meanwhile.
 	left := trimWritten(bufs, written)
+	if left == nil {
+		// Everything went out: keep the slice for the next flush.
+		clear(bufs)
+		c.spare = bufs[:0]
+	}
 	if len(left) > 0 {
 		c.queue = append(left, c.queue...)
 		for k, i := range c.keyed {
@@ -567,7 +616,7 @@ func (c *Conn) teardown(err error) {
 		return
 	}
 	c.closed = true
-	c.queue = nil
+	c.queue, c.spare = nil, nil
 	c.queued = 0
 	if c.closeTimer != nil {
 		c.closeTimer.Stop()

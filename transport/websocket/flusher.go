@@ -8,6 +8,7 @@ type flusher struct {
 	mu      sync.Mutex
 	pending []*Conn
 	wake    chan struct{}
+	stopped bool
 }
 
 func newFlusher() *flusher {
@@ -18,11 +19,24 @@ func newFlusher() *flusher {
 
 func (f *flusher) add(c *Conn) {
 	f.mu.Lock()
+	if f.stopped {
+		f.mu.Unlock()
+		return
+	}
 	f.pending = append(f.pending, c)
 	f.mu.Unlock()
 	select {
 	case f.wake <- struct{}{}:
 	default:
+	}
+}
+
+func (f *flusher) stop() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.stopped {
+		f.stopped = true
+		close(f.wake)
 	}
 }
 

@@ -17,6 +17,7 @@ type poller struct {
 	mu    sync.RWMutex
 	conns map[int]*Conn
 	buf   []byte
+	done  chan struct{}
 }
 
 func newPoller(s *Server) (*poller, error) {
@@ -24,7 +25,7 @@ func newPoller(s *Server) (*poller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("websocket: epoll_create: %w", err)
 	}
-	p := &poller{srv: s, epfd: fd, conns: make(map[int]*Conn), buf: make([]byte, 64<<10)}
+	p := &poller{srv: s, epfd: fd, conns: make(map[int]*Conn), buf: make([]byte, 64<<10), done: make(chan struct{})}
 	go p.run()
 	return p, nil
 }
@@ -52,10 +53,25 @@ func (p *poller) remove(c *Conn) {
 	p.mu.Unlock()
 }
 
+// stop ends the loop (within its wait timeout) and closes the epoll fd.
+func (p *poller) stop() {
+	select {
+	case <-p.done:
+	default:
+		close(p.done)
+	}
+}
+
 func (p *poller) run() {
 	events := make([]unix.EpollEvent, 256)
+	defer unix.Close(p.epfd)
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
+		select {
+		case <-p.done:
+			return
+		default:
+		}
+		n, err := unix.EpollWait(p.epfd, events, 500)
 		if err != nil {
 			if err == unix.EINTR {
 				continue
@@ -77,7 +93,16 @@ func (p *poller) run() {
 // read does one read (level-triggered: more data brings another event,
 // which keeps a flooding client from starving the others).
 func (p *poller) read(c *Conn) {
-	n, err := unix.Read(c.fd, p.buf)
+	var n int
+	var err error
+	// Through the RawConn, so the fd cannot be closed and reused meanwhile.
+	if rerr := c.rc.Read(func(fd uintptr) bool {
+		n, err = unix.Read(int(fd), p.buf)
+		return true
+	}); rerr != nil {
+		c.teardown(fmt.Errorf("websocket: read: %w", rerr))
+		return
+	}
 	if n > 0 {
 		if ferr := c.rd.feed(p.buf[:n], c.emit); ferr != nil {
 			c.fail(ferr)

@@ -11,3 +11,4 @@ func newPoller(*Server) (*poller, error) {
 }
 func (p *poller) add(*Conn) error { return nil }
 func (p *poller) remove(*Conn)    {}
+func (p *poller) stop()           {}
