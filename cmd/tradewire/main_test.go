@@ -147,13 +147,18 @@ func TestListenFailureExitsNonZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	var stdout, stderr bytes.Buffer
-	code := run([]string{"-addr", l.Addr().String(), "-demo-feed=false"}, env(nil), &stdout, &stderr)
+	var stdout bytes.Buffer
+	stderr := &syncBuffer{}
+	// The debug listener on the same taken address fails too, in the background.
+	code := run([]string{"-addr", l.Addr().String(), "-debug-addr", l.Addr().String(), "-demo-feed=false"}, env(nil), &stdout, stderr)
 	if code == 0 {
 		t.Fatal("exit 0 although the address is taken")
 	}
 	if !strings.Contains(stderr.String(), "listen failed") {
 		t.Fatalf("stderr: %s", stderr.String())
+	}
+	if !waitFor(5*time.Second, func() bool { return strings.Contains(stderr.String(), `"msg":"debug server","err"`) }) {
+		t.Fatalf("no debug server error logged: %s", stderr.String())
 	}
 }
 
@@ -166,9 +171,10 @@ var listeningRE = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
 func TestRunServesAndDrainsOnSIGTERM(t *testing.T) {
 	var stdout syncBuffer
 	stderr := &syncBuffer{}
+	debugAddr := freeAddr(t)
 	done := make(chan int, 1)
 	go func() {
-		done <- run([]string{"-addr", "127.0.0.1:0", "-drain-window", "200ms", "-demo-feed=false"}, env(map[string]string{"TRADEWIRE_LOG_LEVEL": "info"}), &stdout, stderr)
+		done <- run([]string{"-addr", "127.0.0.1:0", "-drain-window", "200ms", "-demo-feed=false", "-debug-addr", debugAddr}, env(map[string]string{"TRADEWIRE_LOG_LEVEL": "info"}), &stdout, stderr)
 	}()
 	var addr string
 	if !waitFor(10*time.Second, func() bool {
@@ -184,7 +190,26 @@ func TestRunServesAndDrainsOnSIGTERM(t *testing.T) {
 	if !strings.Contains(logs, "DEV MODE") || !strings.Contains(logs, "Authorization: Bearer dev-") {
 		t.Fatalf("dev mode warning with a curl example missing: %s", logs)
 	}
+	// pprof on the separate debug listener.
+	var pprofCode int
+	if !waitFor(5*time.Second, func() bool {
+		resp, err := http.Get("http://" + debugAddr + "/debug/pprof/cmdline")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		pprofCode = resp.StatusCode
+		return true
+	}) || pprofCode != http.StatusOK {
+		t.Fatalf("debug server: HTTP %d", pprofCode)
+	}
 	base := "http://" + addr
+	if resp, err := http.Get(base + "/debug/pprof/cmdline"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("pprof served on the public listener")
+		}
+	}
 	cookie := devLogin(t, base)
 	c := dial(t, base, cookie)
 	defer c.Close()
