@@ -164,7 +164,10 @@ func (n *Namespace) Deliver(pkt *parser.Packet, flags adapter.Flags, ids iter.Se
 		if flags.Volatile && !s.client.sess.Writable() {
 			continue
 		}
-		if s.holding.Load() && s.hold(pkt, msgs) {
+		// Held: while a restored socket catches up, and, for recorded
+		// packets, while the link is down (the catch-up sends them in
+		// stream order when it is back).
+		if (s.holding.Load() || (offset != nil && s.tracking.Load())) && s.hold(pkt, msgs) {
 			continue
 		}
 		if offset != nil {

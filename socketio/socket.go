@@ -43,7 +43,7 @@ type heldPacket struct {
 func (s *Socket) hold(pkt *parser.Packet, msgs []*engineio.Packet) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.holding.Load() {
+	if !s.holding.Load() && !s.tracking.Load() {
 		return false
 	}
 	s.held = append(s.held, heldPacket{pkt, msgs})
@@ -134,11 +134,11 @@ func (s *Socket) catchUp(cu adapter.CatchUpper) int {
 	if last := s.LastOffset(); last != "" {
 		s.floor.Store(&last)
 	}
-	s.release(sent)
 	s.mu.Lock()
-	s.tracking.Store(false)
+	s.tracking.Store(false) // still holding: nothing slips past the release
 	s.delivered, s.catchFrom = nil, ""
 	s.mu.Unlock()
+	s.release(sent)
 	return n
 }
 

@@ -186,3 +186,17 @@ func checkMongoURL(ptr any) error {
 	}
 	return nil
 }
+
+// maxRatePerMinute is the highest rate the limiter accepts.
+const maxRatePerMinute = 60_000_000
+
+// rate is a positive number of requests per minute the limiter can hold.
+func rate(ptr any) error {
+	if err := positive(ptr); err != nil {
+		return err
+	}
+	if v := *ptr.(*int); v > maxRatePerMinute {
+		return fmt.Errorf("must be at most %d", maxRatePerMinute)
+	}
+	return nil
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,7 +66,11 @@ type Server struct {
 	initErr error
 	next    uint32
 	mu      sync.Mutex
+	open    atomic.Int64
 }
+
+// Open returns the number of connections not yet torn down.
+func (s *Server) Open() int { return int(s.open.Load()) }
 
 // NewServer returns a Server; its loops start on first use.
 func NewServer(opts Options) *Server {
@@ -226,6 +231,7 @@ func (s *Server) UpgradeWith(w http.ResponseWriter, r *http.Request, h Handler, 
 		return nil, fmt.Errorf("websocket: raw conn: %w", err)
 	}
 	c := &Conn{srv: s, nc: nc, rc: rc, h: h, fd: -1}
+	s.open.Add(1)
 	c.rd.max = s.opts.MaxMessage
 	_ = rc.Control(func(fd uintptr) { c.fd = int(fd) })
 	_ = nc.SetDeadline(time.Time{})
@@ -239,6 +245,7 @@ func (s *Server) UpgradeWith(w http.ResponseWriter, r *http.Request, h Handler, 
 	}
 	if _, err := nc.Write(resp); err != nil {
 		nc.Close()
+		s.open.Add(-1)
 		return nil, fmt.Errorf("websocket: write handshake: %w", err)
 	}
 	// Bytes the client sent right after its request are in the bufio reader.
@@ -269,9 +276,14 @@ func (s *Server) UpgradeWith(w http.ResponseWriter, r *http.Request, h Handler, 
 	return c, nil
 }
 
-// Close stops the read loops and the flusher. Connections must be closed
-// first (Engine.IO's Shutdown does it).
+// Close stops the read loops and the flusher, after the connections still
+// closing have flushed their last frames (at most CloseTimeout).
+// Connections must be closed first (Engine.IO's Close does it).
 func (s *Server) Close() {
+	deadline := time.Now().Add(s.opts.CloseTimeout)
+	for s.open.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	s.mu.Lock()
 	pollers, f := s.pollers, s.flusher
 	s.pollers, s.flusher = nil, nil
@@ -626,6 +638,7 @@ func (c *Conn) teardown(err error) {
 		c.poller.remove(c)
 	}
 	_ = c.nc.Close()
+	c.srv.open.Add(-1)
 	c.h.OnClose(c, err)
 }
 

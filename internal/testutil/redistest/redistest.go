@@ -7,8 +7,10 @@ package redistest
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,11 +39,11 @@ type Server struct {
 func Start(t testing.TB, extraArgs ...string) *Server {
 	t.Helper()
 	if u := os.Getenv("TRADEWIRE_TEST_REDIS_URL"); u != "" && len(extraArgs) == 0 {
-		addr := strings.TrimPrefix(strings.TrimPrefix(u, "redis://"), "//")
-		if i := strings.IndexByte(addr, '/'); i >= 0 {
-			addr = addr[:i]
+		pu, err := url.Parse(u)
+		if err != nil || pu.Host == "" {
+			t.Fatalf("redistest: TRADEWIRE_TEST_REDIS_URL %q is not a redis:// URL", u)
 		}
-		return &Server{Addr: addr, t: t, external: true}
+		return &Server{Addr: pu.Host, t: t, external: true}
 	}
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -70,6 +72,8 @@ func (s *Server) URL() string { return "redis://" + s.Addr }
 func (s *Server) startProcess() {
 	s.t.Helper()
 	cmd := exec.Command("redis-server", s.args...)
+	var out bytes.Buffer // redis-server reports command-line errors here, before any log exists
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("redistest: start redis-server: %v", err)
 	}
@@ -86,7 +90,7 @@ func (s *Server) startProcess() {
 		select {
 		case <-done:
 			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-			s.t.Fatalf("redistest: redis-server exited early: %s", log)
+			s.t.Fatalf("redistest: redis-server exited early: %s%s", out.String(), log)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
