@@ -48,6 +48,23 @@ type Handshake struct {
 	Tag any
 }
 
+// Compact keeps only the named headers and drops the query (once the layers
+// above have used them, e.g. after authentication).
+func (h *Handshake) Compact(keep []string) {
+	kept := make(http.Header, len(keep))
+	for _, k := range keep {
+		if v := h.Header.Values(k); len(v) > 0 {
+			// Copies: the originals share memory with the whole request.
+			cp := make([]string, len(v))
+			for i := range v {
+				cp[i] = strings.Clone(v[i])
+			}
+			kept[http.CanonicalHeaderKey(k)] = cp
+		}
+	}
+	h.Header, h.Query, h.URL = kept, nil, strings.Clone(h.URL)
+}
+
 // IP returns the remote address without its port.
 func (h *Handshake) IP() string {
 	host, _, err := net.SplitHostPort(h.RemoteAddr)

@@ -130,7 +130,13 @@ func (c *client) addSocket(s *Socket) bool {
 		c.sockets = make(map[string]*Socket, 1)
 	}
 	c.sockets[s.nsp.name] = s
-	c.connectTimer.Stop()
+	if c.connectTimer != nil {
+		c.connectTimer.Stop()
+		c.connectTimer = nil // not needed any more: free it
+	}
+	if keep := c.srv.opts.KeepHeaders; keep != nil {
+		c.sess.Handshake().Compact(keep)
+	}
 	return true
 }
 
@@ -165,7 +171,9 @@ func encodeForEngine(p *parser.Packet) []*engineio.Packet {
 func (c *client) onClose(reason string) {
 	c.mu.Lock()
 	c.closed = true
-	c.connectTimer.Stop()
+	if c.connectTimer != nil {
+		c.connectTimer.Stop()
+	}
 	sockets := make([]*Socket, 0, len(c.sockets))
 	for _, s := range c.sockets {
 		sockets = append(sockets, s)

@@ -24,6 +24,10 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// Recovery enables connection state recovery when MaxDisconnection > 0.
 	Recovery RecoveryOptions
+	// KeepHeaders, when not nil, trims the handshake to these request
+	// headers (and drops the query) once a socket has connected: less memory
+	// per connection, and no session cookie kept after authentication.
+	KeepHeaders []string
 	// MaxInbox bounds packets queued for handling per connection; a client
 	// that floods beyond it is disconnected (default 1000).
 	MaxInbox int

@@ -71,6 +71,13 @@ func NewHandlers(quotas QuotaFactory, log *slog.Logger) *Handlers {
 	}
 }
 
+// SocketData is the per-socket data other nodes see in fetchSockets.
+type SocketData struct {
+	UserID string `json:"userId"`
+	Role   string `json:"role"`
+	Tier   string `json:"tier"`
+}
+
 type identityKey struct{}
 type stateKey struct{}
 
@@ -78,7 +85,7 @@ type stateKey struct{}
 // the auth middleware).
 func SetIdentity(s *socketio.Socket, id *auth.Identity) {
 	s.Set(identityKey{}, id)
-	s.SetData(map[string]any{"userId": id.UserID, "role": id.Role, "tier": id.Tier})
+	s.SetData(SocketData{UserID: id.UserID, Role: id.Role, Tier: id.Tier})
 }
 
 // IdentityOf returns the socket's identity, or nil.

@@ -104,7 +104,7 @@ func TestConnectJoinsOnlyUserRoom(t *testing.T) {
 	if id == nil || id.UserID != "u1" || id.Tier != "free" {
 		t.Errorf("IdentityOf = %+v", id)
 	}
-	if d, _ := s.Data().(map[string]any); d["userId"] != "u1" || d["role"] != "user" || d["tier"] != "free" {
+	if d, _ := s.Data().(SocketData); d.UserID != "u1" || d.Role != "user" || d.Tier != "free" {
 		t.Errorf("socket data = %v", s.Data())
 	}
 }

@@ -249,10 +249,11 @@ func (g *Gateway) setupLimiter() error {
 }
 
 // recoverable keeps user-room events for connection state recovery, not
-// quotes, market status or stats.
+// quotes, market status, stats, or replies to one socket (confirmations,
+// errors: they answer requests of a connection that no longer exists).
 func recoverable(opts *adapter.BroadcastOptions) bool {
 	for _, r := range opts.Rooms {
-		if trading.Recoverable(r) || !strings.Contains(r, ":") {
+		if trading.Recoverable(r) {
 			return true
 		}
 	}
