@@ -276,7 +276,7 @@ func (h *Handlers) adoptRecoveredRooms(s *socketio.Socket, st *socketState) {
 	if len(rooms) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // not s.Context(): no per-socket child registry
 	defer cancel()
 	granted, _ := st.quota.AcquireSubscriptions(ctx, rooms)
 	ok := make(map[string]bool, len(granted))
@@ -320,7 +320,7 @@ func (h *Handlers) handleEvent(confirm string, subscribe bool, fn handlerFunc) s
 			h.fail(s, e, &ClientError{Code: CodeUnauthorized, Message: "not authenticated"})
 			return
 		}
-		ctx, cancel := context.WithTimeout(s.Context(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // not s.Context(): no per-socket child registry
 		defer cancel()
 		ctx = context.WithValue(ctx, eventKey{}, e)
 		if !subscribe && !h.charge(ctx, s, st, e) {
