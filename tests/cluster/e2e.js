@@ -3,12 +3,14 @@
 // Runs, in one process:
 //   - a socket.io 4.8 server with @socket.io/redis-adapter on REDIS_URL
 //     (createAdapter), or on the Redis Cluster REDIS_CLUSTER (comma-separated
-//     host:port, createShardedAdapter) when MODE=sharded. It handles the same
-//     client events as the Go node (tests/cluster/server/main.go): join,
-//     broadcast, socketsJoin, fetchSockets, serverSideEmit; and answers the
-//     server-side emits "who" and "relay" the same way;
+//     host:port, createShardedAdapter) when MODE=sharded. Its namespaces "/"
+//     and "/chat" handle the same client events as the Go node
+//     (tests/cluster/server/main.go): join, broadcast, socketsJoin,
+//     fetchSockets, ask, serverSideEmit; and answer the server-side emits
+//     "who" and "relay" the same way;
 //   - an @socket.io/redis-emitter (classic mode only);
-//   - a pool of socket.io-client sockets, connected on command to any node.
+//   - a pool of socket.io-client sockets, connected on command to any node;
+//     each answers an event sent with an ack by {client: <name>, args}.
 //
 // Protocol: one JSON command per line on stdin, {id, cmd, ...}; one JSON
 // line per result ({type:"result", id, result|error}) or client event
@@ -81,7 +83,11 @@ function sortedRooms(socket) {
   return [...socket.rooms].sort();
 }
 
-// select applies a broadcast spec {rooms, except} to a server or an emitter.
+// NAMESPACES are the namespaces served, with the same events on each.
+const NAMESPACES = ["/", "/chat"];
+
+// select applies a broadcast spec {rooms, except} to a namespace or an
+// emitter.
 function select(target, spec) {
   let op = target;
   if (spec.rooms && spec.rooms.length) op = op.to(spec.rooms);
@@ -89,16 +95,23 @@ function select(target, spec) {
   return op;
 }
 
-function serverEvents(io) {
-  io.on("who", (...args) => {
+// namespaceOf returns the namespace a broadcast spec names (default: dflt).
+function namespaceOf(io, spec, dflt) {
+  if (spec.nsp === undefined) return dflt;
+  if (!NAMESPACES.includes(spec.nsp)) throw new Error(`unknown namespace ${spec.nsp}`);
+  return io.of(spec.nsp);
+}
+
+function serverEvents(io, nsp) {
+  nsp.on("who", (...args) => {
     const cb = args.pop();
     if (typeof cb === "function") cb({ server: NAME, args });
   });
-  io.on("relay", (...args) => {
-    io.local.emit("relayed", { server: NAME, args });
+  nsp.on("relay", (...args) => {
+    nsp.local.emit("relayed", { server: NAME, args });
   });
 
-  io.on("connection", (socket) => {
+  nsp.on("connection", (socket) => {
     socket.data = { server: NAME, name: (socket.handshake.auth || {}).name };
 
     socket.on("join", (room, ack) => {
@@ -108,25 +121,37 @@ function serverEvents(io) {
     });
     socket.on("broadcast", (...args) => {
       const ack = args.pop();
-      for (const spec of args) select(io, spec).emit(spec.event, ...(spec.args || []));
-      ack(true);
+      try {
+        const ops = args.map((spec) => [select(namespaceOf(io, spec, nsp), spec), spec]);
+        for (const [op, spec] of ops) op.emit(spec.event, ...(spec.args || []));
+        ack(true);
+      } catch (err) {
+        ack({ error: String(err && err.message || err) });
+      }
     });
     socket.on("socketsJoin", (req, ack) => {
-      io.in(req.in || []).socketsJoin(req.rooms);
+      nsp.in(req.in || []).socketsJoin(req.rooms);
       ack(true);
     });
     socket.on("fetchSockets", async (req, ack) => {
       try {
-        const sockets = await io.in((req && req.in) || []).fetchSockets();
+        const sockets = await nsp.in((req && req.in) || []).fetchSockets();
         ack(sockets.map((s) => ({ id: s.id, rooms: [...s.rooms].sort(), data: s.data })));
       } catch (err) {
         ack({ error: String(err && err.message || err) });
       }
     });
+    socket.on("ask", async (req, ack) => {
+      try {
+        ack({ answers: await nsp.timeout(req.timeoutMs).to(req.rooms || []).emitWithAck("question", req.question) });
+      } catch (err) {
+        ack({ answers: err.responses || [], error: String(err && err.message || err) });
+      }
+    });
     socket.on("serverSideEmit", async (...args) => {
       const ack = args.pop();
       try {
-        ack({ replies: await io.serverSideEmitWithAck(...args) });
+        ack({ replies: await nsp.serverSideEmitWithAck(...args) });
       } catch (err) {
         ack({ replies: [], error: String(err && err.message || err) });
       }
@@ -142,7 +167,7 @@ async function main() {
     ? createShardedAdapter(pub, sub)
     : createAdapter(pub, sub, { requestsTimeout: 5000 }));
   const emitter = emitterClient ? new Emitter(emitterClient) : null;
-  serverEvents(io);
+  for (const name of NAMESPACES) serverEvents(io, io.of(name));
 
   await new Promise((resolve) => httpServer.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${httpServer.address().port}`;
@@ -150,13 +175,20 @@ async function main() {
   const clients = new Map();
 
   async function connect(cmd) {
-    const socket = ioc(cmd.url, {
+    const socket = ioc(cmd.url + (cmd.nsp && cmd.nsp !== "/" ? cmd.nsp : ""), {
       transports: cmd.transports || ["polling", "websocket"],
       auth: { name: cmd.name },
       reconnection: false,
       forceNew: true,
     });
-    socket.onAny((event, ...args) => send({ type: "event", client: cmd.name, event, args }));
+    socket.onAny((event, ...args) => {
+      // "question" (a broadcast with acks) is answered with the client's name
+      if (typeof args[args.length - 1] === "function") {
+        const ack = args.pop();
+        ack({ client: cmd.name, args });
+      }
+      send({ type: "event", client: cmd.name, event, args });
+    });
     socket.on("disconnect", (reason) => send({ type: "event", client: cmd.name, event: "$disconnect", args: [reason] }));
     await new Promise((resolve, reject) => {
       socket.once("connect", resolve);
@@ -185,7 +217,7 @@ async function main() {
         return s ? sortedRooms(s) : null;
       }
       case "fetchSockets": {
-        const sockets = await io.in(cmd.in || []).fetchSockets();
+        const sockets = await io.of(cmd.nsp || "/").in(cmd.in || []).fetchSockets();
         return sockets.map((s) => ({ id: s.id, rooms: [...s.rooms].sort(), data: s.data }));
       }
       case "serverSideEmitWithAck":
@@ -197,7 +229,9 @@ async function main() {
         return io.of("/").adapter.serverCount();
       case "emitterBroadcast": {
         if (!emitter) throw new Error("no emitter in sharded mode");
-        for (const spec of fromJSON(cmd.specs)) select(emitter, spec).emit(spec.event, ...(spec.args || []));
+        for (const spec of fromJSON(cmd.specs)) {
+          select(emitter.of(spec.nsp || "/"), spec).emit(spec.event, ...(spec.args || []));
+        }
         return true;
       }
       case "exit":

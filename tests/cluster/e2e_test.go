@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"reflect"
@@ -17,8 +18,16 @@ import (
 type clientSpec struct {
 	name       string
 	server     string   // "node", "go1" or "go2"
+	nsp        string   // "/" when empty
 	transports []string // nil: polling then upgrade (the client default)
-	member     bool     // joins room1
+	member     bool     // joins room1 (of its namespace)
+}
+
+func (c clientSpec) namespace() string {
+	if c.nsp == "" {
+		return "/"
+	}
+	return c.nsp
 }
 
 // client is a connected clientSpec.
@@ -34,7 +43,8 @@ type mixed struct {
 	np      *nodeProc
 	urls    map[string]string
 	clients []*client
-	trigger map[string]string // server -> the client that asks it to broadcast
+	trigger map[string]string // server -> the "/" client that asks it to act
+	nsps    []string          // namespaces with clients
 	settle  time.Duration     // extra wait after a barrier before counting
 	tags    atomic.Int64
 }
@@ -48,7 +58,7 @@ func newMixed(t *testing.T, np *nodeProc, urls map[string]string, settle time.Du
 	t.Helper()
 	m := &mixed{t: t, np: np, urls: urls, trigger: map[string]string{}, settle: settle}
 	for _, sp := range specs {
-		cmd := map[string]any{"cmd": "connect", "name": sp.name, "url": urls[sp.server]}
+		cmd := map[string]any{"cmd": "connect", "name": sp.name, "url": urls[sp.server], "nsp": sp.namespace()}
 		if sp.transports != nil {
 			cmd["transports"] = sp.transports
 		}
@@ -58,20 +68,38 @@ func newMixed(t *testing.T, np *nodeProc, urls map[string]string, settle time.Du
 		}
 		c := &client{clientSpec: sp, id: res["id"].(string)}
 		m.clients = append(m.clients, c)
-		if _, ok := m.trigger[sp.server]; !ok {
+		if _, ok := m.trigger[sp.server]; !ok && sp.namespace() == "/" {
 			m.trigger[sp.server] = sp.name
+		}
+		if !slices.Contains(m.nsps, sp.namespace()) {
+			m.nsps = append(m.nsps, sp.namespace())
 		}
 	}
 	for _, c := range m.clients {
-		if !c.member {
-			continue
-		}
-		rooms := np.emit(c.name, "join", "room1")
-		if want := sorted(c.id, "room1"); !reflect.DeepEqual(rooms, want) {
-			t.Fatalf("%s (%s) join room1: ack %v, want %v", c.name, c.server, rooms, want)
+		if c.member {
+			m.join(c, "room1")
 		}
 	}
 	return m
+}
+
+// join makes c join room through its server and checks the ack.
+func (m *mixed) join(c *client, room string) {
+	m.t.Helper()
+	rooms := m.np.emit(c.name, "join", room)
+	if want := sorted(c.id, room); !isSuperset(rooms, want) {
+		m.t.Fatalf("%s (%s) join %s: ack %v, want it to hold %v", c.name, c.server, room, rooms, want)
+	}
+}
+
+func isSuperset(got any, want []any) bool {
+	list, _ := got.([]any)
+	for _, w := range want {
+		if !slices.Contains(list, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // names returns the names of the clients for which f is true.
@@ -95,7 +123,10 @@ func (m *mixed) client(name string) *client {
 	return nil
 }
 
-func (m *mixed) members() []string { return m.names(func(c *client) bool { return c.member }) }
+// members returns the members of room1 in namespace nsp.
+func (m *mixed) members(nsp string) []string {
+	return m.names(func(c *client) bool { return c.member && c.namespace() == nsp })
+}
 
 // broadcast asks origin ("node", "go1", "go2" or "emitter") to broadcast
 // specs, in order.
@@ -116,21 +147,28 @@ func (m *mixed) broadcast(t *testing.T, origin string, specs ...map[string]any) 
 
 // target selects the sockets of a broadcast.
 type target struct {
+	nsp           string // "/" when empty
 	rooms, except []string
 }
 
 // checkBroadcast has origin emit ev({tag}, extra...) to a target, then a
-// "barrier" event to every socket, and checks once every client got the
-// barrier (and settle has passed) that each client in want received the
-// event exactly once, with the arguments unchanged, and every other client
-// never.
+// "barrier" event to every socket of every namespace, and checks once every
+// client got its barrier (and settle has passed) that each client in want
+// received the event exactly once, with the arguments unchanged, every other
+// client never, and every client the barrier exactly once.
 func (m *mixed) checkBroadcast(t *testing.T, origin string, to target, ev string, extra []any, want []string) {
 	t.Helper()
 	tag := fmt.Sprintf("%s-%s-%d", origin, ev, m.tags.Add(1))
 	args := append([]any{map[string]any{"tag": tag}}, extra...)
-	m.broadcast(t, origin,
-		map[string]any{"rooms": to.rooms, "except": to.except, "event": ev, "args": args},
-		map[string]any{"rooms": []string{}, "event": "barrier", "args": []any{tag}})
+	nsp := to.nsp
+	if nsp == "" {
+		nsp = "/"
+	}
+	specs := []map[string]any{{"nsp": nsp, "rooms": to.rooms, "except": to.except, "event": ev, "args": args}}
+	for _, n := range m.nsps {
+		specs = append(specs, map[string]any{"nsp": n, "rooms": []string{}, "event": "barrier", "args": []any{tag}})
+	}
+	m.broadcast(t, origin, specs...)
 	all := m.names(func(*client) bool { return true })
 	if missing := m.np.waitEvents(10*time.Second, all, func(e event) bool {
 		return e.Event == "barrier" && len(e.Args) == 1 && e.Args[0] == tag
@@ -141,8 +179,11 @@ func (m *mixed) checkBroadcast(t *testing.T, origin string, to target, ev string
 	wantArgs := jsonRoundTrip(args)
 	var problems []string
 	for _, c := range m.clients {
-		n := 0
+		n, barriers := 0, 0
 		for _, e := range m.np.eventsOf(c.name) {
+			if e.Event == "barrier" && len(e.Args) == 1 && e.Args[0] == tag {
+				barriers++
+			}
 			if e.Event != ev || len(e.Args) == 0 {
 				continue
 			}
@@ -151,7 +192,7 @@ func (m *mixed) checkBroadcast(t *testing.T, origin string, to target, ev string
 			}
 			n++
 			if !reflect.DeepEqual(e.Args, wantArgs) {
-				problems = append(problems, fmt.Sprintf("%s (%s) got %s%v, want %v", c.name, c.server, ev, e.Args, wantArgs))
+				problems = append(problems, fmt.Sprintf("%s (%s) got %s%s, want %s", c.name, c.server, ev, abbrev(e.Args), abbrev(wantArgs)))
 			}
 		}
 		expect := 0
@@ -159,12 +200,26 @@ func (m *mixed) checkBroadcast(t *testing.T, origin string, to target, ev string
 			expect = 1
 		}
 		if n != expect {
-			problems = append(problems, fmt.Sprintf("%s (%s, %s) received %q %d times, want %d", c.name, c.server, m.transportOf(c), ev, n, expect))
+			problems = append(problems, fmt.Sprintf("%s (%s%s, %s) received %q %d times, want %d", c.name, c.server, c.namespace(), m.transportOf(c), ev, n, expect))
+		}
+		if barriers != 1 {
+			problems = append(problems, fmt.Sprintf("%s (%s%s, %s) received the barrier (to every socket) %d times, want 1", c.name, c.server, c.namespace(), m.transportOf(c), barriers))
 		}
 	}
-	if len(problems) > 0 {
-		t.Errorf("broadcast from %s to %+v (%s):\n  %s", origin, to, tag, strings.Join(problems, "\n  "))
+	if len(problems) == 0 {
+		t.Logf("%s -> %s %v except %v: %q once at %v, never at the %d others; barrier once everywhere", origin, nsp, to.rooms, to.except, ev, want, len(m.clients)-len(want))
+	} else {
+		t.Errorf("broadcast from %s to %s %v except %v (%s):\n  %s", origin, nsp, to.rooms, to.except, tag, strings.Join(problems, "\n  "))
 	}
+}
+
+// abbrev prints v, shortened when long.
+func abbrev(v any) string {
+	s := fmt.Sprint(v)
+	if len(s) > 300 {
+		return s[:150] + fmt.Sprintf("...(%d bytes)...", len(s)) + s[len(s)-100:]
+	}
+	return s
 }
 
 func (m *mixed) transportOf(c *client) string {
@@ -184,8 +239,117 @@ func (m *mixed) waitServerCount(t *testing.T, n float64) {
 	})
 }
 
+// checkFetch checks a fetchSockets result of nsp against the pool: every
+// client of nsp once, with its rooms and data, and nobody else.
+func (m *mixed) checkFetch(t *testing.T, who, nsp string, res any, extraRooms map[string][]string) {
+	t.Helper()
+	list, ok := res.([]any)
+	if !ok {
+		t.Fatalf("%s fetchSockets: %v", who, res)
+	}
+	got := map[string]map[string]any{}
+	for _, s := range list {
+		sm := s.(map[string]any)
+		got[sm["id"].(string)] = sm
+	}
+	want := 0
+	for _, c := range m.clients {
+		if c.namespace() != nsp {
+			if _, ok := got[c.id]; ok {
+				t.Errorf("%s fetchSockets of %s: %s (%s) is a socket of %s", who, nsp, c.name, c.server, c.namespace())
+			}
+			continue
+		}
+		want++
+		s, ok := got[c.id]
+		if !ok {
+			t.Errorf("%s fetchSockets of %s: %s (%s, id %s) missing", who, nsp, c.name, c.server, c.id)
+			continue
+		}
+		rooms := append([]string{c.id}, extraRooms[c.name]...)
+		if c.member {
+			rooms = append(rooms, "room1")
+		}
+		if w := sorted(rooms...); !reflect.DeepEqual(s["rooms"], w) {
+			t.Errorf("%s fetchSockets of %s: %s (%s) rooms %v, want %v", who, nsp, c.name, c.server, s["rooms"], w)
+		}
+		if data := map[string]any{"server": c.server, "name": c.name}; !reflect.DeepEqual(s["data"], data) {
+			t.Errorf("%s fetchSockets of %s: %s (%s) data %v, want %v", who, nsp, c.name, c.server, s["data"], data)
+		}
+	}
+	if len(list) != want || len(got) != want {
+		t.Errorf("%s fetchSockets of %s: %d sockets (%d distinct), want %d: %v", who, nsp, len(list), len(got), want, list)
+	}
+}
+
+// checkAsk has origin broadcast "question" with acks to room1 of "/" and
+// checks that every member answered once (their answers come back through
+// the other nodes) and no one else.
+func (m *mixed) checkAsk(t *testing.T, origin string, rooms []string, want []string) {
+	t.Helper()
+	q := fmt.Sprintf("question-%d", m.tags.Add(1))
+	res, ok := m.np.emit(m.trigger[origin], "ask", map[string]any{"rooms": rooms, "timeoutMs": 5000, "question": q}).(map[string]any)
+	if !ok {
+		t.Fatalf("%s ask: %v", origin, res)
+	}
+	if res["error"] != nil {
+		t.Errorf("%s ask %v: error %v (answers %v)", origin, rooms, res["error"], res["answers"])
+	}
+	var got []string
+	answers, _ := res["answers"].([]any)
+	for _, a := range answers {
+		am, _ := a.(map[string]any)
+		name, _ := am["client"].(string)
+		if !reflect.DeepEqual(am["args"], []any{q}) {
+			t.Errorf("%s ask: answer %v, want args [%s]", origin, a, q)
+		}
+		got = append(got, name)
+	}
+	slices.Sort(got)
+	want = slices.Sorted(slices.Values(want))
+	if !slices.Equal(got, want) {
+		t.Errorf("%s ask %v: answers from %v, want exactly %v", origin, rooms, got, want)
+	} else {
+		t.Logf("%s ask %v: one answer from each of %v", origin, rooms, want)
+	}
+}
+
+// checkServerSideEmit has asker ("node" or a Go node) emit ["who", args...]
+// to the other nodes and checks that exactly the nodes in want replied.
+func (m *mixed) checkServerSideEmit(t *testing.T, asker string, want []string, args ...any) {
+	t.Helper()
+	var replies []any
+	if asker == "node" {
+		res, ok := m.np.call(map[string]any{"cmd": "serverSideEmitWithAck", "args": append([]any{"who"}, args...)}).([]any)
+		if !ok {
+			t.Fatalf("Node serverSideEmitWithAck: no replies")
+		}
+		replies = res
+	} else {
+		ack, ok := m.np.emit(m.trigger[asker], "serverSideEmit", append([]any{"who"}, args...)...).(map[string]any)
+		if !ok || ack["error"] != nil {
+			t.Fatalf("%s serverSideEmit: %v", asker, ack)
+		}
+		replies, _ = ack["replies"].([]any)
+	}
+	slices.SortFunc(replies, func(a, b any) int {
+		return strings.Compare(fmt.Sprint(a.(map[string]any)["server"]), fmt.Sprint(b.(map[string]any)["server"]))
+	})
+	var wantReplies []any
+	for _, w := range want {
+		wantReplies = append(wantReplies, map[string]any{"server": w, "args": jsonRoundTrip(args)})
+	}
+	if !reflect.DeepEqual(replies, wantReplies) {
+		t.Errorf("%s serverSideEmit with ack: replies %v, want %v", asker, replies, wantReplies)
+	} else {
+		t.Logf("%s serverSideEmit with ack: replies from %v", asker, want)
+	}
+}
+
 func sorted(s ...string) []any {
+	s = slices.Clone(s)
 	slices.Sort(s)
+	s = slices.Compact(s)
 	out := make([]any, len(s))
 	for i, v := range s {
 		out[i] = v
@@ -222,9 +386,16 @@ func jsonRoundTrip(v []any) []any {
 
 func bin(b []byte) map[string]any { return map[string]any{"$bin": hex.EncodeToString(b)} }
 
-// binaryArgs are the extra arguments of the binary broadcasts: top-level
-// and nested binary next to JSON values.
-var binaryArgs = []any{bin([]byte{1, 2, 3}), map[string]any{"nested": bin([]byte("hi")), "n": 7}, bin([]byte{})}
+var (
+	// binaryArgs are the extra arguments of the binary broadcasts: top-level,
+	// nested and empty binary next to JSON values.
+	binaryArgs = []any{bin([]byte{1, 2, 3}), map[string]any{"nested": bin([]byte("hi")), "n": 7}, bin([]byte{})}
+	// jsonArgs have every JSON type and non-ASCII text.
+	jsonArgs = []any{"text", 1.5, -3, nil, true, map[string]any{"k": []any{true, "x"}, "empty": map[string]any{}}, []any{}, "héllo wörld 🚀 日本語 \u2028"}
+	// largeArgs need the 32-bit msgpack lengths (bin 32, str 32, array 32 is
+	// not needed) and many polling/websocket frames.
+	largeArgs = []any{bin(bytes.Repeat([]byte{0xa5, 0x00, 0xff}, 40_000)), strings.Repeat("é", 40_000)}
+)
 
 func TestMixedClusterClassic(t *testing.T) {
 	setup(t)
@@ -235,9 +406,8 @@ func TestMixedClusterClassic(t *testing.T) {
 	}
 	np := startNodeProc(t, "REDIS_URL="+rs.URL(), "MODE=classic")
 	urls["node"] = np.URL
-	m := &mixed{t: t, np: np}
-	m.waitServerCount(t, 3)
-	m = newMixed(t, np, urls, 150*time.Millisecond, []clientSpec{
+	(&mixed{t: t, np: np}).waitServerCount(t, 3)
+	m := newMixed(t, np, urls, 150*time.Millisecond, []clientSpec{
 		{name: "n1", server: "node", transports: websocketOnly, member: true},
 		{name: "n2", server: "node", member: true},
 		{name: "n3", server: "node", transports: pollingOnly},
@@ -247,73 +417,66 @@ func TestMixedClusterClassic(t *testing.T) {
 		{name: "b1", server: "go2", member: true},
 		{name: "b2", server: "go2", transports: websocketOnly},
 		{name: "b3", server: "go2", transports: pollingOnly, member: true},
+		// the same room name in another namespace
+		{name: "c1", server: "node", nsp: "/chat", member: true},
+		{name: "c2", server: "go1", nsp: "/chat", transports: pollingOnly, member: true},
+		{name: "c3", server: "go2", nsp: "/chat", transports: websocketOnly},
 	})
 	origins := []string{"node", "go1", "go2", "emitter"}
+	root := m.members("/")
 
 	t.Run("room broadcast from every node reaches each member once", func(t *testing.T) {
 		for _, o := range origins {
-			m.checkBroadcast(t, o, target{rooms: []string{"room1"}}, "msg", []any{"text", 1.5, nil, map[string]any{"k": []any{true}}}, m.members())
+			m.checkBroadcast(t, o, target{rooms: []string{"room1"}}, "msg", jsonArgs, root)
 		}
-		// Two rooms: the main channel instead of a room channel.
+		// two rooms: the main channel instead of a room channel
 		for _, o := range origins {
-			m.checkBroadcast(t, o, target{rooms: []string{"room1", "nosuchroom"}}, "multi", nil, m.members())
+			m.checkBroadcast(t, o, target{rooms: []string{"room1", "nosuchroom"}}, "multi", nil, root)
 		}
-		// Except sockets of other nodes, through their id rooms.
+		// except sockets of every node, through their id rooms
 		except := []string{m.client("n2").id, m.client("a1").id, m.client("b3").id}
-		want := m.names(func(c *client) bool { return c.member && !slices.Contains(except, c.id) })
+		want := m.names(func(c *client) bool { return c.member && c.namespace() == "/" && !slices.Contains(except, c.id) })
 		for _, o := range origins {
 			m.checkBroadcast(t, o, target{rooms: []string{"room1"}, except: except}, "except", nil, want)
 		}
+		// to everybody
+		all := m.names(func(c *client) bool { return c.namespace() == "/" })
+		for _, o := range origins {
+			m.checkBroadcast(t, o, target{}, "everyone", nil, all)
+		}
+	})
+
+	t.Run("broadcast to one socket id on another node", func(t *testing.T) {
+		for o, targets := range map[string][]string{
+			"node": {"a1", "b3"}, "go1": {"n2", "b3"}, "go2": {"n3", "a1"}, "emitter": {"n1", "a2", "b2"},
+		} {
+			for _, name := range targets {
+				m.checkBroadcast(t, o, target{rooms: []string{m.client(name).id}}, "direct", nil, []string{name})
+			}
+		}
+	})
+
+	t.Run("namespaces stay apart", func(t *testing.T) {
+		chat := m.members("/chat")
+		for _, o := range origins {
+			m.checkBroadcast(t, o, target{nsp: "/chat", rooms: []string{"room1"}}, "chat", []any{"in /chat"}, chat)
+		}
+		m.checkFetch(t, "Node", "/chat", np.call(map[string]any{"cmd": "fetchSockets", "nsp": "/chat"}), nil)
 	})
 
 	t.Run("Node fetchSockets sees the Go sockets with rooms and data", func(t *testing.T) {
-		checkFetch := func(who string, res any) {
-			t.Helper()
-			list, ok := res.([]any)
-			if !ok {
-				t.Fatalf("%s fetchSockets: %v", who, res)
-			}
-			got := map[string]map[string]any{}
-			for _, s := range list {
-				sm := s.(map[string]any)
-				got[sm["id"].(string)] = sm
-			}
-			if len(got) != len(m.clients) || len(list) != len(m.clients) {
-				t.Errorf("%s fetchSockets: %d sockets (%d distinct), want %d: %v", who, len(list), len(got), len(m.clients), list)
-			}
-			for _, c := range m.clients {
-				s, ok := got[c.id]
-				if !ok {
-					t.Errorf("%s fetchSockets: %s (%s, id %s) missing", who, c.name, c.server, c.id)
-					continue
-				}
-				rooms := sorted(c.id)
-				if c.member {
-					rooms = sorted(c.id, "room1")
-				}
-				if !reflect.DeepEqual(s["rooms"], rooms) {
-					t.Errorf("%s fetchSockets: %s (%s) rooms %v, want %v", who, c.name, c.server, s["rooms"], rooms)
-				}
-				if data := map[string]any{"server": c.server, "name": c.name}; !reflect.DeepEqual(s["data"], data) {
-					t.Errorf("%s fetchSockets: %s (%s) data %v, want %v", who, c.name, c.server, s["data"], data)
-				}
-			}
-		}
-		checkFetch("Node", np.call(map[string]any{"cmd": "fetchSockets"}))
+		m.checkFetch(t, "Node", "/", np.call(map[string]any{"cmd": "fetchSockets"}), nil)
 		// the other way round, asked by a client of each Go node
-		checkFetch("go1", np.emit("a1", "fetchSockets", map[string]any{}))
-		checkFetch("go2", np.emit("b1", "fetchSockets", map[string]any{}))
+		m.checkFetch(t, "go1", "/", np.emit("a1", "fetchSockets", map[string]any{}), nil)
+		m.checkFetch(t, "go2", "/", np.emit("b1", "fetchSockets", map[string]any{}), nil)
 		// restricted to a room
 		res, _ := np.call(map[string]any{"cmd": "fetchSockets", "in": []string{"room1"}}).([]any)
-		var ids []string
+		var ids, want []string
 		for _, s := range res {
 			ids = append(ids, s.(map[string]any)["id"].(string))
 		}
-		var want []string
-		for _, c := range m.clients {
-			if c.member {
-				want = append(want, c.id)
-			}
+		for _, name := range root {
+			want = append(want, m.client(name).id)
 		}
 		slices.Sort(ids)
 		slices.Sort(want)
@@ -323,30 +486,23 @@ func TestMixedClusterClassic(t *testing.T) {
 	})
 
 	t.Run("serverSideEmit from Node reaches both Go nodes, with acks", func(t *testing.T) {
-		res, ok := np.call(map[string]any{"cmd": "serverSideEmitWithAck", "args": []any{"who", 42, "x"}}).([]any)
-		if !ok {
-			t.Fatalf("serverSideEmitWithAck: no replies")
-		}
-		slices.SortFunc(res, func(a, b any) int {
-			return strings.Compare(fmt.Sprint(a.(map[string]any)["server"]), fmt.Sprint(b.(map[string]any)["server"]))
-		})
-		want := []any{
-			map[string]any{"server": "go1", "args": []any{42.0, "x"}},
-			map[string]any{"server": "go2", "args": []any{42.0, "x"}},
-		}
-		if !reflect.DeepEqual(res, want) {
-			t.Errorf("Node serverSideEmitWithAck replies %v, want %v", res, want)
-		}
+		m.checkServerSideEmit(t, "node", []string{"go1", "go2"}, 42, "x", map[string]any{"k": nil})
+		// and from each Go node: the Node node and the other Go node answer
+		m.checkServerSideEmit(t, "go1", []string{"go2", "node"}, "q")
+		m.checkServerSideEmit(t, "go2", []string{"go1", "node"}, []any{1, 2})
 
 		// Without an ack: each Go node relays the message to its own
-		// clients once (a second relay is the barrier).
-		goClients := m.names(func(c *client) bool { return c.server != "node" })
+		// clients of "/" once (a second relay is the barrier).
+		goClients := m.names(func(c *client) bool { return c.server != "node" && c.namespace() == "/" })
 		np.call(map[string]any{"cmd": "serverSideEmit", "args": []any{"relay", "first"}})
 		np.call(map[string]any{"cmd": "serverSideEmit", "args": []any{"relay", "second"}})
 		relayed := func(arg string) func(event) bool {
 			return func(e event) bool {
+				if e.Event != "relayed" || len(e.Args) == 0 {
+					return false
+				}
 				p, _ := e.Args[0].(map[string]any)
-				return e.Event == "relayed" && reflect.DeepEqual(p["args"], []any{arg})
+				return reflect.DeepEqual(p["args"], []any{arg})
 			}
 		}
 		if missing := np.waitEvents(10*time.Second, goClients, relayed("second")); len(missing) > 0 {
@@ -361,28 +517,43 @@ func TestMixedClusterClassic(t *testing.T) {
 				}
 			}
 			switch {
-			case c.server == "node" && len(got) != 0:
-				t.Errorf("%s (node) got a relay: the Node server must not handle its own serverSideEmit: %v", c.name, got)
-			case c.server != "node" && (len(got) != 1 || got[0].Args[0].(map[string]any)["server"] != c.server):
+			case !slices.Contains(goClients, c.name) && len(got) != 0:
+				t.Errorf("%s (%s%s) got a relay of the Node server's serverSideEmit: %v", c.name, c.server, c.namespace(), got)
+			case slices.Contains(goClients, c.name) && (len(got) != 1 || got[0].Args[0].(map[string]any)["server"] != c.server):
 				t.Errorf("%s (%s) got relays %v, want one from %s", c.name, c.server, got, c.server)
 			}
 		}
+	})
 
-		// And from a Go node: the Node node and the other Go node answer.
-		ack, ok := np.emit("a1", "serverSideEmit", "who", "q").(map[string]any)
-		if !ok || ack["error"] != nil {
-			t.Fatalf("go1 serverSideEmit: %v", ack)
+	t.Run("broadcast with acks from every node collects each member's answer", func(t *testing.T) {
+		for _, o := range []string{"node", "go1", "go2"} {
+			m.checkAsk(t, o, []string{"room1"}, root)
+			m.checkAsk(t, o, []string{"nosuchroom"}, nil) // every node answers with a count of 0
 		}
-		replies, _ := ack["replies"].([]any)
-		slices.SortFunc(replies, func(a, b any) int {
-			return strings.Compare(fmt.Sprint(a.(map[string]any)["server"]), fmt.Sprint(b.(map[string]any)["server"]))
-		})
-		wantGo := []any{
-			map[string]any{"server": "go2", "args": []any{"q"}},
-			map[string]any{"server": "node", "args": []any{"q"}},
+	})
+
+	t.Run("non-ASCII room names", func(t *testing.T) {
+		const room = "salle-é-🚀-日本"
+		var want []string
+		for _, name := range []string{"n3", "a1", "b2"} {
+			m.join(m.client(name), room)
+			want = append(want, name)
 		}
-		if !reflect.DeepEqual(replies, wantGo) {
-			t.Errorf("go1 serverSideEmit replies %v, want %v", replies, wantGo)
+		for _, o := range origins {
+			m.checkBroadcast(t, o, target{rooms: []string{room}}, "unicode", []any{room}, want)
+		}
+		m.checkFetch(t, "Node", "/", np.call(map[string]any{"cmd": "fetchSockets"}), map[string][]string{"n3": {room}, "a1": {room}, "b2": {room}})
+	})
+
+	t.Run("binary broadcasts cross node types", func(t *testing.T) {
+		for _, o := range origins {
+			m.checkBroadcast(t, o, target{rooms: []string{"room1"}}, "bin", binaryArgs, root)
+		}
+	})
+
+	t.Run("large payloads", func(t *testing.T) {
+		for _, o := range origins {
+			m.checkBroadcast(t, o, target{rooms: []string{"room1"}}, "large", largeArgs, root)
 		}
 	})
 
@@ -405,16 +576,10 @@ func TestMixedClusterClassic(t *testing.T) {
 		}
 		eventually(t, 5*time.Second, "room1 members in room2 everywhere", func() bool {
 			res, _ := np.call(map[string]any{"cmd": "fetchSockets", "in": []string{"room2"}}).([]any)
-			return len(res) == len(m.members())
+			return len(res) == len(root)
 		})
 		for _, o := range origins {
-			m.checkBroadcast(t, o, target{rooms: []string{"room2"}}, "moved2", nil, m.members())
-		}
-	})
-
-	t.Run("binary broadcasts cross node types", func(t *testing.T) {
-		for _, o := range origins {
-			m.checkBroadcast(t, o, target{rooms: []string{"room1"}}, "bin", binaryArgs, m.members())
+			m.checkBroadcast(t, o, target{rooms: []string{"room2"}}, "moved2", nil, root)
 		}
 	})
 }
@@ -429,12 +594,11 @@ func TestMixedClusterSharded(t *testing.T) {
 	}
 	np := startNodeProc(t, "REDIS_CLUSTER="+addrs, "MODE=sharded")
 	urls["node"] = np.URL
-	m := &mixed{t: t, np: np}
-	m.waitServerCount(t, 3)
-	// Messages on the room channel and the main channel may come through
+	(&mixed{t: t, np: np}).waitServerCount(t, 3)
+	// Messages on a room channel and on the main channel may come through
 	// different shards, so the barrier alone does not order them: wait a
 	// little longer before counting.
-	m = newMixed(t, np, urls, 400*time.Millisecond, []clientSpec{
+	m := newMixed(t, np, urls, 400*time.Millisecond, []clientSpec{
 		{name: "n1", server: "node", transports: websocketOnly, member: true},
 		{name: "n2", server: "node"},
 		{name: "a1", server: "go1", member: true},
@@ -442,22 +606,58 @@ func TestMixedClusterSharded(t *testing.T) {
 		{name: "b1", server: "go2", transports: pollingOnly, member: true},
 		{name: "b2", server: "go2"},
 	})
+	root := m.members("/")
+	nodes := []string{"node", "go1", "go2"}
 	// In the dynamic subscription mode (the default on both sides) a node
-	// subscribes to socket.io#/#room1# once it has a member: the join acks
-	// come before that, so wait for the three subscriptions.
-	const roomChannel = "socket.io#/#room1#"
-	deadline := time.Now().Add(10 * time.Second)
-	for rc.shardNumSub(t, roomChannel) != 3 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	// subscribes to socket.io#/#<room># once it has a member of that room;
+	// the join acks come before that, so wait for the subscriptions.
+	waitShardSubs := func(t *testing.T, room string, want int64) {
+		t.Helper()
+		channel := "socket.io#/#" + room + "#"
+		deadline := time.Now().Add(10 * time.Second)
+		for rc.shardNumSub(t, channel) != want && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := rc.shardNumSub(t, channel); n != want {
+			t.Errorf("PUBSUB SHARDNUMSUB %s = %d, want %d (one per node with a member)", channel, n, want)
+		}
 	}
-	if n := rc.shardNumSub(t, roomChannel); n != 3 {
-		t.Errorf("PUBSUB SHARDNUMSUB %s = %d, want 3 (one per node with a member of room1)", roomChannel, n)
-	}
+	waitShardSubs(t, "room1", 3)
 
-	for _, o := range []string{"node", "go1", "go2"} {
-		m.checkBroadcast(t, o, target{rooms: []string{"room1"}}, "msg", []any{"sharded", 2.0}, m.members())
-	}
-	for _, o := range []string{"node", "go1", "go2"} {
-		m.checkBroadcast(t, o, target{rooms: []string{"room1"}}, "bin", binaryArgs, m.members())
-	}
+	t.Run("room broadcast from every node reaches each member once", func(t *testing.T) {
+		for _, o := range nodes {
+			m.checkBroadcast(t, o, target{rooms: []string{"room1"}}, "msg", jsonArgs, root)
+		}
+		// a socket id is a private room: the main channel in dynamic mode
+		for o, name := range map[string]string{"node": "a1", "go1": "b2", "go2": "n2"} {
+			m.checkBroadcast(t, o, target{rooms: []string{m.client(name).id}}, "direct", nil, []string{name})
+		}
+	})
+
+	t.Run("binary broadcasts cross node types", func(t *testing.T) {
+		for _, o := range nodes {
+			m.checkBroadcast(t, o, target{rooms: []string{"room1"}}, "bin", binaryArgs, root)
+		}
+	})
+
+	t.Run("fetchSockets, serverSideEmit and acks across node types", func(t *testing.T) {
+		m.checkFetch(t, "Node", "/", np.call(map[string]any{"cmd": "fetchSockets"}), nil)
+		m.checkFetch(t, "go1", "/", np.emit("a1", "fetchSockets", map[string]any{}), nil)
+		m.checkServerSideEmit(t, "node", []string{"go1", "go2"}, 7)
+		m.checkServerSideEmit(t, "go2", []string{"go1", "node"}, "s")
+		for _, o := range nodes {
+			m.checkAsk(t, o, []string{"room1"}, root)
+		}
+	})
+
+	t.Run("Go SocketsJoin moves a Node-side socket", func(t *testing.T) {
+		n2 := m.client("n2")
+		if ack := np.emit("a1", "socketsJoin", map[string]any{"in": []string{n2.id}, "rooms": []string{"newroom"}}); ack != true {
+			t.Fatalf("go1 socketsJoin ack %v", ack)
+		}
+		waitShardSubs(t, "newroom", 1)
+		for _, o := range nodes {
+			m.checkBroadcast(t, o, target{rooms: []string{"newroom"}}, "moved", nil, []string{"n2"})
+		}
+	})
 }

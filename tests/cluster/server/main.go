@@ -11,13 +11,18 @@
 // passes a callback):
 //
 //	join room, ack                        s.Join(room); acks the socket's sorted rooms
-//	broadcast spec..., ack                for each spec {rooms, except, event, args} in order:
-//	                                      nsp.To(rooms...).Except(except...).Emit(event, args...)
+//	broadcast spec..., ack                for each spec {nsp, rooms, except, event, args} in order:
+//	                                      Of(nsp).To(rooms...).Except(except...).Emit(event, args...)
 //	                                      (binary as []byte);
 //	                                      acks true, or {error}
 //	socketsJoin {in, rooms}, ack          nsp.In(in...).SocketsJoin(rooms...); acks true
 //	fetchSockets {in}, ack                nsp.In(in...).FetchSockets: acks [{id, rooms, data}] or {error}
 //	serverSideEmit args..., ack           nsp.ServerSideEmit(args) with replies: acks {replies} or {replies, error}
+//	ask {rooms, timeoutMs, question}, ack nsp.To(rooms...).Timeout(..).EmitWithAck("question", question):
+//	                                      acks {answers: [first ack argument of each client]} or {answers, error}
+//
+// The namespaces "/" and "/chat" both have these events; a broadcast spec
+// may name either with "nsp" (default: the sender's).
 //
 // Server-side emits from other nodes: ["who", ...args] is answered with
 // {server: -name, args}; ["relay", ...args] is sent to this node's local
@@ -94,8 +99,11 @@ func main() {
 		Adapter: node.Factory(),
 		Logger:  log,
 	})
-	nsp := srv.Of("/") // creates the adapter, hence the subscriptions
-	register(nsp, *name)
+	// Creating the namespaces creates their adapters, hence the subscriptions.
+	nsps := map[string]*socketio.Namespace{"/": srv.Of("/"), "/chat": srv.Of("/chat")}
+	for _, nsp := range nsps {
+		register(nsp, nsps, *name)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -133,13 +141,15 @@ func main() {
 
 // broadcastSpec is one broadcast asked for by a client.
 type broadcastSpec struct {
+	Nsp    *socketio.Namespace
 	Rooms  []string
 	Except []string
 	Event  string
 	Args   []any
 }
 
-func register(nsp *socketio.Namespace, name string) {
+// register sets up nsp; nsps are the namespaces a broadcast may name.
+func register(nsp *socketio.Namespace, nsps map[string]*socketio.Namespace, name string) {
 	nsp.OnServerSideEmit(func(args []any, reply func(any)) {
 		if len(args) == 0 {
 			return
@@ -185,7 +195,13 @@ func register(nsp *socketio.Namespace, name string) {
 					_ = e.Ack(map[string]any{"error": fmt.Sprintf("broadcast: spec %T is not an object", v)})
 					return
 				}
-				var sp broadcastSpec
+				sp := broadcastSpec{Nsp: nsp}
+				if n, ok := m["nsp"].(string); ok {
+					if sp.Nsp = nsps[n]; sp.Nsp == nil {
+						_ = e.Ack(map[string]any{"error": "broadcast: unknown namespace " + n})
+						return
+					}
+				}
 				sp.Event, _ = m["event"].(string)
 				sp.Rooms = stringList(m["rooms"])
 				sp.Except = stringList(m["except"])
@@ -193,7 +209,7 @@ func register(nsp *socketio.Namespace, name string) {
 				specs = append(specs, sp)
 			}
 			for _, sp := range specs {
-				if err := nsp.To(sp.Rooms...).Except(sp.Except...).Emit(sp.Event, sp.Args...); err != nil {
+				if err := sp.Nsp.To(sp.Rooms...).Except(sp.Except...).Emit(sp.Event, sp.Args...); err != nil {
 					_ = e.Ack(map[string]any{"error": err.Error()})
 					return
 				}
@@ -227,6 +243,36 @@ func register(nsp *socketio.Namespace, name string) {
 					out = append(out, map[string]any{"id": in.ID, "rooms": rooms, "data": in.Data})
 				}
 				_ = e.Ack(out)
+			}()
+		})
+		s.On("ask", func(s *socketio.Socket, e *socketio.Event) {
+			var req struct {
+				Rooms     []string
+				TimeoutMs int
+				Question  any
+			}
+			if err := e.Decode(0, &req); err != nil {
+				_ = e.Ack(map[string]any{"error": err.Error()})
+				return
+			}
+			// The acks of this node's clients are read by their connections'
+			// loops (this one's too): never wait inside a handler.
+			go func() {
+				answers, err := nsp.To(req.Rooms...).Timeout(time.Duration(req.TimeoutMs)*time.Millisecond).
+					EmitWithAck(s.Context(), "question", req.Question)
+				out := make([]any, 0, len(answers))
+				for _, a := range answers { // the first ack argument, as Node reports it
+					var first any
+					if len(a) > 0 {
+						first = a[0]
+					}
+					out = append(out, first)
+				}
+				res := map[string]any{"answers": out}
+				if err != nil {
+					res["error"] = err.Error()
+				}
+				_ = e.Ack(res)
 			}()
 		})
 		s.On("serverSideEmit", func(s *socketio.Socket, e *socketio.Event) {
