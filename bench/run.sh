@@ -30,8 +30,8 @@ PROCS=${PROCS:-1}                      # loadgen worker processes (each < ulimit
 SECRET=${SECRET:-bench-secret}
 API_KEY=${API_KEY:-bench-api-key-0123456789}   # tradewire wants 16+ characters outside dev mode
 P99=${P99:-50ms}
-CLUSTER_SERVERS=${CLUSTER_SERVERS:-2}
-NODE_RATE_LIMIT=${NODE_RATE_LIMIT:-redis}   # the seed's limiter: redis-backed, limits raised below
+CLUSTER_SERVERS=${CLUSTER_SERVERS:-3}
+NODE_RATE_LIMIT=${NODE_RATE_LIMIT:-}   # empty: in-memory on one node, redis-backed in the cluster (as tradewire)
 TRADEWIRE_CLUSTER_ENV=${TRADEWIRE_CLUSTER_ENV:-}        # extra env for cluster nodes (the Redis adapter is on whenever TRADEWIRE_REDIS_URL is set)
 TRADEWIRE_DEBUG_PATH=${TRADEWIRE_DEBUG_PATH:-/metrics}   # Prometheus text: go_goroutines, go_memstats_heap_*, process_resident_memory_bytes
 RUN_TIMEOUT=${RUN_TIMEOUT:-15m}
@@ -117,15 +117,20 @@ start_server() {
   local kind=$1 adapter=$2 name=$3 port
   port=$(freeport)
   if [[ $kind == node ]]; then
+    local limit=${NODE_RATE_LIMIT:-memory}
+    [[ -z $NODE_RATE_LIMIT && $adapter == redis ]] && limit=redis
     PORT=$port HOST=127.0.0.1 REDIS_URL=$REDIS_URL SESSION_SECRETS=$SECRET API_KEYS=$API_KEY ADAPTER=$adapter \
-      RATE_LIMIT=$NODE_RATE_LIMIT RATE_CONNECTIONS_PER_MINUTE=60000000 RATE_EVENTS_PER_MINUTE=60000000 \
+      RATE_LIMIT=$limit RATE_CONNECTIONS_PER_MINUTE=60000000 RATE_EVENTS_PER_MINUTE=60000000 \
       node bench/baseline-node/server.js 2>"$RESULTS/logs/$name.log" &
     SRV_PID=$!
     SRV_DEBUG=http://127.0.0.1:$port/debug/vars
   else
     local extra=()
-    [[ $adapter == redis ]] && read -r -a extra <<<"$TRADEWIRE_CLUSTER_ENV"
-    env TRADEWIRE_ADDR=127.0.0.1:$port TRADEWIRE_SESSION_STORE=redis TRADEWIRE_REDIS_URL=$REDIS_URL \
+    # One node: sessions in Redis, in-memory adapter and limits (as the Node
+    # baseline). Cluster: the Redis adapter, limits and recovery streams.
+    local redis_env=TRADEWIRE_SESSION_REDIS_URL=$REDIS_URL
+    [[ $adapter == redis ]] && redis_env=TRADEWIRE_REDIS_URL=$REDIS_URL && read -r -a extra <<<"$TRADEWIRE_CLUSTER_ENV"
+    env TRADEWIRE_ADDR=127.0.0.1:$port TRADEWIRE_SESSION_STORE=redis "$redis_env" \
       TRADEWIRE_SESSION_SECRETS=$SECRET TRADEWIRE_API_KEYS=$API_KEY \
       TRADEWIRE_RATE_CONNECTIONS_PER_MINUTE=60000000 TRADEWIRE_RATE_EVENTS_PER_MINUTE=60000000 \
       "${extra[@]}" bash -c "exec $TRADEWIRE_CMD" 2>"$RESULTS/logs/$name.log" &
@@ -209,7 +214,7 @@ meta_args=(
   "kernel" "$(uname -srm)"
   "load average before the run" "$(cut -d' ' -f1-3 /proc/loadavg) (other work on the box inflates latencies; see machine_cpu_cores per step in the JSON)"
   "Go" "$(go version | cut -d' ' -f3-)"
-  "Node" "$(node --version), socket.io $SIO_VERSION, @socket.io/redis-adapter $ADAPTER_VERSION, rate limit $NODE_RATE_LIMIT"
+  "Node" "$(node --version), socket.io $SIO_VERSION, @socket.io/redis-adapter $ADAPTER_VERSION, rate limits in memory on one node and in Redis in the cluster (as tradewire)"
   "Redis" "$(redis-server --version | cut -d' ' -f3,4)"
   "tradewire" "$(git rev-parse --short HEAD) ${TRADEWIRE_CMD:-(not run)}"
   "scale" "$SCALE: idle $IDLE_CONNS, fanout $FANOUT_CONNS, user-events $EVENTS_CONNS, storm $STORM_CONNS, cluster $CLUSTER_CONNS on $CLUSTER_SERVERS servers, polling $POLLING_CONNS; p99 line $P99; loadgen in $PROCS process(es) on the same machine"
