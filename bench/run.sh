@@ -25,6 +25,7 @@ SERVERS=${SERVERS:-"node tradewire"}
 SCENARIOS=${SCENARIOS:-"idle fanout fanout-emitter user-events storm cluster polling"}
 OUT=${OUT:-docs/BENCHMARKS.md}
 RESULTS=${RESULTS:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
+RESULTS=$(mkdir -p "$RESULTS" && cd "$RESULTS" && pwd)   # absolute: redis-server chdirs to --dir before opening its log
 SRC=${SRC:-127.0.0.2-127.0.0.9}        # loopback source addresses for the clients
 PROCS=${PROCS:-1}                      # loadgen worker processes (each < ulimit -n connections)
 SECRET=${SECRET:-bench-secret}
