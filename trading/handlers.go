@@ -266,6 +266,9 @@ func (h *Handlers) subscribeWatchlist(ctx context.Context, s *socketio.Socket, s
 // adoptRecoveredRooms takes quota for the rooms a recovered socket got
 // back (without charging an event) and drops those no longer granted.
 func (h *Handlers) adoptRecoveredRooms(s *socketio.Socket, st *socketState) {
+	if s.InRoom(AdminRoom) && auth.RequireAdmin(st.id) != nil {
+		s.Leave(AdminRoom) // the role may have changed since
+	}
 	var rooms []string
 	for _, r := range s.Rooms() {
 		switch {

@@ -299,3 +299,88 @@ func equalInts(a, b []int) bool {
 	}
 	return true
 }
+
+func getJSON(t *testing.T, url, key string, v any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_ = json.NewDecoder(resp.Body).Decode(v)
+	return resp.StatusCode
+}
+
+func TestClusterViews(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	a := startClusterNode(t, srv.URL())
+	b := startClusterNode(t, srv.URL())
+	h := http.Header{}
+	h.Set("Cookie", seedSession(t, rdb, "sid-views-u5-aaaaaaaaaaaaaaaaaaa", "u5"))
+	var clients []*sioclient.Client
+	for _, base := range []string{a.URL, b.URL, b.URL} {
+		c, err := sioclient.Dial(base, sioclient.Options{Header: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	if _, err := clients[2].EmitWithAck(3*time.Second, "subscribe:trades"); err != nil {
+		t.Fatal(err)
+	}
+	var uc struct{ Connections int }
+	if code := getJSON(t, a.URL+"/api/v1/users/u5/connections", testAPIKey, &uc); code != 200 || uc.Connections != 3 {
+		t.Fatalf("user connections from node A: %d %+v, want 3 across both nodes", code, uc)
+	}
+	var rs struct{ Sockets []string }
+	if code := getJSON(t, a.URL+"/api/v1/rooms/trades:u5/sockets", testAPIKey, &rs); code != 200 || len(rs.Sockets) != 1 || rs.Sockets[0] != clients[2].ID() {
+		t.Fatalf("room sockets: %d %+v", code, rs)
+	}
+	var st Stats
+	if code := getJSON(t, a.URL+"/api/v1/stats", testAPIKey, &st); code != 200 || st.Cluster == nil ||
+		len(st.Cluster.Nodes) != 2 || st.Cluster.Connections != 3 || st.Cluster.Users != 1 {
+		t.Fatalf("cluster stats: %d %+v", code, st.Cluster)
+	}
+	if code := getJSON(t, a.URL+"/api/v1/users/u5/connections", "", &uc); code != 401 {
+		t.Fatalf("no key: %d", code)
+	}
+}
+
+// A recovery pid is not a credential: restoring another user's session
+// with one's own login is refused.
+func TestRecoveryOfAnotherUsersSessionIsRefused(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	a := startClusterNode(t, srv.URL())
+	victim := http.Header{}
+	victim.Set("Cookie", seedSession(t, rdb, "sid-victim-aaaaaaaaaaaaaaaaaaaaaa", "victim"))
+	attacker := http.Header{}
+	attacker.Set("Cookie", seedSession(t, rdb, "sid-attacker-aaaaaaaaaaaaaaaaaaaa", "attacker"))
+	c, err := sioclient.Dial(a.URL, sioclient.Options{Header: victim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.EmitWithAck(3*time.Second, "subscribe:trades"); err != nil {
+		t.Fatal(err)
+	}
+	publishTrade(t, a.URL, "victim", 1)
+	if _, err := c.WaitEvent("trade:executed", 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	pid, off := c.PID(), c.LastOffset()
+	c.Close()
+	time.Sleep(200 * time.Millisecond)
+	_, err = sioclient.Dial(a.URL, sioclient.Options{Header: attacker, Auth: map[string]any{"pid": pid, "offset": off}})
+	ce, ok := err.(*sioclient.ConnectError)
+	if !ok || ce.Data["code"] != "FORBIDDEN" {
+		t.Fatalf("attacker restoring the victim's session: %v, want FORBIDDEN", err)
+	}
+}

@@ -75,6 +75,7 @@ type Gateway struct {
 	inflight   sync.WaitGroup
 	stop       chan struct{}
 	stopIngest func()
+	stopRouter func()
 	stopOnce   sync.Once
 }
 
@@ -355,6 +356,9 @@ func (g *Gateway) setupSocketIO() {
 		Adapter:        factory,
 		Logger:         g.log,
 		Observer:       sobs,
+		// After authentication only these headers are kept (the cookie
+		// carries the session id: not kept in memory for nothing).
+		KeepHeaders: []string{"User-Agent", "Origin", "X-Forwarded-For", "Forwarded"},
 	})
 	g.nsp = g.sio.Of("/")
 	g.emitter = trading.NewEmitter(g)
@@ -414,9 +418,27 @@ func (g *Gateway) authenticate(ctx context.Context, s *socketio.Socket) error {
 		g.log.Info("connection refused", "code", code, "transport", s.Transport())
 		return &socketio.ConnectError{Message: msg, Data: map[string]any{"code": code}}
 	}
+	if s.Recovered() && !restoredFor(s, id.UserID) {
+		// A pid is not a credential: a restored session must belong to
+		// the user who just authenticated.
+		g.metrics.Handshake(auth.CodeForbidden)
+		g.log.Warn("recovery refused: session of another user", "socket_id", s.ID(), "user_id", id.UserID)
+		return &socketio.ConnectError{Message: "session belongs to another user", Data: map[string]any{"code": auth.CodeForbidden}}
+	}
 	g.metrics.Handshake(metrics.HandshakeOK)
 	trading.SetIdentity(s, id)
 	return nil
+}
+
+// restoredFor reports whether a restored socket's saved data names userID.
+func restoredFor(s *socketio.Socket, userID string) bool {
+	switch d := s.Data().(type) {
+	case trading.SocketData:
+		return d.UserID == userID
+	case map[string]any:
+		return d["userId"] == userID
+	}
+	return false
 }
 
 func (g *Gateway) onConnection(s *socketio.Socket) {
@@ -490,7 +512,12 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 			return err
 		}
 		g.router = r
-		go r.Run(ctx)
+		// Advertised until the drain ends (not the signal), so polling
+		// clients reaching this node through another one keep working.
+		rctx, rcancel := context.WithCancel(context.Background())
+		rdone := make(chan struct{})
+		go func() { defer close(rdone); r.Run(rctx) }()
+		g.stopRouter = func() { rcancel(); <-rdone }
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err = g.node.WaitReady(wctx)
 		cancel()

@@ -1,12 +1,15 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"runtime"
+	"strings"
 	"time"
 
+	"github.com/tradewire/tradewire/adapter/redisadapter"
 	"github.com/tradewire/tradewire/auth"
 	"github.com/tradewire/tradewire/publish"
 	"github.com/tradewire/tradewire/trading"
@@ -29,6 +32,8 @@ func (g *Gateway) setupHTTP() {
 	g.api.Dedup, g.api.Published = g.dedupSeen, g.dedupPublished
 	g.api.Mount(mux)
 	mux.Handle("GET /api/v1/stats", http.HandlerFunc(g.serveStats))
+	mux.Handle("GET /api/v1/users/{id}/connections", http.HandlerFunc(g.serveUserConnections))
+	mux.Handle("GET /api/v1/rooms/{room}/sockets", http.HandlerFunc(g.serveRoomSockets))
 	if g.devStore != nil {
 		mux.Handle("POST /dev/login", http.HandlerFunc(g.devLogin))
 		mux.Handle("POST /dev/logout", http.HandlerFunc(g.devLogout))
@@ -48,6 +53,43 @@ type Stats struct {
 	Goroutines    int            `json:"goroutines"`
 	Draining      bool           `json:"draining"`
 	LimiterMode   string         `json:"limiterMode"`
+	// Cluster is set when the Redis adapter is on.
+	Cluster *ClusterStats `json:"cluster,omitempty"`
+}
+
+// ClusterStats are cluster-wide figures (each costs a request to every node).
+type ClusterStats struct {
+	Nodes       []redisadapter.NodeInfo `json:"nodes"`
+	Connections int                     `json:"connections"`
+	Users       int                     `json:"users"`
+	Rooms       int                     `json:"rooms"`
+	Error       string                  `json:"error,omitempty"`
+}
+
+// clusterStats asks every node (through the adapter) for the cluster view.
+func (g *Gateway) clusterStats(ctx context.Context) *ClusterStats {
+	cs := &ClusterStats{}
+	var err error
+	if cs.Nodes, err = g.node.Nodes(ctx); err != nil {
+		cs.Error = err.Error()
+		return cs
+	}
+	ids, err := g.nsp.Adapter().Sockets(ctx, nil)
+	if err != nil {
+		cs.Error = err.Error()
+	}
+	cs.Connections = len(ids)
+	rooms, err := g.nsp.Adapter().AllRooms(ctx)
+	if err != nil {
+		cs.Error = err.Error()
+	}
+	for _, r := range rooms {
+		if strings.HasPrefix(r, trading.UserRoomPrefix) {
+			cs.Users++
+		}
+	}
+	cs.Rooms = len(rooms)
+	return cs
 }
 
 // Stats returns this node's statistics.
@@ -74,7 +116,50 @@ func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "UNAUTHORIZED", "message": "missing or invalid API key"}})
 		return
 	}
-	writeJSON(w, http.StatusOK, g.Stats())
+	st := g.Stats()
+	if g.node != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 6*time.Second)
+		st.Cluster = g.clusterStats(ctx)
+		cancel()
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// serveUserConnections answers how many sockets a user has, cluster-wide.
+func (g *Gateway) serveUserConnections(w http.ResponseWriter, r *http.Request) {
+	if !g.api.Authorized(r) {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "UNAUTHORIZED", "message": "missing or invalid API key"}})
+		return
+	}
+	id := r.PathValue("id")
+	ctx, cancel := context.WithTimeout(r.Context(), 6*time.Second)
+	defer cancel()
+	ids, err := g.nsp.Adapter().Sockets(ctx, []string{trading.UserRoom(id)})
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]string{"code": "CLUSTER_UNAVAILABLE", "message": err.Error()}})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"userId": id, "connections": len(ids)})
+}
+
+// serveRoomSockets lists the socket ids in a room, cluster-wide.
+func (g *Gateway) serveRoomSockets(w http.ResponseWriter, r *http.Request) {
+	if !g.api.Authorized(r) {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "UNAUTHORIZED", "message": "missing or invalid API key"}})
+		return
+	}
+	room := r.PathValue("room")
+	ctx, cancel := context.WithTimeout(r.Context(), 6*time.Second)
+	defer cancel()
+	ids, err := g.nsp.Adapter().Sockets(ctx, []string{room})
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]string{"code": "CLUSTER_UNAVAILABLE", "message": err.Error()}})
+		return
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"room": room, "sockets": ids})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -143,5 +228,3 @@ func (g *Gateway) serveIndex(w http.ResponseWriter, r *http.Request) {
 		"Health: /healthz /readyz   Metrics: /metrics   Publish: POST /api/v1/events, /api/v1/emit\n" +
 		"Docs: docs/API.md\n"))
 }
-
-var _ = trading.AdminRoom

@@ -94,6 +94,9 @@ func (g *Gateway) shutdown(srv *http.Server) error {
 	}
 	// Polling or late sessions not attached to a socket yet.
 	g.sio.Engine().Close()
+	if g.stopRouter != nil {
+		g.stopRouter()
+	}
 	err := srv.Shutdown(deadline)
 	done := make(chan struct{})
 	go func() { g.inflight.Wait(); close(done) }()

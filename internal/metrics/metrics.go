@@ -55,20 +55,23 @@ var (
 		"unsupported_protocol_version", "origin_not_allowed", "payload_too_large",
 		"unauthorized", "session_not_found", "session_expired", "invalid_signature", "user_not_found",
 		"auth_unavailable", "rate_limited", "draining", "timeout", "invalid_namespace", "internal",
+		"user_mismatch", "rate_limit", "store_unavailable",
 	}
 	// SessionErrorCodes are the session lookup error codes.
-	SessionErrorCodes = []string{"not_found", "expired", "invalid", "decode", "timeout", "unavailable"}
+	SessionErrorCodes = []string{"not_found", "expired", "invalid", "decode", "timeout", "unavailable",
+		"session_not_found", "session_expired", "store_unavailable", "unauthorized", "forbidden", "user_mismatch"}
 	// RecoveryOutcomes are the connection state recovery outcomes:
 	// recovered (missed packets replayed), not_found (no saved session: it
 	// expired or never existed), offset_lost (the missed packets are no
 	// longer buffered), disabled (recovery is off).
 	RecoveryOutcomes = []string{"recovered", "not_found", "offset_lost", "disabled"}
 	// RedisOps are the Redis adapter operations whose errors are counted.
-	RedisOps = []string{"publish", "subscribe", "receive", "decode", "request"}
+	RedisOps = []string{"publish", "subscribe", "receive", "decode", "request",
+		"subscriber", "selfcheck", "heartbeat", "encode", "unsubscribe", "resubscribe"}
 
 	transports = []string{TransportPolling, TransportWebSocket}
 	limitKinds = []string{KindConnection, KindEvent, KindSubscription}
-	stores     = []string{StoreMongo, StoreRedis, StoreMemory}
+	stores     = []string{StoreMongo, StoreRedis, StoreMemory, "mongo-users"}
 )
 
 // Histogram buckets.
