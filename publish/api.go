@@ -211,6 +211,9 @@ var reservedEvents = map[string]bool{
 	"newListener": true, "removeListener": true, "error": false,
 }
 
+// ValidateEmit checks a raw emit as the API does (event name, rooms).
+func ValidateEmit(e *EmitRequest) error { return validateEmit(e) }
+
 func validateEmit(e *EmitRequest) error {
 	if e.Event == "" || len(e.Event) > 128 {
 		return fmt.Errorf("%w: event must be 1-128 characters", trading.ErrInvalidEvent)

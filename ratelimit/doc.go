@@ -10,8 +10,8 @@
 // forwarding header of a trusted proxy). IPv6 clients are counted per
 // IPv6PrefixBits network (default /64), since one subscriber usually owns a
 // whole /64. A refusal carries RetryAfter: the gateway answers connect_error
-// {code:"RATE_LIMIT", retryAfterMs} or HTTP 429 with Retry-After
-// (Decision.RetryAfterMs, Decision.RetryAfterSeconds).
+// {code:"RATE_LIMIT", retryAfterMs} (Decision.RetryAfterMs); an HTTP front
+// may answer 429 with Retry-After (Decision.RetryAfterSeconds).
 //
 // Events (KindEvent): EventsPerMinute (default 100) client events per user
 // per minute, bursts of up to EventBurst, counted across all the user's

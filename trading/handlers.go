@@ -359,7 +359,7 @@ func (h *Handlers) decide(s *socketio.Socket, st *socketState, e *socketio.Event
 	}
 	h.fail(s, e, &ClientError{Code: CodeRateLimit, Message: "too many events, slow down", RetryAfterMs: d.RetryAfterMs()})
 	if d.Disconnect {
-		h.log.Warn("disconnecting flooding client", "user", st.id.UserID, "socket", s.ID())
+		h.log.Warn("disconnecting flooding client", "user_id", st.id.UserID, "socket_id", s.ID())
 		s.Disconnect(true)
 	}
 	return false

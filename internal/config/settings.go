@@ -123,5 +123,5 @@ var settings = []setting{
 	{name: "SHUTDOWN_TIMEOUT", def: "30s", help: "longest graceful shutdown before remaining connections are closed", field: func(c *Config) any { return &c.ShutdownTimeout }, check: positive},
 	{name: "INGEST_STREAM", def: "", help: "Redis stream the gateway consumes domain events from; empty = off (needs REDIS_URL)", field: func(c *Config) any { return &c.IngestStream }},
 	{name: "METRICS", def: "true", help: "serve Prometheus metrics on /metrics", field: func(c *Config) any { return &c.Metrics }},
-	{name: "DEMO_FEED", def: "false", show: "true in dev mode, else false", help: "publish a synthetic market feed", field: func(c *Config) any { return &c.DemoFeed }},
+	{name: "DEMO_FEED", def: "false", show: "true in dev mode, else false", help: "publish a synthetic quote feed (dev mode only: ignored with a real session store)", field: func(c *Config) any { return &c.DemoFeed }},
 }

@@ -79,8 +79,9 @@ type Gateway struct {
 	stopOnce   sync.Once
 }
 
-// New builds a gateway from cfg. It connects to Redis and MongoDB when
-// configured (failing fast if they are unreachable at start).
+// New builds a gateway from cfg: clients for Redis and MongoDB when
+// configured (they connect lazily; readiness reports them), the Socket.IO
+// server, auth, limits and routes. Invalid settings fail here.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: log, started: time.Now(), stop: make(chan struct{}), recent: newRecentIDs(time.Hour, 200000)}
 	if cfg.Metrics {
@@ -581,6 +582,9 @@ func (h ingestHandler) Event(ctx context.Context, ev *trading.DomainEvent) error
 }
 
 func (h ingestHandler) Emit(ctx context.Context, rooms, except []string, event string, data json.RawMessage) error {
+	if err := publish.ValidateEmit(&publish.EmitRequest{Rooms: rooms, Except: except, Event: event}); err != nil {
+		return err // the same rules as the HTTP API; the entry is dropped as invalid
+	}
 	if len(data) == 0 {
 		return h.g.Broadcast(ctx, rooms, except, event, nil)
 	}
