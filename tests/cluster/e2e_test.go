@@ -213,6 +213,79 @@ func (m *mixed) checkBroadcast(t *testing.T, origin string, to target, ev string
 	}
 }
 
+// checkBurst has origin emit n events "seq" {tag, seq: 0..n-1} back to
+// back to a target, then the barriers, and checks that each client in want
+// received every one exactly once and in order, and every other client none.
+func (m *mixed) checkBurst(t *testing.T, origin string, to target, n int, want []string) {
+	t.Helper()
+	tag := fmt.Sprintf("%s-burst-%d", origin, m.tags.Add(1))
+	specs := make([]map[string]any, 0, n+len(m.nsps))
+	for i := range n {
+		specs = append(specs, map[string]any{"rooms": to.rooms, "except": to.except, "event": "seq", "args": []any{map[string]any{"tag": tag, "seq": i}}})
+	}
+	for _, ns := range m.nsps {
+		specs = append(specs, map[string]any{"nsp": ns, "rooms": []string{}, "event": "barrier", "args": []any{tag}})
+	}
+	m.broadcast(t, origin, specs...)
+	all := m.names(func(*client) bool { return true })
+	if missing := m.np.waitEvents(15*time.Second, all, func(e event) bool {
+		return e.Event == "barrier" && len(e.Args) == 1 && e.Args[0] == tag
+	}); len(missing) > 0 {
+		t.Fatalf("%s: barrier %s never reached %v", origin, tag, missing)
+	}
+	time.Sleep(m.settle)
+	inOrder := make([]float64, n)
+	for i := range inOrder {
+		inOrder[i] = float64(i)
+	}
+	var problems []string
+	for _, c := range m.clients {
+		var seqs []float64
+		for _, e := range m.np.eventsOf(c.name) {
+			if e.Event != "seq" || len(e.Args) != 1 {
+				continue
+			}
+			if a, _ := e.Args[0].(map[string]any); a["tag"] == tag {
+				seq, _ := a["seq"].(float64)
+				seqs = append(seqs, seq)
+			}
+		}
+		switch {
+		case slices.Contains(want, c.name) && !slices.Equal(seqs, inOrder):
+			problems = append(problems, fmt.Sprintf("%s (%s, %s) got %d events, not 0..%d once each in order: %s", c.name, c.server, m.transportOf(c), len(seqs), n-1, describeSeqs(seqs, n)))
+		case !slices.Contains(want, c.name) && len(seqs) > 0:
+			problems = append(problems, fmt.Sprintf("%s (%s) got %d events, want none", c.name, c.server, len(seqs)))
+		}
+	}
+	if len(problems) == 0 {
+		t.Logf("%s -> %v: %d events once each and in order at %v, none elsewhere", origin, to.rooms, n, want)
+	} else {
+		t.Errorf("burst from %s to %v (%s):\n  %s", origin, to.rooms, tag, strings.Join(problems, "\n  "))
+	}
+}
+
+// describeSeqs summarises what is wrong with a received sequence.
+func describeSeqs(seqs []float64, n int) string {
+	count := map[float64]int{}
+	var dup, missing []float64
+	reordered := 0
+	for i, s := range seqs {
+		count[s]++
+		if count[s] == 2 {
+			dup = append(dup, s)
+		}
+		if i > 0 && s < seqs[i-1] {
+			reordered++
+		}
+	}
+	for i := range n {
+		if count[float64(i)] == 0 {
+			missing = append(missing, float64(i))
+		}
+	}
+	return fmt.Sprintf("missing %v, duplicated %v, %d out of order", abbrev(missing), abbrev(dup), reordered)
+}
+
 // abbrev prints v, shortened when long.
 func abbrev(v any) string {
 	s := fmt.Sprint(v)
@@ -446,6 +519,12 @@ func TestMixedClusterClassic(t *testing.T) {
 		}
 	})
 
+	t.Run("bursts arrive once each and in order", func(t *testing.T) {
+		for _, o := range origins {
+			m.checkBurst(t, o, target{rooms: []string{"room1"}}, 200, root)
+		}
+	})
+
 	t.Run("broadcast to one socket id on another node", func(t *testing.T) {
 		for o, targets := range map[string][]string{
 			"node": {"a1", "b3"}, "go1": {"n2", "b3"}, "go2": {"n3", "a1"}, "emitter": {"n1", "a2", "b2"},
@@ -631,6 +710,12 @@ func TestMixedClusterSharded(t *testing.T) {
 		// a socket id is a private room: the main channel in dynamic mode
 		for o, name := range map[string]string{"node": "a1", "go1": "b2", "go2": "n2"} {
 			m.checkBroadcast(t, o, target{rooms: []string{m.client(name).id}}, "direct", nil, []string{name})
+		}
+	})
+
+	t.Run("bursts arrive once each and in order", func(t *testing.T) {
+		for _, o := range nodes {
+			m.checkBurst(t, o, target{rooms: []string{"room1"}}, 200, root)
 		}
 	})
 
