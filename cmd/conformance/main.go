@@ -6,6 +6,7 @@ package main
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -16,14 +17,21 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:3000", "listen address")
-	flag.Parse()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	log.Info("conformance server", "addr", *addr)
-	if err := http.ListenAndServe(*addr, NewHandler(log)); err != nil {
-		log.Error("listen", "err", err)
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "conformance:", err)
 		os.Exit(1)
 	}
+}
+
+// run serves until the listener fails.
+func run(args []string) error {
+	fs := flag.NewFlagSet("conformance", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:3000", "listen address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return http.ListenAndServe(*addr, NewHandler(log))
 }
 
 func engineOptions(log *slog.Logger) engineio.Options {
