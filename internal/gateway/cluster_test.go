@@ -384,3 +384,50 @@ func TestRecoveryOfAnotherUsersSessionIsRefused(t *testing.T) {
 		t.Fatalf("attacker restoring the victim's session: %v, want FORBIDDEN", err)
 	}
 }
+
+// The event limit is per user across nodes: two sockets of one user on two
+// gateways sharing Redis share it.
+func TestEventLimitAcrossNodes(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	start := func() *testGateway {
+		return startGateway(t, "-redis-url", srv.URL(), "-session-store", "redis", "-session-secrets", testSecret,
+			"-api-keys", testAPIKey, "-demo-feed=false", "-rate-connections-per-minute", "1000", "-rate-events-per-minute", "10")
+	}
+	a, b := start(), start()
+	h := http.Header{}
+	h.Set("Cookie", seedSession(t, rdb, "sid-limit-u3-aaaaaaaaaaaaaaaaaaa", "u3"))
+	ca, err := sioclient.Dial(a.URL, sioclient.Options{Header: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	cb, err := sioclient.Dial(b.URL, sioclient.Options{Header: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	allowed, limited := 0, 0
+	for i := 0; i < 11; i++ {
+		c := ca
+		if i%2 == 1 {
+			c = cb
+		}
+		ack, err := c.EmitWithAck(3*time.Second, "ping")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(ack[0]), `"code":"RATE_LIMIT"`) {
+			limited++
+			if !strings.Contains(string(ack[0]), "retryAfterMs") {
+				t.Fatalf("no retryAfterMs: %s", ack[0])
+			}
+		} else {
+			allowed++
+		}
+	}
+	if allowed != 10 || limited != 1 {
+		t.Fatalf("allowed %d, limited %d: want the 11th event of the user refused across both nodes", allowed, limited)
+	}
+}
