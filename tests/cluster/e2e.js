@@ -1,21 +1,24 @@
 // Node side of the mixed-cluster end-to-end test (tests/cluster/e2e_test.go).
 //
-// Runs, in one process:
-//   - a socket.io 4.8 server with @socket.io/redis-adapter on REDIS_URL
-//     (createAdapter), or on the Redis Cluster REDIS_CLUSTER (comma-separated
-//     host:port, createShardedAdapter) when MODE=sharded. Its namespaces "/"
-//     and "/chat" handle the same client events as the Go node
-//     (tests/cluster/server/main.go): join, broadcast, socketsJoin,
+// The test runs it twice, so that one can be paused (SIGSTOP) without the
+// other:
+//   - ROLE=server: a socket.io 4.8 server with @socket.io/redis-adapter on
+//     REDIS_URL (createAdapter), or on the Redis Cluster REDIS_CLUSTER
+//     (comma-separated host:port, createShardedAdapter) when MODE=sharded.
+//     Its namespaces "/" and "/chat" handle the same client events as the Go
+//     node (tests/cluster/server/main.go): join, broadcast, socketsJoin,
 //     fetchSockets, ask, serverSideEmit; and answer the server-side emits
-//     "who" and "relay" the same way;
-//   - an @socket.io/redis-emitter (classic mode only);
-//   - a pool of socket.io-client sockets, connected on command to any node;
-//     each answers an event sent with an ack by {client: <name>, args}.
+//     "who" and "relay" the same way. Also an @socket.io/redis-emitter
+//     (classic mode only);
+//   - ROLE=clients: a pool of socket.io-client sockets, connected on command
+//     to any node; each answers an event sent with an ack by
+//     {client: <name>, args}.
 //
 // Protocol: one JSON command per line on stdin, {id, cmd, ...}; one JSON
 // line per result ({type:"result", id, result|error}) or client event
 // ({type:"event", client, event, args}) on stdout. The first line is
-// {type:"ready", url}. Binary values travel as {"$bin": "<hex>"}.
+// {type:"ready", url} (url: the server's, null for the clients). Binary
+// values travel as {"$bin": "<hex>"}. The process ends when stdin closes.
 "use strict";
 
 const http = require("http");
@@ -27,6 +30,7 @@ const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapte
 const { Emitter } = require("@socket.io/redis-emitter");
 
 const MODE = process.env.MODE || "classic";
+const ROLE = process.env.ROLE || "server";
 const NAME = process.env.NODE_NAME || "node";
 
 function isBinary(v) {
@@ -70,13 +74,13 @@ async function redisClients() {
     const pub = createCluster({ rootNodes });
     const sub = pub.duplicate();
     await Promise.all([pub.connect(), sub.connect()]);
-    return { pub, sub, extra: [] };
+    return { pub, sub };
   }
   const pub = createClient({ url: process.env.REDIS_URL });
   const sub = pub.duplicate();
   const emitterClient = pub.duplicate();
   await Promise.all([pub.connect(), sub.connect(), emitterClient.connect()]);
-  return { pub, sub, emitterClient, extra: [emitterClient] };
+  return { pub, sub, emitterClient };
 }
 
 function sortedRooms(socket) {
@@ -159,8 +163,9 @@ function serverEvents(io, nsp) {
   });
 }
 
-async function main() {
-  const { pub, sub, emitterClient, extra } = await redisClients();
+// serverRole runs the Node socket.io server and the emitter.
+async function serverRole() {
+  const { pub, sub, emitterClient } = await redisClients();
   const httpServer = http.createServer();
   const io = new Server(httpServer, { cors: { origin: "*" } });
   io.adapter(MODE === "sharded"
@@ -172,6 +177,39 @@ async function main() {
   await new Promise((resolve) => httpServer.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${httpServer.address().port}`;
 
+  async function handle(cmd) {
+    switch (cmd.cmd) {
+      case "localRooms": { // rooms of a socket of this Node server
+        const s = io.of("/").sockets.get(cmd.sid);
+        return s ? sortedRooms(s) : null;
+      }
+      case "fetchSockets": {
+        const sockets = await io.of(cmd.nsp || "/").in(cmd.in || []).fetchSockets();
+        return sockets.map((s) => ({ id: s.id, rooms: [...s.rooms].sort(), data: s.data }));
+      }
+      case "serverSideEmitWithAck":
+        return io.serverSideEmitWithAck(...fromJSON(cmd.args));
+      case "serverSideEmit":
+        io.serverSideEmit(...fromJSON(cmd.args));
+        return true;
+      case "serverCount":
+        return io.of("/").adapter.serverCount();
+      case "emitterBroadcast": {
+        if (!emitter) throw new Error("no emitter in sharded mode");
+        for (const spec of fromJSON(cmd.specs)) {
+          select(emitter.of(spec.nsp || "/"), spec).emit(spec.event, ...(spec.args || []));
+        }
+        return true;
+      }
+      default:
+        throw new Error(`unknown server command ${cmd.cmd}`);
+    }
+  }
+  return { url, handle };
+}
+
+// clientsRole runs the pool of socket.io-client sockets.
+async function clientsRole() {
   const clients = new Map();
 
   async function connect(cmd) {
@@ -212,49 +250,23 @@ async function main() {
         return client(cmd.client).timeout(cmd.timeoutMs || 10000).emitWithAck(cmd.event, ...fromJSON(cmd.args || []));
       case "transport":
         return client(cmd.client).io.engine.transport.name;
-      case "localRooms": { // rooms of a socket of this Node server
-        const s = io.of("/").sockets.get(cmd.sid);
-        return s ? sortedRooms(s) : null;
-      }
-      case "fetchSockets": {
-        const sockets = await io.of(cmd.nsp || "/").in(cmd.in || []).fetchSockets();
-        return sockets.map((s) => ({ id: s.id, rooms: [...s.rooms].sort(), data: s.data }));
-      }
-      case "serverSideEmitWithAck":
-        return io.serverSideEmitWithAck(...fromJSON(cmd.args));
-      case "serverSideEmit":
-        io.serverSideEmit(...fromJSON(cmd.args));
-        return true;
-      case "serverCount":
-        return io.of("/").adapter.serverCount();
-      case "emitterBroadcast": {
-        if (!emitter) throw new Error("no emitter in sharded mode");
-        for (const spec of fromJSON(cmd.specs)) {
-          select(emitter.of(spec.nsp || "/"), spec).emit(spec.event, ...(spec.args || []));
-        }
-        return true;
-      }
-      case "exit":
-        for (const s of clients.values()) s.close();
-        io.close();
-        await Promise.allSettled([pub, sub, ...extra].map((c) => c.quit()));
-        return "bye";
       default:
-        throw new Error(`unknown command ${cmd.cmd}`);
+        throw new Error(`unknown clients command ${cmd.cmd}`);
     }
   }
+  return { url: null, handle };
+}
 
-  send({ type: "ready", url, mode: MODE });
+async function main() {
+  const { url, handle } = ROLE === "clients" ? await clientsRole() : await serverRole();
+  send({ type: "ready", url, mode: MODE, role: ROLE });
 
   const rl = readline.createInterface({ input: process.stdin });
   rl.on("line", (line) => {
     if (!line.trim()) return;
     const cmd = JSON.parse(line);
     handle(cmd).then(
-      (result) => {
-        send({ type: "result", id: cmd.id, result: result === undefined ? null : result });
-        if (cmd.cmd === "exit") process.exit(0);
-      },
+      (result) => send({ type: "result", id: cmd.id, result: result === undefined ? null : result }),
       (err) => send({ type: "result", id: cmd.id, error: String(err && err.message || err) }),
     );
   });

@@ -36,11 +36,12 @@ type client struct {
 	id string
 }
 
-// mixed is a running mixed cluster: the Node process (server, emitter and
-// clients) and the URLs of every node.
+// mixed is a running mixed cluster: the Node processes (np: the clients; ns:
+// the Node server and the emitter) and the URLs of every node.
 type mixed struct {
 	t       *testing.T
 	np      *nodeProc
+	ns      *nodeProc
 	urls    map[string]string
 	clients []*client
 	trigger map[string]string // server -> the "/" client that asks it to act
@@ -54,9 +55,9 @@ var (
 	pollingOnly   = []string{"polling"}
 )
 
-func newMixed(t *testing.T, np *nodeProc, urls map[string]string, settle time.Duration, specs []clientSpec) *mixed {
+func newMixed(t *testing.T, np, ns *nodeProc, urls map[string]string, settle time.Duration, specs []clientSpec) *mixed {
 	t.Helper()
-	m := &mixed{t: t, np: np, urls: urls, trigger: map[string]string{}, settle: settle}
+	m := &mixed{t: t, np: np, ns: ns, urls: urls, trigger: map[string]string{}, settle: settle}
 	for _, sp := range specs {
 		cmd := map[string]any{"cmd": "connect", "name": sp.name, "url": urls[sp.server], "nsp": sp.namespace()}
 		if sp.transports != nil {
@@ -133,7 +134,7 @@ func (m *mixed) members(nsp string) []string {
 func (m *mixed) broadcast(t *testing.T, origin string, specs ...map[string]any) {
 	t.Helper()
 	if origin == "emitter" {
-		m.np.call(map[string]any{"cmd": "emitterBroadcast", "specs": specs})
+		m.ns.call(map[string]any{"cmd": "emitterBroadcast", "specs": specs})
 		return
 	}
 	args := make([]any, len(specs))
@@ -223,8 +224,8 @@ func (m *mixed) checkBurst(t *testing.T, origin string, to target, n int, want [
 	for i := range n {
 		specs = append(specs, map[string]any{"rooms": to.rooms, "except": to.except, "event": "seq", "args": []any{map[string]any{"tag": tag, "seq": i}}})
 	}
-	for _, ns := range m.nsps {
-		specs = append(specs, map[string]any{"nsp": ns, "rooms": []string{}, "event": "barrier", "args": []any{tag}})
+	for _, nsp := range m.nsps {
+		specs = append(specs, map[string]any{"nsp": nsp, "rooms": []string{}, "event": "barrier", "args": []any{tag}})
 	}
 	m.broadcast(t, origin, specs...)
 	all := m.names(func(*client) bool { return true })
@@ -307,7 +308,7 @@ func (m *mixed) waitServerCount(t *testing.T, n float64) {
 	t.Helper()
 	var last any
 	eventually(t, 15*time.Second, fmt.Sprintf("Node serverCount %v", n), func() bool {
-		last = m.np.call(map[string]any{"cmd": "serverCount"})
+		last = m.ns.call(map[string]any{"cmd": "serverCount"})
 		return last == n
 	})
 }
@@ -381,10 +382,32 @@ func (m *mixed) checkAsk(t *testing.T, origin string, rooms []string, want []str
 	slices.Sort(got)
 	want = slices.Sorted(slices.Values(want))
 	if !slices.Equal(got, want) {
-		t.Errorf("%s ask %v: answers from %v, want exactly %v", origin, rooms, got, want)
+		t.Errorf("%s ask %v: answers from %v, want exactly %v (returned error: %v)", origin, rooms, got, want, res["error"])
 	} else {
 		t.Logf("%s ask %v: one answer from each of %v", origin, rooms, want)
 	}
+}
+
+// checkAskWhilePaused has origin broadcast with acks to rooms while the
+// paused node stays stopped for a moment (well within the 5s ack timeout),
+// and checks that the answers of the paused node's members are still
+// collected: a broadcast with acks is complete only once every node has
+// reported its client count, which the paused node can only do once resumed.
+func (m *mixed) checkAskWhilePaused(t *testing.T, origin string, paused interface {
+	Pause()
+	Resume()
+}, pausedName string, rooms, want []string) {
+	t.Helper()
+	paused.Pause()
+	resumed := make(chan struct{})
+	go func() {
+		defer close(resumed)
+		time.Sleep(700 * time.Millisecond)
+		paused.Resume()
+	}()
+	t.Logf("%s paused for 700ms while %s asks %v", pausedName, origin, rooms)
+	m.checkAsk(t, origin, rooms, want)
+	<-resumed
 }
 
 // checkServerSideEmit has asker ("node" or a Go node) emit ["who", args...]
@@ -393,7 +416,7 @@ func (m *mixed) checkServerSideEmit(t *testing.T, asker string, want []string, a
 	t.Helper()
 	var replies []any
 	if asker == "node" {
-		res, ok := m.np.call(map[string]any{"cmd": "serverSideEmitWithAck", "args": append([]any{"who"}, args...)}).([]any)
+		res, ok := m.ns.call(map[string]any{"cmd": "serverSideEmitWithAck", "args": append([]any{"who"}, args...)}).([]any)
 		if !ok {
 			t.Fatalf("Node serverSideEmitWithAck: no replies")
 		}
@@ -473,14 +496,13 @@ var (
 func TestMixedClusterClassic(t *testing.T) {
 	setup(t)
 	rs := redistest.Start(t)
-	urls := map[string]string{
-		"go1": startGoNode(t, "go1", "-redis", rs.URL()),
-		"go2": startGoNode(t, "go2", "-redis", rs.URL()),
-	}
-	np := startNodeProc(t, "REDIS_URL="+rs.URL(), "MODE=classic")
-	urls["node"] = np.URL
-	(&mixed{t: t, np: np}).waitServerCount(t, 3)
-	m := newMixed(t, np, urls, 150*time.Millisecond, []clientSpec{
+	go1, go2 := startGoNode(t, "go1", "-redis", rs.URL()), startGoNode(t, "go2", "-redis", rs.URL())
+	urls := map[string]string{"go1": go1.URL, "go2": go2.URL}
+	ns := startNodeProc(t, "ROLE=server", "REDIS_URL="+rs.URL(), "MODE=classic")
+	np := startNodeProc(t, "ROLE=clients")
+	urls["node"] = ns.URL
+	(&mixed{t: t, ns: ns}).waitServerCount(t, 3)
+	m := newMixed(t, np, ns, urls, 150*time.Millisecond, []clientSpec{
 		{name: "n1", server: "node", transports: websocketOnly, member: true},
 		{name: "n2", server: "node", member: true},
 		{name: "n3", server: "node", transports: pollingOnly},
@@ -540,16 +562,16 @@ func TestMixedClusterClassic(t *testing.T) {
 		for _, o := range origins {
 			m.checkBroadcast(t, o, target{nsp: "/chat", rooms: []string{"room1"}}, "chat", []any{"in /chat"}, chat)
 		}
-		m.checkFetch(t, "Node", "/chat", np.call(map[string]any{"cmd": "fetchSockets", "nsp": "/chat"}), nil)
+		m.checkFetch(t, "Node", "/chat", ns.call(map[string]any{"cmd": "fetchSockets", "nsp": "/chat"}), nil)
 	})
 
 	t.Run("Node fetchSockets sees the Go sockets with rooms and data", func(t *testing.T) {
-		m.checkFetch(t, "Node", "/", np.call(map[string]any{"cmd": "fetchSockets"}), nil)
+		m.checkFetch(t, "Node", "/", ns.call(map[string]any{"cmd": "fetchSockets"}), nil)
 		// the other way round, asked by a client of each Go node
 		m.checkFetch(t, "go1", "/", np.emit("a1", "fetchSockets", map[string]any{}), nil)
 		m.checkFetch(t, "go2", "/", np.emit("b1", "fetchSockets", map[string]any{}), nil)
 		// restricted to a room
-		res, _ := np.call(map[string]any{"cmd": "fetchSockets", "in": []string{"room1"}}).([]any)
+		res, _ := ns.call(map[string]any{"cmd": "fetchSockets", "in": []string{"room1"}}).([]any)
 		var ids, want []string
 		for _, s := range res {
 			ids = append(ids, s.(map[string]any)["id"].(string))
@@ -573,8 +595,8 @@ func TestMixedClusterClassic(t *testing.T) {
 		// Without an ack: each Go node relays the message to its own
 		// clients of "/" once (a second relay is the barrier).
 		goClients := m.names(func(c *client) bool { return c.server != "node" && c.namespace() == "/" })
-		np.call(map[string]any{"cmd": "serverSideEmit", "args": []any{"relay", "first"}})
-		np.call(map[string]any{"cmd": "serverSideEmit", "args": []any{"relay", "second"}})
+		ns.call(map[string]any{"cmd": "serverSideEmit", "args": []any{"relay", "first"}})
+		ns.call(map[string]any{"cmd": "serverSideEmit", "args": []any{"relay", "second"}})
 		relayed := func(arg string) func(event) bool {
 			return func(e event) bool {
 				if e.Event != "relayed" || len(e.Args) == 0 {
@@ -611,6 +633,15 @@ func TestMixedClusterClassic(t *testing.T) {
 		}
 	})
 
+	t.Run("broadcast with acks waits for the count of a slow node", func(t *testing.T) {
+		// Node's own emitWithAck waits for serverCount() client counts: the
+		// control case.
+		m.checkAskWhilePaused(t, "node", go1, "go1", []string{"room1"}, root)
+		// A Go node must do the same, whether the slow node is Node or Go.
+		m.checkAskWhilePaused(t, "go2", ns, "the Node server", []string{"room1"}, root)
+		m.checkAskWhilePaused(t, "go2", go1, "go1", []string{"room1"}, root)
+	})
+
 	t.Run("non-ASCII room names", func(t *testing.T) {
 		const room = "salle-é-🚀-日本"
 		var want []string
@@ -621,7 +652,7 @@ func TestMixedClusterClassic(t *testing.T) {
 		for _, o := range origins {
 			m.checkBroadcast(t, o, target{rooms: []string{room}}, "unicode", []any{room}, want)
 		}
-		m.checkFetch(t, "Node", "/", np.call(map[string]any{"cmd": "fetchSockets"}), map[string][]string{"n3": {room}, "a1": {room}, "b2": {room}})
+		m.checkFetch(t, "Node", "/", ns.call(map[string]any{"cmd": "fetchSockets"}), map[string][]string{"n3": {room}, "a1": {room}, "b2": {room}})
 	})
 
 	t.Run("binary broadcasts cross node types", func(t *testing.T) {
@@ -642,7 +673,7 @@ func TestMixedClusterClassic(t *testing.T) {
 			t.Fatalf("go1 socketsJoin ack %v", ack)
 		}
 		eventually(t, 5*time.Second, "n3 in newroom on the Node server", func() bool {
-			rooms, _ := np.call(map[string]any{"cmd": "localRooms", "sid": n3.id}).([]any)
+			rooms, _ := ns.call(map[string]any{"cmd": "localRooms", "sid": n3.id}).([]any)
 			return slices.Contains(rooms, any("newroom"))
 		})
 		for _, o := range origins {
@@ -654,12 +685,44 @@ func TestMixedClusterClassic(t *testing.T) {
 			t.Fatalf("go2 socketsJoin ack %v", ack)
 		}
 		eventually(t, 5*time.Second, "room1 members in room2 everywhere", func() bool {
-			res, _ := np.call(map[string]any{"cmd": "fetchSockets", "in": []string{"room2"}}).([]any)
+			res, _ := ns.call(map[string]any{"cmd": "fetchSockets", "in": []string{"room2"}}).([]any)
 			return len(res) == len(root)
 		})
 		for _, o := range origins {
 			m.checkBroadcast(t, o, target{rooms: []string{"room2"}}, "moved2", nil, root)
 		}
+	})
+
+	t.Run("a crashed Go node leaves the cluster", func(t *testing.T) {
+		go2.Kill()
+		gone := m.names(func(c *client) bool { return c.server == "go2" })
+		if missing := np.waitEvents(10*time.Second, gone, func(e event) bool { return e.Event == "$disconnect" }); len(missing) > 0 {
+			t.Errorf("clients of the crashed node still connected: %v", missing)
+		}
+		m.waitServerCount(t, 2)
+		var left []*client
+		for _, c := range m.clients {
+			if c.server != "go2" {
+				left = append(left, c)
+			}
+		}
+		m.clients = left
+		// Requests count the nodes still subscribed: no timeout waiting
+		// for the crashed one.
+		m.checkServerSideEmit(t, "node", []string{"go1"}, "after")
+		m.checkServerSideEmit(t, "go1", []string{"node"}, "after")
+		res, err := ns.try(map[string]any{"cmd": "fetchSockets", "in": []string{"room1"}})
+		if err != nil {
+			t.Fatalf("Node fetchSockets after the crash: %v", err)
+		}
+		if list, _ := res.([]any); len(list) != len(m.members("/")) {
+			t.Errorf("Node fetchSockets in room1 after the crash: %v, want %v", list, m.members("/"))
+		}
+		for _, o := range []string{"node", "go1", "emitter"} {
+			m.checkBroadcast(t, o, target{rooms: []string{"room1"}}, "after", nil, m.members("/"))
+		}
+		m.checkAsk(t, "go1", []string{"room1"}, m.members("/"))
+		m.checkAsk(t, "node", []string{"room1"}, m.members("/"))
 	})
 }
 
@@ -667,17 +730,16 @@ func TestMixedClusterSharded(t *testing.T) {
 	setup(t)
 	rc := startRedisCluster(t)
 	addrs := strings.Join(rc.addrs(), ",")
-	urls := map[string]string{
-		"go1": startGoNode(t, "go1", "-cluster", addrs),
-		"go2": startGoNode(t, "go2", "-cluster", addrs),
-	}
-	np := startNodeProc(t, "REDIS_CLUSTER="+addrs, "MODE=sharded")
-	urls["node"] = np.URL
-	(&mixed{t: t, np: np}).waitServerCount(t, 3)
+	go1, go2 := startGoNode(t, "go1", "-cluster", addrs), startGoNode(t, "go2", "-cluster", addrs)
+	urls := map[string]string{"go1": go1.URL, "go2": go2.URL}
+	ns := startNodeProc(t, "ROLE=server", "REDIS_CLUSTER="+addrs, "MODE=sharded")
+	np := startNodeProc(t, "ROLE=clients")
+	urls["node"] = ns.URL
+	(&mixed{t: t, ns: ns}).waitServerCount(t, 3)
 	// Messages on a room channel and on the main channel may come through
 	// different shards, so the barrier alone does not order them: wait a
 	// little longer before counting.
-	m := newMixed(t, np, urls, 400*time.Millisecond, []clientSpec{
+	m := newMixed(t, np, ns, urls, 400*time.Millisecond, []clientSpec{
 		{name: "n1", server: "node", transports: websocketOnly, member: true},
 		{name: "n2", server: "node"},
 		{name: "a1", server: "go1", member: true},
@@ -726,13 +788,18 @@ func TestMixedClusterSharded(t *testing.T) {
 	})
 
 	t.Run("fetchSockets, serverSideEmit and acks across node types", func(t *testing.T) {
-		m.checkFetch(t, "Node", "/", np.call(map[string]any{"cmd": "fetchSockets"}), nil)
+		m.checkFetch(t, "Node", "/", ns.call(map[string]any{"cmd": "fetchSockets"}), nil)
 		m.checkFetch(t, "go1", "/", np.emit("a1", "fetchSockets", map[string]any{}), nil)
 		m.checkServerSideEmit(t, "node", []string{"go1", "go2"}, 7)
 		m.checkServerSideEmit(t, "go2", []string{"go1", "node"}, "s")
 		for _, o := range nodes {
 			m.checkAsk(t, o, []string{"room1"}, root)
 		}
+	})
+
+	t.Run("broadcast with acks waits for the count of a slow node", func(t *testing.T) {
+		m.checkAskWhilePaused(t, "node", go2, "go2", []string{"room1"}, root)
+		m.checkAskWhilePaused(t, "go1", ns, "the Node server", []string{"room1"}, root)
 	})
 
 	t.Run("Go SocketsJoin moves a Node-side socket", func(t *testing.T) {

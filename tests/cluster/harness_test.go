@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -164,10 +165,35 @@ func (l *logWriter) stop() (lines []string, race bool) {
 	return l.lines, l.race
 }
 
-// startGoNode starts the Go node with args and returns its base URL. It is
-// stopped with SIGTERM when the test ends; an unclean exit or a data race
-// fails the test.
-func startGoNode(t *testing.T, name string, args ...string) string {
+// goNode is a running Go node.
+type goNode struct {
+	URL    string
+	cmd    *exec.Cmd
+	exited chan error
+	killed atomic.Bool
+}
+
+// Kill ends the node with SIGKILL (a crash) and waits for it to exit.
+func (g *goNode) Kill() {
+	if g.killed.Swap(true) {
+		return
+	}
+	_ = g.cmd.Process.Kill()
+	err := <-g.exited
+	g.exited <- err // for the cleanup
+}
+
+// Pause stops the node (SIGSTOP) until Resume: it keeps its connections but
+// answers nothing.
+func (g *goNode) Pause() { _ = g.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused node.
+func (g *goNode) Resume() { _ = g.cmd.Process.Signal(syscall.SIGCONT) }
+
+// startGoNode starts the Go node with args. It is stopped with SIGTERM when
+// the test ends; an unclean exit (unless it was killed) or a data race fails
+// the test.
+func startGoNode(t *testing.T, name string, args ...string) *goNode {
 	t.Helper()
 	cmd := exec.Command(serverBin, append([]string{"-addr", "127.0.0.1:0", "-name", name}, args...)...)
 	stdout, err := cmd.StdoutPipe()
@@ -208,7 +234,17 @@ func startGoNode(t *testing.T, name string, args ...string) string {
 	if addr == "" {
 		fail("closed stdout without printing its address")
 	}
+	g := &goNode{URL: "http://" + addr, cmd: cmd, exited: exited}
 	t.Cleanup(func() {
+		if g.killed.Load() {
+			<-exited
+			lines, race := logs.stop()
+			if race {
+				t.Errorf("%s: the race detector reported a data race:\n%s", name, strings.Join(lines, "\n"))
+			}
+			return
+		}
+		_ = cmd.Process.Signal(syscall.SIGCONT) // in case it was paused
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		var err error
 		select {
@@ -228,7 +264,7 @@ func startGoNode(t *testing.T, name string, args ...string) string {
 			t.Logf("%s log:\n%s", name, strings.Join(lines, "\n"))
 		}
 	})
-	return "http://" + addr
+	return g
 }
 
 // event is one event received by a client of the pool.
@@ -237,12 +273,13 @@ type event struct {
 	Args  []any
 }
 
-// nodeProc is a running e2e.js: the Node server, the emitter and the
-// client pool.
+// nodeProc is a running e2e.js: the Node server and the emitter
+// (ROLE=server), or the client pool (ROLE=clients).
 type nodeProc struct {
 	t     *testing.T
-	URL   string // the Node socket.io server
+	URL   string // the Node socket.io server (ROLE=server)
 	stdin io.WriteCloser
+	cmd   *exec.Cmd
 
 	mu      sync.Mutex
 	changed *sync.Cond
@@ -254,6 +291,12 @@ type nodeProc struct {
 
 func startNodeProc(t *testing.T, env ...string) *nodeProc {
 	t.Helper()
+	role := "node"
+	for _, e := range env {
+		if r, ok := strings.CutPrefix(e, "ROLE="); ok {
+			role = "node " + r
+		}
+	}
 	cmd := exec.Command(nodePath, "e2e.js")
 	cmd.Env = append(os.Environ(), env...)
 	in, err := cmd.StdinPipe()
@@ -264,13 +307,13 @@ func startNodeProc(t *testing.T, env ...string) *nodeProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &logWriter{t: t, prefix: "node: "}
+	logs := &logWriter{t: t, prefix: role + ": "}
 	cmd.Stderr = logs
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start node e2e.js: %v", err)
 	}
-	np := &nodeProc{t: t, stdin: in, results: map[float64]map[string]any{}, events: map[string][]event{}}
+	np := &nodeProc{t: t, stdin: in, cmd: cmd, results: map[float64]map[string]any{}, events: map[string][]event{}}
 	np.changed = sync.NewCond(&np.mu)
 	ready := make(chan map[string]any, 1)
 	done := make(chan struct{})
@@ -306,7 +349,8 @@ func startNodeProc(t *testing.T, env ...string) *nodeProc {
 		np.mu.Unlock()
 	}()
 	t.Cleanup(func() {
-		_ = in.Close() // e2e.js exits when stdin closes
+		_ = cmd.Process.Signal(syscall.SIGCONT) // in case it was paused
+		_ = in.Close()                          // e2e.js exits when stdin closes
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
@@ -316,7 +360,7 @@ func startNodeProc(t *testing.T, env ...string) *nodeProc {
 		_ = cmd.Wait()
 		lines, _ := logs.stop()
 		if t.Failed() && len(lines) > 0 {
-			t.Logf("node stderr:\n%s", strings.Join(lines, "\n"))
+			t.Logf("%s stderr:\n%s", role, strings.Join(lines, "\n"))
 		}
 	})
 	select {
@@ -330,6 +374,13 @@ func startNodeProc(t *testing.T, env ...string) *nodeProc {
 	}
 	return np
 }
+
+// Pause stops the process (SIGSTOP) until Resume: it keeps its connections
+// but answers nothing.
+func (np *nodeProc) Pause() { _ = np.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process.
+func (np *nodeProc) Resume() { _ = np.cmd.Process.Signal(syscall.SIGCONT) }
 
 // waitLocked waits until cond (called with np.mu held) is true, d passes
 // (false) or the process dies (false).
