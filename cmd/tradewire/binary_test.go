@@ -89,6 +89,14 @@ func freeAddr(t *testing.T) string {
 // (TRADEWIRE_ names) and waits until /readyz answers 200.
 func startBinary(t *testing.T, settings map[string]string) *proc {
 	t.Helper()
+	p := launchBinary(t, settings)
+	p.waitReady(t)
+	return p
+}
+
+// launchBinary starts the gateway like startBinary without waiting for it.
+func launchBinary(t *testing.T, settings map[string]string) *proc {
+	t.Helper()
 	bin := gatewayBinary(t)
 	addr := freeAddr(t)
 	cmd := exec.Command(bin)
@@ -121,6 +129,12 @@ func startBinary(t *testing.T, settings map[string]string) *proc {
 			t.Logf("gateway stderr (tail):\n%s", tail(p.stderr.String(), 4000))
 		}
 	})
+	return p
+}
+
+// waitReady waits until /readyz answers 200.
+func (p *proc) waitReady(t *testing.T) {
+	t.Helper()
 	client := &http.Client{Timeout: time.Second}
 	ok := waitFor(30*time.Second, func() bool {
 		if p.exited() {
@@ -136,7 +150,6 @@ func startBinary(t *testing.T, settings map[string]string) *proc {
 	if !ok || p.exited() {
 		t.Fatalf("gateway not ready (exited %v):\n%s", p.exited(), p.stderr.String())
 	}
-	return p
 }
 
 func tail(s string, n int) string {
@@ -497,4 +510,48 @@ func TestBinaryShutdownNoticeNotLostAtExit(t *testing.T) {
 		t.Errorf("%d of %d clients never received server:shutdown (the process exited before writing it); first: %s", len(lost), n, lost[0])
 	}
 	p.checkLogs(t)
+}
+
+// TestBinaryRedisUnreachableAtStart: with the cluster Redis unreachable the
+// gateway must not hang silently: within 15s it either exits non-zero
+// naming TRADEWIRE_REDIS_URL, or serves /healthz (readiness false); and a
+// single SIGTERM then ends it.
+func TestBinaryRedisUnreachableAtStart(t *testing.T) {
+	p := launchBinary(t, map[string]string{
+		"TRADEWIRE_REDIS_URL":       "redis://127.0.0.1:1",
+		"TRADEWIRE_SESSION_STORE":   "redis",
+		"TRADEWIRE_SESSION_SECRETS": "test-secret",
+	})
+	client := &http.Client{Timeout: 500 * time.Millisecond}
+	var healthz int
+	waitFor(15*time.Second, func() bool {
+		if p.exited() {
+			return true
+		}
+		resp, err := client.Get(p.base + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		healthz = resp.StatusCode
+		return true
+	})
+	if p.exited() {
+		if code := p.state.ExitCode(); code == 0 || !strings.Contains(p.stderr.String(), "TRADEWIRE_REDIS_URL") {
+			t.Fatalf("exited %d without naming TRADEWIRE_REDIS_URL", code)
+		}
+		return
+	}
+	if healthz != http.StatusOK {
+		t.Errorf("after 15s with Redis unreachable the gateway neither exited nor answered /healthz (it is stuck starting)")
+	}
+	p.signal(t, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("one SIGTERM did not stop a gateway whose Redis is unreachable")
+	}
+	if strings.Contains(p.stderr.String(), "second signal") {
+		t.Fatal("exited through the second-signal path")
+	}
 }
