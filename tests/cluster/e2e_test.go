@@ -39,7 +39,6 @@ type client struct {
 // mixed is a running mixed cluster: the Node processes (np: the clients; ns:
 // the Node server and the emitter) and the URLs of every node.
 type mixed struct {
-	t       *testing.T
 	np      *nodeProc
 	ns      *nodeProc
 	urls    map[string]string
@@ -57,13 +56,13 @@ var (
 
 func newMixed(t *testing.T, np, ns *nodeProc, urls map[string]string, settle time.Duration, specs []clientSpec) *mixed {
 	t.Helper()
-	m := &mixed{t: t, np: np, ns: ns, urls: urls, trigger: map[string]string{}, settle: settle}
+	m := &mixed{np: np, ns: ns, urls: urls, trigger: map[string]string{}, settle: settle}
 	for _, sp := range specs {
 		cmd := map[string]any{"cmd": "connect", "name": sp.name, "url": urls[sp.server], "nsp": sp.namespace()}
 		if sp.transports != nil {
 			cmd["transports"] = sp.transports
 		}
-		res, ok := np.call(cmd).(map[string]any)
+		res, ok := np.call(t, cmd).(map[string]any)
 		if !ok {
 			t.Fatalf("connect %s: no result", sp.name)
 		}
@@ -78,18 +77,18 @@ func newMixed(t *testing.T, np, ns *nodeProc, urls map[string]string, settle tim
 	}
 	for _, c := range m.clients {
 		if c.member {
-			m.join(c, "room1")
+			m.join(t, c, "room1")
 		}
 	}
 	return m
 }
 
 // join makes c join room through its server and checks the ack.
-func (m *mixed) join(c *client, room string) {
-	m.t.Helper()
-	rooms := m.np.emit(c.name, "join", room)
+func (m *mixed) join(t *testing.T, c *client, room string) {
+	t.Helper()
+	rooms := m.np.emit(t, c.name, "join", room)
 	if want := sorted(c.id, room); !isSuperset(rooms, want) {
-		m.t.Fatalf("%s (%s) join %s: ack %v, want it to hold %v", c.name, c.server, room, rooms, want)
+		t.Fatalf("%s (%s) join %s: ack %v, want it to hold %v", c.name, c.server, room, rooms, want)
 	}
 }
 
@@ -114,13 +113,14 @@ func (m *mixed) names(f func(*client) bool) []string {
 	return out
 }
 
-func (m *mixed) client(name string) *client {
+func (m *mixed) client(t *testing.T, name string) *client {
+	t.Helper()
 	for _, c := range m.clients {
 		if c.name == name {
 			return c
 		}
 	}
-	m.t.Fatalf("no client %s", name)
+	t.Fatalf("no client %s", name)
 	return nil
 }
 
@@ -134,14 +134,14 @@ func (m *mixed) members(nsp string) []string {
 func (m *mixed) broadcast(t *testing.T, origin string, specs ...map[string]any) {
 	t.Helper()
 	if origin == "emitter" {
-		m.ns.call(map[string]any{"cmd": "emitterBroadcast", "specs": specs})
+		m.ns.call(t, map[string]any{"cmd": "emitterBroadcast", "specs": specs})
 		return
 	}
 	args := make([]any, len(specs))
 	for i, s := range specs {
 		args[i] = s
 	}
-	if ack := m.np.emit(m.trigger[origin], "broadcast", args...); ack != true {
+	if ack := m.np.emit(t, m.trigger[origin], "broadcast", args...); ack != true {
 		t.Fatalf("%s: broadcast ack %v", origin, ack)
 	}
 }
@@ -308,7 +308,7 @@ func (m *mixed) waitServerCount(t *testing.T, n float64) {
 	t.Helper()
 	var last any
 	eventually(t, 15*time.Second, fmt.Sprintf("Node serverCount %v", n), func() bool {
-		last = m.ns.call(map[string]any{"cmd": "serverCount"})
+		last = m.ns.call(t, map[string]any{"cmd": "serverCount"})
 		return last == n
 	})
 }
@@ -362,7 +362,7 @@ func (m *mixed) checkFetch(t *testing.T, who, nsp string, res any, extraRooms ma
 func (m *mixed) checkAsk(t *testing.T, origin string, rooms []string, want []string) {
 	t.Helper()
 	q := fmt.Sprintf("question-%d", m.tags.Add(1))
-	res, ok := m.np.emit(m.trigger[origin], "ask", map[string]any{"rooms": rooms, "timeoutMs": 5000, "question": q}).(map[string]any)
+	res, ok := m.np.emit(t, m.trigger[origin], "ask", map[string]any{"rooms": rooms, "timeoutMs": 5000, "question": q}).(map[string]any)
 	if !ok {
 		t.Fatalf("%s ask: %v", origin, res)
 	}
@@ -416,13 +416,13 @@ func (m *mixed) checkServerSideEmit(t *testing.T, asker string, want []string, a
 	t.Helper()
 	var replies []any
 	if asker == "node" {
-		res, ok := m.ns.call(map[string]any{"cmd": "serverSideEmitWithAck", "args": append([]any{"who"}, args...)}).([]any)
+		res, ok := m.ns.call(t, map[string]any{"cmd": "serverSideEmitWithAck", "args": append([]any{"who"}, args...)}).([]any)
 		if !ok {
 			t.Fatalf("Node serverSideEmitWithAck: no replies")
 		}
 		replies = res
 	} else {
-		ack, ok := m.np.emit(m.trigger[asker], "serverSideEmit", append([]any{"who"}, args...)...).(map[string]any)
+		ack, ok := m.np.emit(t, m.trigger[asker], "serverSideEmit", append([]any{"who"}, args...)...).(map[string]any)
 		if !ok || ack["error"] != nil {
 			t.Fatalf("%s serverSideEmit: %v", asker, ack)
 		}
@@ -501,7 +501,7 @@ func TestMixedClusterClassic(t *testing.T) {
 	ns := startNodeProc(t, "ROLE=server", "REDIS_URL="+rs.URL(), "MODE=classic")
 	np := startNodeProc(t, "ROLE=clients")
 	urls["node"] = ns.URL
-	(&mixed{t: t, ns: ns}).waitServerCount(t, 3)
+	(&mixed{ns: ns}).waitServerCount(t, 3)
 	m := newMixed(t, np, ns, urls, 150*time.Millisecond, []clientSpec{
 		{name: "n1", server: "node", transports: websocketOnly, member: true},
 		{name: "n2", server: "node", member: true},
@@ -529,7 +529,7 @@ func TestMixedClusterClassic(t *testing.T) {
 			m.checkBroadcast(t, o, target{rooms: []string{"room1", "nosuchroom"}}, "multi", nil, root)
 		}
 		// except sockets of every node, through their id rooms
-		except := []string{m.client("n2").id, m.client("a1").id, m.client("b3").id}
+		except := []string{m.client(t, "n2").id, m.client(t, "a1").id, m.client(t, "b3").id}
 		want := m.names(func(c *client) bool { return c.member && c.namespace() == "/" && !slices.Contains(except, c.id) })
 		for _, o := range origins {
 			m.checkBroadcast(t, o, target{rooms: []string{"room1"}, except: except}, "except", nil, want)
@@ -552,7 +552,7 @@ func TestMixedClusterClassic(t *testing.T) {
 			"node": {"a1", "b3"}, "go1": {"n2", "b3"}, "go2": {"n3", "a1"}, "emitter": {"n1", "a2", "b2"},
 		} {
 			for _, name := range targets {
-				m.checkBroadcast(t, o, target{rooms: []string{m.client(name).id}}, "direct", nil, []string{name})
+				m.checkBroadcast(t, o, target{rooms: []string{m.client(t, name).id}}, "direct", nil, []string{name})
 			}
 		}
 	})
@@ -562,22 +562,22 @@ func TestMixedClusterClassic(t *testing.T) {
 		for _, o := range origins {
 			m.checkBroadcast(t, o, target{nsp: "/chat", rooms: []string{"room1"}}, "chat", []any{"in /chat"}, chat)
 		}
-		m.checkFetch(t, "Node", "/chat", ns.call(map[string]any{"cmd": "fetchSockets", "nsp": "/chat"}), nil)
+		m.checkFetch(t, "Node", "/chat", ns.call(t, map[string]any{"cmd": "fetchSockets", "nsp": "/chat"}), nil)
 	})
 
 	t.Run("Node fetchSockets sees the Go sockets with rooms and data", func(t *testing.T) {
-		m.checkFetch(t, "Node", "/", ns.call(map[string]any{"cmd": "fetchSockets"}), nil)
+		m.checkFetch(t, "Node", "/", ns.call(t, map[string]any{"cmd": "fetchSockets"}), nil)
 		// the other way round, asked by a client of each Go node
-		m.checkFetch(t, "go1", "/", np.emit("a1", "fetchSockets", map[string]any{}), nil)
-		m.checkFetch(t, "go2", "/", np.emit("b1", "fetchSockets", map[string]any{}), nil)
+		m.checkFetch(t, "go1", "/", np.emit(t, "a1", "fetchSockets", map[string]any{}), nil)
+		m.checkFetch(t, "go2", "/", np.emit(t, "b1", "fetchSockets", map[string]any{}), nil)
 		// restricted to a room
-		res, _ := ns.call(map[string]any{"cmd": "fetchSockets", "in": []string{"room1"}}).([]any)
+		res, _ := ns.call(t, map[string]any{"cmd": "fetchSockets", "in": []string{"room1"}}).([]any)
 		var ids, want []string
 		for _, s := range res {
 			ids = append(ids, s.(map[string]any)["id"].(string))
 		}
 		for _, name := range root {
-			want = append(want, m.client(name).id)
+			want = append(want, m.client(t, name).id)
 		}
 		slices.Sort(ids)
 		slices.Sort(want)
@@ -595,8 +595,8 @@ func TestMixedClusterClassic(t *testing.T) {
 		// Without an ack: each Go node relays the message to its own
 		// clients of "/" once (a second relay is the barrier).
 		goClients := m.names(func(c *client) bool { return c.server != "node" && c.namespace() == "/" })
-		ns.call(map[string]any{"cmd": "serverSideEmit", "args": []any{"relay", "first"}})
-		ns.call(map[string]any{"cmd": "serverSideEmit", "args": []any{"relay", "second"}})
+		ns.call(t, map[string]any{"cmd": "serverSideEmit", "args": []any{"relay", "first"}})
+		ns.call(t, map[string]any{"cmd": "serverSideEmit", "args": []any{"relay", "second"}})
 		relayed := func(arg string) func(event) bool {
 			return func(e event) bool {
 				if e.Event != "relayed" || len(e.Args) == 0 {
@@ -646,13 +646,13 @@ func TestMixedClusterClassic(t *testing.T) {
 		const room = "salle-é-🚀-日本"
 		var want []string
 		for _, name := range []string{"n3", "a1", "b2"} {
-			m.join(m.client(name), room)
+			m.join(t, m.client(t, name), room)
 			want = append(want, name)
 		}
 		for _, o := range origins {
 			m.checkBroadcast(t, o, target{rooms: []string{room}}, "unicode", []any{room}, want)
 		}
-		m.checkFetch(t, "Node", "/", ns.call(map[string]any{"cmd": "fetchSockets"}), map[string][]string{"n3": {room}, "a1": {room}, "b2": {room}})
+		m.checkFetch(t, "Node", "/", ns.call(t, map[string]any{"cmd": "fetchSockets"}), map[string][]string{"n3": {room}, "a1": {room}, "b2": {room}})
 	})
 
 	t.Run("binary broadcasts cross node types", func(t *testing.T) {
@@ -668,12 +668,12 @@ func TestMixedClusterClassic(t *testing.T) {
 	})
 
 	t.Run("Go SocketsJoin moves Node-side sockets", func(t *testing.T) {
-		n3 := m.client("n3")
-		if ack := np.emit("a1", "socketsJoin", map[string]any{"in": []string{n3.id}, "rooms": []string{"newroom"}}); ack != true {
+		n3 := m.client(t, "n3")
+		if ack := np.emit(t, "a1", "socketsJoin", map[string]any{"in": []string{n3.id}, "rooms": []string{"newroom"}}); ack != true {
 			t.Fatalf("go1 socketsJoin ack %v", ack)
 		}
 		eventually(t, 5*time.Second, "n3 in newroom on the Node server", func() bool {
-			rooms, _ := ns.call(map[string]any{"cmd": "localRooms", "sid": n3.id}).([]any)
+			rooms, _ := ns.call(t, map[string]any{"cmd": "localRooms", "sid": n3.id}).([]any)
 			return slices.Contains(rooms, any("newroom"))
 		})
 		for _, o := range origins {
@@ -681,11 +681,11 @@ func TestMixedClusterClassic(t *testing.T) {
 		}
 
 		// Every member of room1, on all three nodes, into room2.
-		if ack := np.emit("b1", "socketsJoin", map[string]any{"in": []string{"room1"}, "rooms": []string{"room2"}}); ack != true {
+		if ack := np.emit(t, "b1", "socketsJoin", map[string]any{"in": []string{"room1"}, "rooms": []string{"room2"}}); ack != true {
 			t.Fatalf("go2 socketsJoin ack %v", ack)
 		}
 		eventually(t, 5*time.Second, "room1 members in room2 everywhere", func() bool {
-			res, _ := ns.call(map[string]any{"cmd": "fetchSockets", "in": []string{"room2"}}).([]any)
+			res, _ := ns.call(t, map[string]any{"cmd": "fetchSockets", "in": []string{"room2"}}).([]any)
 			return len(res) == len(root)
 		})
 		for _, o := range origins {
@@ -735,7 +735,7 @@ func TestMixedClusterSharded(t *testing.T) {
 	ns := startNodeProc(t, "ROLE=server", "REDIS_CLUSTER="+addrs, "MODE=sharded")
 	np := startNodeProc(t, "ROLE=clients")
 	urls["node"] = ns.URL
-	(&mixed{t: t, ns: ns}).waitServerCount(t, 3)
+	(&mixed{ns: ns}).waitServerCount(t, 3)
 	// Messages on a room channel and on the main channel may come through
 	// different shards, so the barrier alone does not order them: wait a
 	// little longer before counting.
@@ -771,7 +771,7 @@ func TestMixedClusterSharded(t *testing.T) {
 		}
 		// a socket id is a private room: the main channel in dynamic mode
 		for o, name := range map[string]string{"node": "a1", "go1": "b2", "go2": "n2"} {
-			m.checkBroadcast(t, o, target{rooms: []string{m.client(name).id}}, "direct", nil, []string{name})
+			m.checkBroadcast(t, o, target{rooms: []string{m.client(t, name).id}}, "direct", nil, []string{name})
 		}
 	})
 
@@ -788,8 +788,8 @@ func TestMixedClusterSharded(t *testing.T) {
 	})
 
 	t.Run("fetchSockets, serverSideEmit and acks across node types", func(t *testing.T) {
-		m.checkFetch(t, "Node", "/", ns.call(map[string]any{"cmd": "fetchSockets"}), nil)
-		m.checkFetch(t, "go1", "/", np.emit("a1", "fetchSockets", map[string]any{}), nil)
+		m.checkFetch(t, "Node", "/", ns.call(t, map[string]any{"cmd": "fetchSockets"}), nil)
+		m.checkFetch(t, "go1", "/", np.emit(t, "a1", "fetchSockets", map[string]any{}), nil)
 		m.checkServerSideEmit(t, "node", []string{"go1", "go2"}, 7)
 		m.checkServerSideEmit(t, "go2", []string{"go1", "node"}, "s")
 		for _, o := range nodes {
@@ -803,8 +803,8 @@ func TestMixedClusterSharded(t *testing.T) {
 	})
 
 	t.Run("Go SocketsJoin moves a Node-side socket", func(t *testing.T) {
-		n2 := m.client("n2")
-		if ack := np.emit("a1", "socketsJoin", map[string]any{"in": []string{n2.id}, "rooms": []string{"newroom"}}); ack != true {
+		n2 := m.client(t, "n2")
+		if ack := np.emit(t, "a1", "socketsJoin", map[string]any{"in": []string{n2.id}, "rooms": []string{"newroom"}}); ack != true {
 			t.Fatalf("go1 socketsJoin ack %v", ack)
 		}
 		waitShardSubs(t, "newroom", 1)

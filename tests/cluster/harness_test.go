@@ -276,7 +276,6 @@ type event struct {
 // nodeProc is a running e2e.js: the Node server and the emitter
 // (ROLE=server), or the client pool (ROLE=clients).
 type nodeProc struct {
-	t     *testing.T
 	URL   string // the Node socket.io server (ROLE=server)
 	stdin io.WriteCloser
 	cmd   *exec.Cmd
@@ -313,7 +312,7 @@ func startNodeProc(t *testing.T, env ...string) *nodeProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start node e2e.js: %v", err)
 	}
-	np := &nodeProc{t: t, stdin: in, cmd: cmd, results: map[float64]map[string]any{}, events: map[string][]event{}}
+	np := &nodeProc{stdin: in, cmd: cmd, results: map[float64]map[string]any{}, events: map[string][]event{}}
 	np.changed = sync.NewCond(&np.mu)
 	ready := make(chan map[string]any, 1)
 	done := make(chan struct{})
@@ -402,11 +401,11 @@ func (np *nodeProc) waitLocked(d time.Duration, cond func() bool) bool {
 }
 
 // call runs a command and returns its result, failing the test on an error.
-func (np *nodeProc) call(cmd map[string]any) any {
-	np.t.Helper()
+func (np *nodeProc) call(t *testing.T, cmd map[string]any) any {
+	t.Helper()
 	res, err := np.try(cmd)
 	if err != nil {
-		np.t.Fatalf("node %v: %v", cmd["cmd"], err)
+		t.Fatalf("node %v: %v", cmd["cmd"], err)
 	}
 	return res
 }
@@ -440,12 +439,12 @@ func (np *nodeProc) try(cmd map[string]any) (any, error) {
 
 // emit sends a client event with an ack from client and returns the ack's
 // first argument (what socket.io-client's emitWithAck resolves with).
-func (np *nodeProc) emit(client, ev string, args ...any) any {
-	np.t.Helper()
+func (np *nodeProc) emit(t *testing.T, client, ev string, args ...any) any {
+	t.Helper()
 	if args == nil {
 		args = []any{}
 	}
-	return np.call(map[string]any{"cmd": "emit", "client": client, "event": ev, "args": args})
+	return np.call(t, map[string]any{"cmd": "emit", "client": client, "event": ev, "args": args})
 }
 
 // eventsOf returns a copy of what client received.
