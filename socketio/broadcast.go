@@ -103,29 +103,33 @@ func (b *BroadcastOperator) EmitWithAck(ctx context.Context, event string, args 
 	}
 	opts := b.opts()
 	opts.Flags.Timeout = timeout.Milliseconds()
+	// As socket.io: complete once every node reported its client count
+	// and that many acks arrived (local-only: this node alone).
+	nodes := 1
+	if !opts.Flags.Local {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		nodes = b.nsp.adapter.ServerCount(cctx)
+		cancel()
+	}
 	var mu sync.Mutex
-	expected, got := 0, 0
+	reported, expected, got := 0, 0, 0
 	var out [][]any
 	done := make(chan struct{}, 1)
-	check := func() {
-		if got >= expected {
+	check := func() { // mu held
+		if reported >= nodes && got >= expected {
 			select {
 			case done <- struct{}{}:
 			default:
 			}
 		}
 	}
-	counted := make(chan struct{}, 1)
 	err = b.nsp.adapter.BroadcastWithAck(pkt, opts,
 		func(n int) {
 			mu.Lock()
+			reported++
 			expected += n
 			check()
 			mu.Unlock()
-			select {
-			case counted <- struct{}{}:
-			default:
-			}
 		},
 		func(a []any) {
 			mu.Lock()
@@ -139,25 +143,19 @@ func (b *BroadcastOperator) EmitWithAck(ctx context.Context, event string, args 
 	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
-	for {
-		select {
-		case <-done:
-			mu.Lock()
-			complete := got >= expected
-			res := slices.Clone(out)
-			mu.Unlock()
-			if complete {
-				return res, nil
-			}
-		case <-timer.C:
-			mu.Lock()
-			defer mu.Unlock()
-			return slices.Clone(out), adapter.ErrTimeout
-		case <-ctx.Done():
-			mu.Lock()
-			defer mu.Unlock()
-			return slices.Clone(out), ctx.Err()
-		}
+	select {
+	case <-done:
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(out), nil
+	case <-timer.C:
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(out), adapter.ErrTimeout
+	case <-ctx.Done():
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(out), ctx.Err()
 	}
 }
 

@@ -247,6 +247,7 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 	}
 	if !c.addSocket(s) {
 		s.cancel()
+		n.adapter.DelAll(s.id) // rooms a middleware joined
 		return
 	}
 	n.mu.Lock()

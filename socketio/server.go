@@ -114,8 +114,12 @@ func (s *Server) Of(name string) *Namespace {
 	}
 	n = newNamespace(s, name)
 	s.nsps[name] = n
-	if err := n.adapter.Init(context.Background()); err != nil {
-		s.log.Error("adapter init failed", "nsp", name, "err", err)
+	// Bounded: an unreachable cluster must not stop the server from
+	// starting (readiness reports the adapter until it is subscribed).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.adapter.Init(ctx); err != nil {
+		s.log.Error("adapter init failed; continuing, readiness stays false until it recovers", "nsp", name, "err", err)
 	}
 	return n
 }

@@ -428,6 +428,9 @@ func (g *Gateway) authenticate(ctx context.Context, s *socketio.Socket) error {
 	}
 	g.metrics.Handshake(metrics.HandshakeOK)
 	trading.SetIdentity(s, id)
+	// Before the CONNECT reply: an event for the user published right after
+	// the client sees "connected" must reach it.
+	s.Join(trading.UserRoom(id.UserID))
 	return nil
 }
 

@@ -39,8 +39,7 @@ type Client struct {
 	closed     bool
 	closeErr   error
 	lastOffset string
-	// NoPong suppresses heartbeat answers (to test ping timeouts).
-	NoPong bool
+	noPong     bool
 }
 
 // Options configure Dial.
@@ -147,6 +146,13 @@ func (c *Client) waitUntil(deadline time.Time) bool {
 	return true
 }
 
+// SetNoPong stops (or resumes) answering heartbeats, to test ping timeouts.
+func (c *Client) SetNoPong(v bool) {
+	c.mu.Lock()
+	c.noPong = v
+	c.mu.Unlock()
+}
+
 // ID returns the socket id.
 func (c *Client) ID() string {
 	c.mu.Lock()
@@ -199,7 +205,7 @@ func (c *Client) handle(msg []byte) {
 	switch msg[0] {
 	case '2':
 		c.mu.Lock()
-		noPong := c.NoPong
+		noPong := c.noPong
 		c.mu.Unlock()
 		if !noPong {
 			_ = c.write([]byte("3"))

@@ -444,7 +444,7 @@ func TestHeartbeat(t *testing.T) {
 	}
 	// Without pongs the server closes it after pingInterval+pingTimeout.
 	c.mu.Lock()
-	c.NoPong = true
+	c.SetNoPong(true)
 	c.mu.Unlock()
 	if err := c.WaitClosed(2 * time.Second); err != nil {
 		t.Fatalf("NoPong: %v", err)
