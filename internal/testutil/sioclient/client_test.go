@@ -443,9 +443,7 @@ func TestHeartbeat(t *testing.T) {
 		t.Fatal("connection closed although the client answers pings")
 	}
 	// Without pongs the server closes it after pingInterval+pingTimeout.
-	c.mu.Lock()
 	c.SetNoPong(true)
-	c.mu.Unlock()
 	if err := c.WaitClosed(2 * time.Second); err != nil {
 		t.Fatalf("NoPong: %v", err)
 	}
