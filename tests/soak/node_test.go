@@ -25,10 +25,16 @@ var (
 )
 
 // binary builds cmd/tradewire once per test process (without -race: the
-// gateway is measured as it ships).
+// gateway is measured as it ships), or returns TRADEWIRE_SOAK_GATEWAY_BIN
+// (a prebuilt binary, e.g. one with a deliberate leak to check that the
+// soak catches it).
 func binary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		if p := os.Getenv("TRADEWIRE_SOAK_GATEWAY_BIN"); p != "" {
+			binPath = p
+			return
+		}
 		dir, err := os.MkdirTemp("", "tradewire-soak-")
 		if err != nil {
 			buildErr = err
@@ -291,6 +297,9 @@ func goroutineStacks(profile []byte) map[string]int {
 	out := map[string]int{}
 	for _, block := range strings.Split(string(profile), "\n\n") {
 		lines := strings.Split(strings.TrimSpace(block), "\n")
+		if len(lines) > 0 && strings.HasPrefix(lines[0], "goroutine profile:") {
+			lines = lines[1:] // the first group follows the header line
+		}
 		if len(lines) < 2 {
 			continue
 		}

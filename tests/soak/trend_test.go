@@ -251,3 +251,23 @@ func TestLiveHeap(t *testing.T) {
 		}
 	}
 }
+
+// TestGoroutineStacks parses a debug=1 goroutine profile (the first group
+// follows the header line) and ranks the growth.
+func TestGoroutineStacks(t *testing.T) {
+	const before = "goroutine profile: total 3\n" +
+		"2 @ 0x1 0x2\n#\t0x1\truntime.gopark+0x1\t/x.go:1\n#\t0x2\tmain.wait+0x2\t/y.go:2\n\n" +
+		"1 @ 0x3\n#\t0x3\tmain.loop+0x3\t/y.go:3\n"
+	const after = "goroutine profile: total 1003\n" +
+		"1000 @ 0x1 0x4\n#\t0x1\truntime.gopark+0x1\t/x.go:1\n#\t0x4\tmain.leak.func1+0x4\t/y.go:4\n\n" +
+		"2 @ 0x1 0x2\n#\t0x1\truntime.gopark+0x1\t/x.go:1\n#\t0x2\tmain.wait+0x2\t/y.go:2\n\n" +
+		"1 @ 0x3\n#\t0x3\tmain.loop+0x3\t/y.go:3\n"
+	b, a := goroutineStacks([]byte(before)), goroutineStacks([]byte(after))
+	if b["runtime.gopark <- main.wait"] != 2 || a["runtime.gopark <- main.leak.func1"] != 1000 {
+		t.Fatalf("parsed %v and %v", b, a)
+	}
+	g := stackGrowth(b, a, 5)
+	if len(g) != 1 || g[0] != "+1000 (0 -> 1000): runtime.gopark <- main.leak.func1" {
+		t.Fatalf("growth %q", g)
+	}
+}
