@@ -179,25 +179,32 @@ func (s *Session) Send(pkts ...*Packet) error {
 		for _, p := range pkts {
 			frames = append(frames, p.WebSocketFrame())
 		}
-		if err := ws.WriteFrames(frames...); err != nil {
-			if errors.Is(err, websocket.ErrQueueFull) {
-				// Closed asynchronously: Send is called from broadcast
-				// loops that hold the socket layer's locks.
-				go s.close(ReasonSlowConsumer, true)
-			}
-			return err
-		}
-		return nil
+		return s.afterWrite(ws.WriteFrames(frames...))
 	}
 	for _, p := range pkts {
 		s.buf = append(s.buf, p)
 		s.bufBytes += p.pollingSize() + 1
 	}
+	return s.afterQueue()
+}
+
+// afterWrite handles a websocket queueing error: an overflow closes the
+// session as a slow consumer, asynchronously, because Send is called from
+// broadcast loops that hold the socket layer's locks.
+func (s *Session) afterWrite(err error) error {
+	if errors.Is(err, websocket.ErrQueueFull) {
+		go s.close(ReasonSlowConsumer, true)
+	}
+	return err
+}
+
+// afterQueue finishes a polling enqueue (s.mu held on entry, released):
+// bound check, then wake a pending GET.
+func (s *Session) afterQueue() error {
 	over := s.bufBytes > s.srv.opts.MaxBufferedBytes
 	s.mu.Unlock()
 	if over {
-		go s.close(ReasonSlowConsumer, true)
-		return websocket.ErrQueueFull
+		return s.afterWrite(websocket.ErrQueueFull)
 	}
 	s.wakePoll()
 	return nil
@@ -208,15 +215,7 @@ func (s *Session) sendKeyed(p *Packet) error {
 	if s.ws != nil && !s.upgrading {
 		ws := s.ws
 		s.mu.Unlock()
-		if err := ws.WriteKeyed(p.Key, p.WebSocketFrame()); err != nil {
-			if errors.Is(err, websocket.ErrQueueFull) {
-				// Closed asynchronously: Send is called from broadcast
-				// loops that hold the socket layer's locks.
-				go s.close(ReasonSlowConsumer, true)
-			}
-			return err
-		}
-		return nil
+		return s.afterWrite(ws.WriteKeyed(p.Key, p.WebSocketFrame()))
 	}
 	if i, ok := s.keyed[p.Key]; ok && i < len(s.buf) && s.buf[i].Key == p.Key {
 		s.bufBytes += p.pollingSize() - s.buf[i].pollingSize()
@@ -232,14 +231,7 @@ func (s *Session) sendKeyed(p *Packet) error {
 	}
 	s.buf = append(s.buf, p)
 	s.bufBytes += p.pollingSize() + 1
-	over := s.bufBytes > s.srv.opts.MaxBufferedBytes
-	s.mu.Unlock()
-	if over {
-		go s.close(ReasonSlowConsumer, true)
-		return websocket.ErrQueueFull
-	}
-	s.wakePoll()
-	return nil
+	return s.afterQueue()
 }
 
 // Writable reports whether the client keeps up: nothing is waiting to be

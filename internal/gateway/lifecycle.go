@@ -11,9 +11,9 @@ import (
 	"github.com/tradewire/tradewire/trading"
 )
 
-// statsLoop pushes live gateway statistics to the admin room.
-func (g *Gateway) statsLoop(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
+// every runs fn every d until ctx ends or the gateway stops.
+func (g *Gateway) every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -22,11 +22,18 @@ func (g *Gateway) statsLoop(ctx context.Context) {
 		case <-g.stop:
 			return
 		case <-t.C:
-			if g.nsp.Adapter().(interface{ HasRoom(string) bool }).HasRoom(trading.AdminRoom) {
-				_ = g.nsp.To(trading.AdminRoom).Emit(trading.EventStatsUpdate, g.Stats())
-			}
+			fn()
 		}
 	}
+}
+
+// statsLoop pushes live gateway statistics to the admin room.
+func (g *Gateway) statsLoop(ctx context.Context) {
+	g.every(ctx, 5*time.Second, func() {
+		if g.nsp.Adapter().(interface{ HasRoom(string) bool }).HasRoom(trading.AdminRoom) {
+			_ = g.nsp.To(trading.AdminRoom).Emit(trading.EventStatsUpdate, g.Stats())
+		}
+	})
 }
 
 var demoSymbols = []string{"AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "NVDA"}
@@ -120,18 +127,7 @@ const revalidateEvery = 2 * time.Second
 // revalidateLoop disconnects sockets whose Express session was destroyed
 // (logout) or expired.
 func (g *Gateway) revalidateLoop(ctx context.Context) {
-	t := time.NewTicker(revalidateEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-g.stop:
-			return
-		case <-t.C:
-			g.revalidate(ctx)
-		}
-	}
+	g.every(ctx, revalidateEvery, func() { g.revalidate(ctx) })
 }
 
 func (g *Gateway) revalidate(ctx context.Context) {
