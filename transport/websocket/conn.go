@@ -207,8 +207,11 @@ func (s *Server) UpgradeWith(w http.ResponseWriter, r *http.Request, h Handler, 
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return nil, &HandshakeError{"origin not allowed"}
 	}
-	if err := s.init(); err != nil {
-		http.Error(w, "websocket unavailable", http.StatusInternalServerError)
+	if err := s.init(); err != nil || s.flusher == nil {
+		http.Error(w, "websocket unavailable", http.StatusServiceUnavailable)
+		if err == nil {
+			err = ErrClosed
+		}
 		return nil, err
 	}
 	hj, ok := w.(http.Hijacker)
@@ -284,15 +287,14 @@ func (s *Server) Close() {
 	for s.open.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	s.mu.Lock()
-	pollers, f := s.pollers, s.flusher
-	s.pollers, s.flusher = nil, nil
-	s.mu.Unlock()
-	for _, p := range pollers {
+	// The loops are stopped, not unset: connections still read s.flusher
+	// (its add is a no-op once stopped).
+	s.once.Do(func() {}) // no init after Close
+	for _, p := range s.pollers {
 		p.stop()
 	}
-	if f != nil {
-		f.stop()
+	if s.flusher != nil {
+		s.flusher.stop()
 	}
 }
 
