@@ -383,8 +383,8 @@ func (w *world) live(s *slot, ep *epoch, r *rand.Rand) (leaveKind, time.Time) {
 	}
 }
 
-// recoverSession drops the connection without a goodbye, waits, and
-// reconnects to the other node with {pid, offset}. The session goes on
+// recoverSession drops the connection without a goodbye, waits 0.2–1.5 s,
+// and reconnects to either node (at random) with {pid, offset}. The session goes on
 // when the server restored it.
 func (w *world) recoverSession(s *slot, ep *epoch, r *rand.Rand) (bool, time.Time) {
 	c := ep.last()
@@ -1004,6 +1004,9 @@ func TestSoak(t *testing.T) {
 				a.why = err.Error()
 				break
 			}
+			sp.mu.Lock()
+			sp.samples = append(sp.samples, s) // kept in samples.csv as phase "drain"
+			sp.mu.Unlock()
 			a.s = s
 			var why []string
 			if s.Conns != 0 || s.ClientFDs != 0 {
