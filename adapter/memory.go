@@ -64,13 +64,14 @@ type Memory struct {
 	rooms map[string]*members // room -> socket ids
 	sids  map[string][]string // socket id -> rooms
 
-	recMu    sync.Mutex
-	epoch    string
-	seq      uint64
-	packets  []bufferedPacket
-	sessions map[string]storedSession
-	lastGC   time.Time
-	now      func() time.Time
+	recMu      sync.Mutex
+	orderLocks [64]sync.Mutex
+	epoch      string
+	seq        uint64
+	packets    []bufferedPacket
+	sessions   map[string]storedSession
+	lastGC     time.Time
+	now        func() time.Time
 }
 
 // NewMemory returns an in-memory adapter for nsp.
@@ -284,9 +285,58 @@ func (m *Memory) LocalSockets(opts *BroadcastOptions) iter.Seq[string] {
 // Broadcast delivers pkt to the local sockets opts select, recording it for
 // recovery when enabled.
 func (m *Memory) Broadcast(pkt *parser.Packet, opts *BroadcastOptions) error {
+	defer m.OrderLock(pkt, opts)()
 	pkt = m.record(pkt, opts)
 	m.nsp.Deliver(pkt, m.flags(opts), m.LocalSockets(opts))
 	return nil
+}
+
+// AtomicPublisher is implemented by recovery stores that can record a
+// broadcast and publish it to the other nodes in one atomic step, so the
+// stream order is the order every node delivers in, whichever node sent it.
+// The published payload is pre + <offset as a msgpack fixstr> + post.
+type AtomicPublisher interface {
+	RecordAndPublish(nsp string, pkt *parser.Packet, opts *BroadcastOptions, channel string, pre, post []byte) (offset string, err error)
+}
+
+// Store returns the shared recovery store (nil when none).
+func (m *Memory) Store() RecoveryStore { return m.opts.Store }
+
+// Partitioner is implemented by recovery stores whose offsets are ordered
+// per partition (e.g. per user).
+type Partitioner interface {
+	PartitionOf(opts *BroadcastOptions) string
+}
+
+// OrderLock serialises, per recovery partition (per room set without a
+// partitioned store), the recording and the delivery of recoverable
+// broadcasts, so clients receive them in offset order: a client that
+// reconnects with its last offset then neither gets an event twice nor
+// misses one still in flight. Other broadcasts are not serialised. Call
+// the returned func to unlock.
+func (m *Memory) OrderLock(pkt *parser.Packet, opts *BroadcastOptions) func() {
+	if !m.recordable(pkt, opts) {
+		return func() {}
+	}
+	key := ""
+	if p, ok := m.opts.Store.(Partitioner); ok {
+		key = p.PartitionOf(opts)
+	} else {
+		key = strings.Join(opts.Rooms, "\x00")
+	}
+	var h uint32 = 2166136261
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint32(key[i])) * 16777619
+	}
+	mu := &m.orderLocks[h%uint32(len(m.orderLocks))]
+	mu.Lock()
+	return mu.Unlock
+}
+
+func (m *Memory) recordable(pkt *parser.Packet, opts *BroadcastOptions) bool {
+	return m.opts.RecoveryWindow > 0 && !pkt.HasID && !opts.Flags.Volatile &&
+		(pkt.Type == parser.Event || pkt.Type == parser.BinaryEvent) &&
+		(m.opts.Recoverable == nil || m.opts.Recoverable(opts))
 }
 
 func (m *Memory) flags(opts *BroadcastOptions) Flags {
@@ -397,9 +447,7 @@ func (m *Memory) Record(pkt *parser.Packet, opts *BroadcastOptions) *parser.Pack
 // record assigns an offset and buffers pkt when recovery is on and pkt is
 // recoverable (an EVENT without ack id, not volatile).
 func (m *Memory) record(pkt *parser.Packet, opts *BroadcastOptions) *parser.Packet {
-	if m.opts.RecoveryWindow <= 0 || pkt.HasID || opts.Flags.Volatile ||
-		(pkt.Type != parser.Event && pkt.Type != parser.BinaryEvent) ||
-		(m.opts.Recoverable != nil && !m.opts.Recoverable(opts)) {
+	if !m.recordable(pkt, opts) {
 		return pkt
 	}
 	if m.opts.Store != nil {

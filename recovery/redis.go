@@ -114,6 +114,20 @@ func (s *Store) sessionKey(nsp, pid string) string {
 	return s.opts.Prefix + ":sess:" + nsp + ":" + pid
 }
 
+// recordPublish appends the entry (XADD with MAXLEN ~), refreshes the
+// stream's expiry and publishes the broadcast with the new id spliced in as
+// a msgpack fixstr, atomically: Redis runs the script alone, so every node
+// receives the broadcasts of a partition in stream order.
+var recordPublish = redis.NewScript(`
+local n = tonumber(ARGV[1])
+local fields = {}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', n, '*', unpack(fields))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. string.char(160 + #id) .. id .. ARGV[5])
+return id
+`)
+
 // entry fields
 const (
 	fData   = "d"
@@ -384,4 +398,48 @@ func decodeEntry(nsp string, e redis.XMessage) (*parser.Packet, *adapter.Broadca
 	return pkt, opts, true
 }
 
+// RecordAndPublish records a broadcast and publishes it on channel in one
+// atomic script (classic pub/sub only: with sharded pub/sub the channel
+// and the stream live on different slots). "" and no error when pkt is
+// not recoverable (nothing published then: the caller publishes itself).
+func (s *Store) RecordAndPublish(nsp string, pkt *parser.Packet, opts *adapter.BroadcastOptions, channel string, pre, post []byte) (string, error) {
+	part := s.opts.Partition(opts)
+	if part == "" {
+		return "", nil
+	}
+	key := s.streamKey(nsp, part)
+	rooms, _ := json.Marshal(opts.Rooms)
+	except, _ := json.Marshal(opts.Except)
+	args := []any{s.opts.MaxLen, s.opts.Window.Milliseconds(), channel, pre, post,
+		fData, string(pkt.Data), fRooms, string(rooms), fExcept, string(except)}
+	for i, a := range pkt.Attachments {
+		args = append(args, fBin+strconv.Itoa(i), a)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	s.mu.Lock()
+	gap := s.gaps[key]
+	s.mu.Unlock()
+	if gap {
+		if err := s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: key, MaxLen: s.opts.MaxLen, Approx: true, Values: []any{fGap, "1"}}).Err(); err != nil {
+			return "", fmt.Errorf("recovery: record: %w", err)
+		}
+		s.mu.Lock()
+		delete(s.gaps, key)
+		s.mu.Unlock()
+	}
+	id, err := recordPublish.Run(ctx, s.rdb, []string{key}, args...).Text()
+	if err != nil {
+		s.mu.Lock()
+		s.gaps[key] = true
+		s.mu.Unlock()
+		return "", fmt.Errorf("recovery: record and publish: %w", err)
+	}
+	return id, nil
+}
+
+// PartitionOf returns the stream a broadcast is recorded in ("" for none).
+func (s *Store) PartitionOf(opts *adapter.BroadcastOptions) string { return s.opts.Partition(opts) }
+
 var _ adapter.RecoveryStore = (*Store)(nil)
+var _ adapter.Partitioner = (*Store)(nil)

@@ -1,6 +1,7 @@
 package redisadapter
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -156,7 +157,12 @@ func (a *Adapter) pkt(p *parser.Packet) *parser.Packet {
 func (a *Adapter) Broadcast(pkt *parser.Packet, opts *adapter.BroadcastOptions) error {
 	pkt = a.pkt(pkt)
 	if a.Memory.SharedRecovery() {
-		// Record once, here, then send the packet with its offset.
+		// Record once, here, then send the packet with its offset; record,
+		// publish and local delivery in offset order per partition.
+		defer a.Memory.OrderLock(pkt, opts)()
+		if done, err := a.recordAndPublish(pkt, opts); done {
+			return err
+		}
 		pkt = a.Memory.Record(pkt, opts)
 	}
 	var err error
@@ -181,6 +187,53 @@ func (a *Adapter) deliverLocal(pkt *parser.Packet, opts *adapter.BroadcastOption
 		return
 	}
 	_ = a.Memory.Broadcast(pkt, opts)
+}
+
+// offsetMarker stands in for the recovery offset while a broadcast is
+// encoded for the atomic record-and-publish script.
+const offsetMarker = "\x01tradewire-offset\x01"
+
+// recordAndPublish records a recoverable broadcast and publishes it in one
+// atomic step when the store can (classic mode), then delivers it locally.
+// done is false when the caller must take the usual path.
+func (a *Adapter) recordAndPublish(pkt *parser.Packet, opts *adapter.BroadcastOptions) (done bool, err error) {
+	ap, ok := a.Memory.Store().(adapter.AtomicPublisher)
+	if !ok || a.node.opts.Sharded || opts.Flags.Local {
+		return false, nil
+	}
+	if p, ok := a.Memory.Store().(adapter.Partitioner); !ok || p.PartitionOf(opts) == "" {
+		return false, nil
+	}
+	marked := *pkt
+	marked.Data = parser.AppendArg(pkt.Data, offsetMarker)
+	// Sent under a sibling uid so this node's own subscriber delivers it
+	// too: local sockets then get the partition's broadcasts in the one
+	// order Redis publishes them, whichever node sent them.
+	b, err := wire.EncodeBroadcast(a.node.uid+"~", &marked, opts)
+	if err != nil {
+		return true, fmt.Errorf("redisadapter: encode broadcast: %w", err)
+	}
+	m := append([]byte{byte(0xa0 + len(offsetMarker))}, offsetMarker...)
+	i := bytes.Index(b, m)
+	if i < 0 {
+		return false, nil
+	}
+	channel := a.channel
+	if len(opts.Rooms) == 1 {
+		channel += opts.Rooms[0] + "#"
+	}
+	offset, err := ap.RecordAndPublish(a.name, pkt, opts, channel, b[:i], b[i+len(m):])
+	if err != nil {
+		a.node.observeError("publish", err)
+		if opts.Flags.Strict {
+			return true, err // nothing recorded, nothing published, nothing delivered
+		}
+		a.deliverLocal(pkt, opts)
+		return true, err
+	}
+	a.node.observer().OnPublish("broadcast", len(b))
+	_ = offset // delivered here by this node's own subscription
+	return true, nil
 }
 
 func (a *Adapter) publishBroadcast(pkt *parser.Packet, opts *adapter.BroadcastOptions) error {
