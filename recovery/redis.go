@@ -119,12 +119,32 @@ func (s *Store) sessionKey(nsp, pid string) string {
 // a msgpack fixstr, atomically: Redis runs the script alone, so every node
 // receives the broadcasts of a partition in stream order.
 var recordPublish = redis.NewScript(`
-local n = tonumber(ARGV[1])
+local key = KEYS[1]
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local seq = 0
+if redis.call('EXISTS', key) == 1 then
+  local info = redis.call('XINFO', 'STREAM', key)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then
+      local lms, lseq = string.match(info[i + 1], '(%d+)-(%d+)')
+      lms = tonumber(lms)
+      lseq = tonumber(lseq)
+      if lms >= ms then
+        ms = lms
+        seq = lseq + 1
+      end
+    end
+  end
+end
+local id = string.format('%.0f-%.0f', ms, seq)
+-- Publish first: if it is refused, nothing is recorded either (a script
+-- is not rolled back on error).
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. string.char(160 + #id) .. id .. ARGV[5])
 local fields = {}
 for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', n, '*', unpack(fields))
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('PUBLISH', ARGV[3], ARGV[4] .. string.char(160 + #id) .. id .. ARGV[5])
+redis.call('XADD', key, 'MAXLEN', '~', tonumber(ARGV[1]), id, unpack(fields))
+redis.call('PEXPIRE', key, ARGV[2])
 return id
 `)
 

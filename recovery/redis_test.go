@@ -228,3 +228,63 @@ func TestOptionsValidation(t *testing.T) {
 		t.Fatal("validID")
 	}
 }
+
+func TestRecordAndPublishIsAtomicAndOrdered(t *testing.T) {
+	s, srv, rdb := newStore(t, time.Minute)
+	sub := rdb.Subscribe(context.Background(), "chan")
+	defer sub.Close()
+	if _, err := sub.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	opts := &adapter.BroadcastOptions{Rooms: []string{"u:1"}}
+	if off, err := s.RecordAndPublish("/", event(0), &adapter.BroadcastOptions{Rooms: []string{"x"}}, "chan", nil, nil); off != "" || err != nil {
+		t.Fatalf("unpartitioned: %q %v", off, err)
+	}
+	var offs []string
+	for i := 1; i <= 3; i++ {
+		off, err := s.RecordAndPublish("/", event(i), opts, "chan", []byte("pre|"), []byte("|post"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs = append(offs, off)
+	}
+	for i, want := range offs {
+		m, err := sub.ReceiveMessage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Payload != "pre|"+string(rune(0xa0 + len(want)))[0:0]+string([]byte{byte(0xa0 + len(want))})+want+"|post" {
+			t.Fatalf("message %d = %q, want the offset %q spliced in", i, m.Payload, want)
+		}
+		if i > 0 && !adapter.OffsetAfter(want, offs[i-1]) {
+			t.Fatalf("offsets not increasing: %v", offs)
+		}
+	}
+	persist(t, s, &adapter.SessionState{SID: "s", PID: "p", Rooms: []string{"u:1"}})
+	st, err := s.RestoreSession("/", "p", offs[0])
+	if err != nil || len(numbers(t, st.Missed)) != 2 {
+		t.Fatalf("restore after atomic records: %+v %v", st, err)
+	}
+	// After a void (XDEL of the newest), a new id is still above it.
+	s.Void("/", opts, offs[2])
+	off4, err := s.RecordAndPublish("/", event(4), opts, "chan", nil, nil)
+	if err != nil || !adapter.OffsetAfter(off4, offs[2]) {
+		t.Fatalf("id after a void: %q %v (last %q)", off4, err, offs[2])
+	}
+	// Redis down: an error, and a hole marker once it is back.
+	srv.Kill()
+	if _, err := s.RecordAndPublish("/", event(5), opts, "chan", nil, nil); err == nil {
+		t.Fatal("no error with Redis down")
+	}
+	srv.Restart()
+	if _, err := s.RecordAndPublish("/", event(6), opts, "chan", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := rdb.XRange(context.Background(), s.streamKey("/", "1"), "-", "+").Result()
+	if len(entries) != 2 || entries[0].Values[fGap] == nil {
+		t.Fatalf("after the outage: %+v", entries)
+	}
+	if s.PartitionOf(opts) != "1" {
+		t.Fatal("PartitionOf")
+	}
+}

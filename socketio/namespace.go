@@ -95,7 +95,7 @@ func (n *Namespace) OnAny(h EventHandler) {
 }
 
 // OnDisconnect adds a handler called when any socket of the namespace
-// disconnects (after the socket's own handlers).
+// disconnects (before the socket's own handlers).
 func (n *Namespace) OnDisconnect(f func(s *Socket, reason string)) {
 	n.mu.Lock()
 	n.onDisconnect = append(n.onDisconnect, f)

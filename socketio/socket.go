@@ -572,14 +572,16 @@ func (s *Socket) onClose(reason string) {
 		}
 		pa.cb(nil, ErrDisconnected)
 	}
-	for _, h := range handlers {
-		h(reason)
-	}
+	// Namespace-wide handlers (shared clean-up such as quota release)
+	// first, then the socket's own.
 	s.nsp.mu.RLock()
 	nsHandlers := s.nsp.onDisconnect
 	s.nsp.mu.RUnlock()
 	for _, h := range nsHandlers {
 		h(s, reason)
+	}
+	for _, h := range handlers {
+		h(reason)
 	}
 }
 
