@@ -199,7 +199,9 @@ func TestNodeBaselineSmoke(t *testing.T) {
 			t.Fatalf("%v\n%s", err, log.String())
 		}
 		s := res.Steps[0]
-		if s.Received == 0 || float64(s.Received) < 0.9*s.Expected || s.Latency.Count != s.Received {
+		// An event arriving at the window's edge can be in the latency
+		// histogram but not the window's count: allow one or two.
+		if s.Received == 0 || float64(s.Received) < 0.9*s.Expected || s.Latency.Count < s.Received || s.Latency.Count > s.Received+2 {
 			t.Fatalf("step %+v", s)
 		}
 	})
