@@ -5,7 +5,6 @@ package publish
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -257,6 +256,3 @@ func (h *Handler) emit(w http.ResponseWriter, r *http.Request, items []json.RawM
 	}
 	writeJSON(w, http.StatusAccepted, Response{Accepted: len(reqs)})
 }
-
-// ensure context is used (Broadcast takes one).
-var _ = context.Background

@@ -175,9 +175,6 @@ func (n *Namespace) Deliver(pkt *parser.Packet, flags adapter.Flags, ids iter.Se
 				continue // replayed already during a restore or catch-up
 			}
 			s.lastOffset.Store(offset)
-			if s.tracking.Load() {
-				s.markDelivered(*offset)
-			}
 		}
 		if err := s.client.sess.Send(msgs...); err == nil {
 			count++

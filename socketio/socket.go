@@ -96,17 +96,7 @@ func (s *Socket) linkLost() {
 	if s.catchFrom == "" {
 		s.catchFrom = strconv.FormatInt(s.connectedAt.UnixMilli(), 10) + "-0"
 	}
-	s.delivered = make(map[string]bool)
 	s.tracking.Store(true)
-}
-
-// delivered records an offset sent while tracking.
-func (s *Socket) markDelivered(off string) {
-	s.mu.Lock()
-	if s.delivered != nil {
-		s.delivered[off] = true
-	}
-	s.mu.Unlock()
 }
 
 // catchUp sends the recorded packets after catchFrom that were not
@@ -117,7 +107,9 @@ func (s *Socket) catchUp(cu adapter.CatchUpper) int {
 		s.mu.Unlock()
 		return 0
 	}
-	from, sent := s.catchFrom, s.delivered
+	// Recorded packets that arrived meanwhile are held (not sent), so the
+	// catch-up starts from an empty set and release drops their copies.
+	from, sent := s.catchFrom, map[string]bool{}
 	s.holding.Store(true)
 	s.mu.Unlock()
 	n := 0
@@ -136,7 +128,7 @@ func (s *Socket) catchUp(cu adapter.CatchUpper) int {
 	}
 	s.mu.Lock()
 	s.tracking.Store(false) // still holding: nothing slips past the release
-	s.delivered, s.catchFrom = nil, ""
+	s.catchFrom = ""
 	s.mu.Unlock()
 	s.release(sent)
 	return n
@@ -182,11 +174,10 @@ type Socket struct {
 	// copy of a replayed packet that arrives late (its broadcast was under
 	// way during the replay) is dropped, not sent twice.
 	floor atomic.Pointer[string]
-	// While the node's link to the cluster is down: where to catch up from,
-	// and the offsets delivered since (tracking, under mu).
+	// While the node's link to the cluster is down: where to catch up from
+	// (tracking, under mu).
 	tracking    atomic.Bool
 	catchFrom   string
-	delivered   map[string]bool
 	connectedAt time.Time
 
 	mu           sync.Mutex

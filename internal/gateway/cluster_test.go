@@ -1,11 +1,9 @@
 package gateway
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -191,9 +189,6 @@ func TestRoundRobinPollingWithoutStickySessions(t *testing.T) {
 		}
 	}
 }
-
-var _ = bufio.NewReader
-var _ net.Conn
 
 func tradeNumbers(c *sioclient.Client) []int {
 	var out []int

@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"bufio"
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
@@ -643,6 +642,3 @@ func (c *Conn) teardown(err error) {
 	c.srv.open.Add(-1)
 	c.h.OnClose(c, err)
 }
-
-// readBufio is used by tests to feed bytes through the reader.
-var _ = bufio.NewReader
