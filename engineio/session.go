@@ -554,6 +554,15 @@ func (s *Session) attachWebSocket(c *websocket.Conn) {
 		return
 	}
 	s.ws = c
+	// Packets sent between the handshake and this attach were buffered.
+	if len(s.buf) > 0 {
+		frames := make([][]byte, len(s.buf))
+		for i, p := range s.buf {
+			frames[i] = p.WebSocketFrame()
+		}
+		_ = c.WriteFrames(frames...)
+		s.buf, s.bufBytes, s.keyed = nil, 0, nil
+	}
 	s.mu.Unlock()
 }
 
