@@ -15,7 +15,7 @@ type client struct {
 	dec  parser.Decoder
 
 	mu           sync.Mutex
-	sockets      map[string]*Socket // by namespace
+	sockets      []*Socket // one per connected namespace; usually just "/"
 	connectTimer *time.Timer
 	closed       bool
 
@@ -94,7 +94,7 @@ func (c *client) handle(p *parser.Packet) {
 		return
 	}
 	c.mu.Lock()
-	s := c.sockets[p.Nsp]
+	s := c.socketOf(p.Nsp)
 	c.mu.Unlock()
 	if s == nil {
 		// A packet for a namespace that is not connected closes the connection.
@@ -111,7 +111,7 @@ func (c *client) connect(p *parser.Packet) {
 		return
 	}
 	c.mu.Lock()
-	_, dup := c.sockets[p.Nsp]
+	dup := c.socketOf(p.Nsp) != nil
 	c.mu.Unlock()
 	if dup {
 		c.sess.Close(engineio.ReasonParseError)
@@ -120,16 +120,23 @@ func (c *client) connect(p *parser.Packet) {
 	nsp.connect(c, p.Data)
 }
 
+// socketOf returns the client's socket in namespace nsp, or nil. c.mu must be held.
+func (c *client) socketOf(nsp string) *Socket {
+	for _, s := range c.sockets {
+		if s.nsp.name == nsp {
+			return s
+		}
+	}
+	return nil
+}
+
 func (c *client) addSocket(s *Socket) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return false
 	}
-	if c.sockets == nil {
-		c.sockets = make(map[string]*Socket, 1)
-	}
-	c.sockets[s.nsp.name] = s
+	c.sockets = append(c.sockets, s)
 	if c.connectTimer != nil {
 		c.connectTimer.Stop()
 		c.connectTimer = nil // not needed any more: free it
@@ -142,8 +149,14 @@ func (c *client) addSocket(s *Socket) bool {
 
 func (c *client) removeSocket(s *Socket) {
 	c.mu.Lock()
-	if c.sockets[s.nsp.name] == s {
-		delete(c.sockets, s.nsp.name)
+	for i, x := range c.sockets {
+		if x == s {
+			c.sockets = append(c.sockets[:i], c.sockets[i+1:]...)
+			break
+		}
+	}
+	if len(c.sockets) == 0 {
+		c.sockets = nil
 	}
 	c.mu.Unlock()
 }
@@ -174,10 +187,7 @@ func (c *client) onClose(reason string) {
 	if c.connectTimer != nil {
 		c.connectTimer.Stop()
 	}
-	sockets := make([]*Socket, 0, len(c.sockets))
-	for _, s := range c.sockets {
-		sockets = append(sockets, s)
-	}
+	sockets := c.sockets
 	c.sockets = nil
 	c.mu.Unlock()
 	for _, s := range sockets {

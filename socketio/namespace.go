@@ -226,7 +226,7 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 			}
 		}
 	}
-	s := newSocket(n, c, auth, authMap, restored)
+	s := newSocket(n, c, auth, restored)
 	if restored != nil {
 		s.holding.Store(true)
 	}
@@ -234,16 +234,20 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 		n.mu.RLock()
 		mws := append([]Middleware(nil), n.middlewares...)
 		n.mu.RUnlock()
+		// The middlewares' context lives as long as the chain runs.
+		ctx, cancel := context.WithCancel(context.Background())
 		for _, mw := range mws {
-			if err := mw(s.ctx, s); err != nil {
-				s.cancel()
+			if err := mw(ctx, s); err != nil {
+				cancel()
+				s.markDisconnected()
 				_ = c.writePacket(&parser.Packet{Type: parser.ConnectError, Nsp: n.name, Data: encodeConnectError(err)})
 				return
 			}
 		}
+		cancel()
 	}
 	if !c.addSocket(s) {
-		s.cancel()
+		s.markDisconnected()
 		n.adapter.DelAll(s.id) // rooms a middleware joined
 		return
 	}

@@ -159,7 +159,8 @@ type Socket struct {
 	nsp    *Namespace
 	client *client
 	auth   json.RawMessage
-	authM  map[string]any
+	// ctx is created on first use of Context (under mu): most sockets never
+	// need one, and a cancellable context costs ~0.5 KB per connection.
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -191,9 +192,8 @@ type Socket struct {
 	values       []keyValue
 }
 
-func newSocket(n *Namespace, c *client, auth json.RawMessage, authM map[string]any, restored *adapter.SessionState) *Socket {
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Socket{nsp: n, client: c, auth: auth, authM: authM, ctx: ctx, cancel: cancel, connected: true, connectedAt: time.Now()}
+func newSocket(n *Namespace, c *client, auth json.RawMessage, restored *adapter.SessionState) *Socket {
+	s := &Socket{nsp: n, client: c, auth: auth, connected: true, connectedAt: time.Now()}
 	if restored != nil {
 		s.id, s.pid, s.recovered = restored.SID, restored.PID, true
 		if len(restored.Data) > 0 {
@@ -220,11 +220,48 @@ func (s *Socket) Namespace() *Namespace { return s.nsp }
 // Recovered reports whether the connection state was restored.
 func (s *Socket) Recovered() bool { return s.recovered }
 
-// Context is cancelled when the socket disconnects.
-func (s *Socket) Context() context.Context { return s.ctx }
+// Context is cancelled when the socket disconnects. It is created on first
+// use; a socket that is already disconnected gets a cancelled one.
+func (s *Socket) Context() context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil {
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		if !s.connected {
+			s.cancel()
+		}
+	}
+	return s.ctx
+}
 
-// Auth returns the CONNECT auth payload (nil when absent).
-func (s *Socket) Auth() map[string]any { return s.authM }
+// markDisconnected ends a socket that never joined its client (refused by a
+// middleware, or its client closed meanwhile): not connected, context cancelled.
+func (s *Socket) markDisconnected() {
+	s.mu.Lock()
+	s.connected = false
+	s.mu.Unlock()
+	s.cancelContext()
+}
+
+// cancelContext cancels the socket's context if one was created.
+func (s *Socket) cancelContext() {
+	s.mu.Lock()
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// Auth returns the CONNECT auth payload (nil when absent or not an object),
+// decoded afresh on each call: the socket keeps only the raw JSON.
+func (s *Socket) Auth() map[string]any {
+	var m map[string]any
+	if len(s.auth) > 0 {
+		_ = json.Unmarshal(s.auth, &m)
+	}
+	return m
+}
 
 // AuthRaw returns the CONNECT auth payload as raw JSON.
 func (s *Socket) AuthRaw() json.RawMessage { return s.auth }
@@ -556,7 +593,7 @@ func (s *Socket) onClose(reason string) {
 	}
 	s.nsp.removeSocket(s)
 	s.client.removeSocket(s)
-	s.cancel()
+	s.cancelContext()
 	for _, pa := range acks {
 		if pa.timer != nil {
 			pa.timer.Stop()
@@ -594,7 +631,7 @@ func (s *Socket) Info() adapter.SocketInfo {
 		Handshake: adapter.Handshake{
 			Headers: headers, Time: hs.Time.UTC().Format(time.RFC1123), Address: hs.IP(),
 			XDomain: hs.XDomain, Secure: hs.Secure, Issued: hs.Time.UnixMilli(), URL: hs.URL,
-			Query: query, Auth: s.authM,
+			Query: query, Auth: s.Auth(),
 		},
 		Rooms: s.Rooms(),
 		Data:  s.Data(),

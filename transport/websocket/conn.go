@@ -119,9 +119,8 @@ type Conn struct {
 	Value any
 
 	mu          sync.Mutex
-	queue       [][]byte
+	queue       *[][]byte      // pending frames; nil while idle (arrays are pooled)
 	keyed       map[string]int // conflation key -> index in queue, while lagging
-	spare       [][]byte       // the last flushed queue, reused
 	queued      int
 	scheduled   bool
 	waiting     bool // waiting for the socket to become writable
@@ -385,7 +384,7 @@ func (c *Conn) WriteFrames(frames ...[]byte) error {
 		c.mu.Unlock()
 		return ErrQueueFull
 	}
-	c.queue = append(c.queue, frames...)
+	c.push(frames...)
 	c.queued += size
 	sched := !c.scheduled && !c.waiting
 	if sched {
@@ -408,8 +407,8 @@ func (c *Conn) WriteKeyed(key string, frame []byte) error {
 		return ErrClosed
 	}
 	if i, ok := c.keyed[key]; ok {
-		c.queued += len(frame) - len(c.queue[i])
-		c.queue[i] = frame
+		c.queued += len(frame) - len((*c.queue)[i])
+		(*c.queue)[i] = frame
 		c.mu.Unlock()
 		return nil
 	}
@@ -417,14 +416,14 @@ func (c *Conn) WriteKeyed(key string, frame []byte) error {
 		c.mu.Unlock()
 		return ErrQueueFull
 	}
-	if len(c.queue) > 0 {
+	if n := c.pending(); n > 0 {
 		// Lagging: remember where this key's frame is.
 		if c.keyed == nil {
 			c.keyed = make(map[string]int)
 		}
-		c.keyed[key] = len(c.queue)
+		c.keyed[key] = n
 	}
-	c.queue = append(c.queue, frame)
+	c.push(frame)
 	c.queued += len(frame)
 	sched := !c.scheduled && !c.waiting
 	if sched {
@@ -473,7 +472,7 @@ func (c *Conn) closeWith(frame []byte, cause error) {
 	}
 	c.closing = true
 	c.closeErr = cause
-	c.queue = append(c.queue, frame)
+	c.push(frame)
 	c.queued += len(frame)
 	sched := !c.scheduled && !c.waiting
 	if sched {
@@ -486,42 +485,80 @@ func (c *Conn) closeWith(frame []byte, cause error) {
 	}
 }
 
+// framePool recycles queue arrays, so an idle connection holds none and a
+// busy one does not allocate one per flush.
+var framePool = sync.Pool{New: func() any { return new([][]byte) }}
+
+// maxPooledFrames bounds the arrays kept in framePool.
+const maxPooledFrames = 1024
+
+// push appends frames to the queue, taking a pooled array when the queue is
+// empty. c.mu must be held.
+func (c *Conn) push(frames ...[]byte) {
+	if c.queue == nil {
+		c.queue = framePool.Get().(*[][]byte)
+	}
+	*c.queue = append(*c.queue, frames...)
+}
+
+// pending returns the number of queued frames. c.mu must be held.
+func (c *Conn) pending() int {
+	if c.queue == nil {
+		return 0
+	}
+	return len(*c.queue)
+}
+
+// recycle returns a written queue's array to the pool.
+func recycle(q *[][]byte) {
+	if cap(*q) > maxPooledFrames {
+		return
+	}
+	clear((*q)[:cap(*q)])
+	*q = (*q)[:0]
+	framePool.Put(q)
+}
+
 // flush writes the queue with writev until it is empty or the socket is full.
-func (c *Conn) flush() {
+// w is the calling goroutine's writer.
+func (c *Conn) flush(w *writer) {
 	c.mu.Lock()
 	if c.closed {
 		c.scheduled = false
 		c.mu.Unlock()
 		return
 	}
-	bufs := c.queue
-	c.queue = c.spare[:0]
-	c.spare = nil
+	q := c.queue
+	c.queue = nil
 	c.keyed = nil // frames taken for writing can no longer be replaced
 	c.mu.Unlock()
+	var bufs [][]byte
+	if q != nil {
+		bufs = *q
+	}
 
-	var written int
-	var err error
 	// Through the RawConn, so the fd cannot be closed (and its number
 	// reused by another connection) while it is being written.
-	if rerr := c.rc.Write(func(fd uintptr) bool {
-		written, err = writev(int(fd), bufs)
-		return true
-	}); rerr != nil && err == nil {
+	w.bufs, w.n, w.err = bufs, 0, nil
+	rerr := c.rc.Write(w.fn)
+	written, err := w.n, w.err
+	w.bufs = nil
+	if rerr != nil && err == nil {
 		err = fmt.Errorf("websocket: write: %w", rerr)
 	}
 
 	c.mu.Lock()
 	c.queued -= written
 	// Put back what was not written, in front of anything queued meanwhile.
-	left := trimWritten(bufs, written)
-	if left == nil {
-		// Everything went out: keep the slice for the next flush.
-		clear(bufs)
-		c.spare = bufs[:0]
+	left := trimWritten(bufs, written) // a copy, or nil
+	if q != nil {
+		recycle(q)
 	}
 	if len(left) > 0 {
-		c.queue = append(left, c.queue...)
+		if c.queue == nil {
+			c.queue = framePool.Get().(*[][]byte)
+		}
+		*c.queue = append(left, *c.queue...)
 		for k, i := range c.keyed {
 			c.keyed[k] = i + len(left)
 		}
@@ -529,7 +566,7 @@ func (c *Conn) flush() {
 	if err == nil && len(left) > 0 {
 		c.waiting = true
 	}
-	more := err == nil && !c.waiting && len(c.queue) > 0
+	more := err == nil && !c.waiting && c.pending() > 0
 	if !more {
 		c.scheduled = false
 	}
@@ -561,7 +598,7 @@ func (c *Conn) awaitWritable() {
 	})
 	c.mu.Lock()
 	c.waiting = false
-	sched := !c.scheduled && len(c.queue) > 0 && !c.closed
+	sched := !c.scheduled && c.pending() > 0 && !c.closed
 	if sched {
 		c.scheduled = true
 	}
@@ -629,7 +666,7 @@ func (c *Conn) teardown(err error) {
 		return
 	}
 	c.closed = true
-	c.queue, c.spare = nil, nil
+	c.queue = nil
 	c.queued = 0
 	if c.closeTimer != nil {
 		c.closeTimer.Stop()

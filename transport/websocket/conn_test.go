@@ -479,12 +479,12 @@ func TestWriteCoalescing(t *testing.T) {
 			t.Fatalf("n=%d: %d bytes buffered before the flush, want %d (frames were written one by one)", n, got, total)
 		}
 		sc.mu.Lock()
-		queued := len(sc.queue)
+		queued := sc.pending()
 		sc.mu.Unlock()
 		if queued != n {
 			t.Fatalf("queue holds %d frames", queued)
 		}
-		sc.flush() // one flush for all of them
+		sc.flush(newWriter()) // one flush for all of them
 		if got := sc.Buffered(); got != 0 {
 			t.Fatalf("n=%d: %d bytes left after one flush", n, got)
 		}
@@ -709,7 +709,7 @@ func TestWriteKeyedConflates(t *testing.T) {
 	if got := sc.Buffered(); got != total {
 		t.Fatalf("Buffered %d, want %d (replaced frames must not count)", got, total)
 	}
-	sc.flush()
+	sc.flush(newWriter())
 	for _, w := range want {
 		if f := c.read(); string(f.payload) != w {
 			t.Fatalf("got %q, want %q", f.payload, w)
@@ -746,7 +746,7 @@ func TestWriteKeyedBoundsALaggingQueue(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		sc.mu.Lock()
 		defer sc.mu.Unlock()
-		return sc.waiting && len(sc.queue) > 0
+		return sc.waiting && sc.pending() > 0
 	})
 	before := sc.Buffered()
 	for i := 0; i < 10000; i++ {

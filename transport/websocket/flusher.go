@@ -7,12 +7,14 @@ import "sync"
 type flusher struct {
 	mu      sync.Mutex
 	pending []*Conn
+	spare   []*Conn // the last batch, reused (flusher goroutine only)
 	wake    chan struct{}
 	stopped bool
+	w       *writer // the flusher goroutine's writev state
 }
 
 func newFlusher() *flusher {
-	f := &flusher{wake: make(chan struct{}, 1)}
+	f := &flusher{wake: make(chan struct{}, 1), w: newWriter()}
 	go f.run()
 	return f
 }
@@ -45,14 +47,38 @@ func (f *flusher) run() {
 		for {
 			f.mu.Lock()
 			batch := f.pending
-			f.pending = nil
+			f.pending = f.spare[:0]
 			f.mu.Unlock()
 			if len(batch) == 0 {
+				f.spare = batch
 				break
 			}
 			for _, c := range batch {
-				c.flush()
+				c.flush(f.w)
 			}
+			clear(batch)
+			f.spare = batch
 		}
 	}
+}
+
+// writer is the state of one writev through a connection's RawConn. Its
+// write method value is made once, so a flush allocates nothing. One
+// goroutine uses a writer at a time.
+type writer struct {
+	bufs [][]byte
+	n    int
+	err  error
+	fn   func(fd uintptr) bool
+}
+
+func newWriter() *writer {
+	w := &writer{}
+	w.fn = w.write
+	return w
+}
+
+func (w *writer) write(fd uintptr) bool {
+	w.n, w.err = writev(int(fd), w.bufs)
+	return true
 }
