@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tradewire/tradewire/internal/timewheel"
 	"github.com/tradewire/tradewire/transport/websocket"
 )
 
@@ -65,9 +66,10 @@ type Observer interface {
 // Server is an Engine.IO server. Mount it at the transport path
 // (e.g. /engine.io/ or /socket.io/).
 type Server struct {
-	opts Options
-	ws   *websocket.Server
-	log  *slog.Logger
+	opts  Options
+	ws    *websocket.Server
+	log   *slog.Logger
+	wheel *timewheel.Wheel // every session's heartbeat timer
 
 	// OnConnection is called for each new session before any message of it
 	// is delivered. It must set the session's handlers.
@@ -103,10 +105,17 @@ func NewServer(opts Options) *Server {
 	wsOpts.MaxQueue = opts.MaxBufferedBytes
 	return &Server{
 		opts:     opts,
+		wheel:    timewheel.New(heartbeatTick(opts.PingInterval, opts.PingTimeout), 1024),
 		ws:       websocket.NewServer(wsOpts),
 		log:      opts.Logger,
 		sessions: make(map[string]*Session),
 	}
+}
+
+// heartbeatTick is the wheel resolution: a twentieth of the shorter
+// heartbeat period, between 1 ms and 50 ms.
+func heartbeatTick(interval, timeout time.Duration) time.Duration {
+	return min(max(min(interval, timeout)/20, time.Millisecond), 50*time.Millisecond)
 }
 
 // Options returns the effective options.
@@ -158,6 +167,7 @@ func (srv *Server) Close() {
 		time.Sleep(5 * time.Millisecond)
 	}
 	srv.ws.Close()
+	srv.wheel.Close()
 }
 
 // NewID returns a 20-character id: 15 random bytes, base64url.

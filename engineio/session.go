@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tradewire/tradewire/internal/timewheel"
 	"github.com/tradewire/tradewire/transport/websocket"
 )
 
@@ -80,8 +81,7 @@ type Session struct {
 	id  string
 	hs  Handshake
 
-	onMessage func(data []byte, binary bool)
-	onClose   func(reason string)
+	handler Handler // nil until the layer above sets it
 
 	mu        sync.Mutex
 	transport string
@@ -100,8 +100,10 @@ type Session struct {
 	probe     *websocket.Conn
 	probeSeen bool
 	upTimer   *time.Timer
-	// heartbeat
-	hb           *time.Timer
+	// heartbeat: one timer on the server's wheel, armed for the next ping
+	// or the pong deadline (hbAt)
+	hb           timewheel.Timer
+	hbStarted    bool
 	hbAt         time.Time
 	awaitingPong bool
 
@@ -115,7 +117,6 @@ func newSession(srv *Server, id string, r *http.Request, transport string) *Sess
 		srv:       srv,
 		id:        id,
 		transport: transport,
-		pollCh:    make(chan struct{}, 1),
 		hs: Handshake{
 			Header:     h,
 			Query:      r.URL.Query(),
@@ -126,6 +127,9 @@ func newSession(srv *Server, id string, r *http.Request, transport string) *Sess
 			XDomain:    r.Header.Get("Origin") != "",
 			Time:       time.Now(),
 		},
+	}
+	if transport == "polling" {
+		s.pollCh = make(chan struct{}, 1)
 	}
 	return s
 }
@@ -143,11 +147,50 @@ func (s *Session) Transport() string {
 	return s.transport
 }
 
-// OnMessage sets the message handler. Calls are sequential per session.
-func (s *Session) OnMessage(f func(data []byte, binary bool)) { s.onMessage = f }
+// Handler receives a session's messages and its end. OnMessage calls are
+// sequential per session and own data; OnClose is called once.
+type Handler interface {
+	OnMessage(data []byte, binary bool)
+	OnClose(reason string)
+}
 
-// OnClose sets the handler called once when the session ends.
-func (s *Session) OnClose(f func(reason string)) { s.onClose = f }
+// SetHandler sets the session's handler; call it from Server.OnConnection,
+// before any message is delivered.
+func (s *Session) SetHandler(h Handler) { s.handler = h }
+
+// funcHandler adapts OnMessage and OnClose functions to a Handler.
+type funcHandler struct {
+	onMessage func(data []byte, binary bool)
+	onClose   func(reason string)
+}
+
+func (f *funcHandler) OnMessage(data []byte, binary bool) {
+	if f.onMessage != nil {
+		f.onMessage(data, binary)
+	}
+}
+
+func (f *funcHandler) OnClose(reason string) {
+	if f.onClose != nil {
+		f.onClose(reason)
+	}
+}
+
+func (s *Session) funcs() *funcHandler {
+	f, ok := s.handler.(*funcHandler)
+	if !ok {
+		f = &funcHandler{}
+		s.handler = f
+	}
+	return f
+}
+
+// OnMessage sets a message function (a Handler set with SetHandler is replaced).
+func (s *Session) OnMessage(f func(data []byte, binary bool)) { s.funcs().onMessage = f }
+
+// OnClose sets the function called once when the session ends (a Handler
+// set with SetHandler is replaced).
+func (s *Session) OnClose(f func(reason string)) { s.funcs().onClose = f }
 
 func (s *Session) openPacket(polling bool) *Packet {
 	upgrades := `[]`
@@ -258,7 +301,12 @@ func (s *Session) Buffered() int {
 	return s.bufBytes
 }
 
+// wakePoll wakes a pending GET. s.pollCh exists on polling sessions only
+// (created with the session, never changed).
 func (s *Session) wakePoll() {
+	if s.pollCh == nil {
+		return
+	}
 	select {
 	case s.pollCh <- struct{}{}:
 	default:
@@ -277,8 +325,8 @@ func (s *Session) close(reason string, notify bool) {
 		return
 	}
 	s.closed = true
-	if s.hb != nil {
-		s.hb.Stop()
+	if s.hbStarted {
+		s.srv.wheel.Stop(&s.hb)
 	}
 	if s.upTimer != nil {
 		s.upTimer.Stop()
@@ -320,8 +368,8 @@ func (s *Session) close(reason string, notify bool) {
 	if s.srv.opts.Observer != nil {
 		s.srv.opts.Observer.SessionClosed(transport, reason)
 	}
-	if s.onClose != nil {
-		s.onClose(reason)
+	if s.handler != nil {
+		s.handler.OnClose(reason)
 	}
 }
 
@@ -341,12 +389,21 @@ func hasMessages(pkts []*Packet) bool {
 func (s *Session) startHeartbeat() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.hb != nil {
+	if s.closed || s.hbStarted {
 		return
 	}
+	s.hbStarted = true
 	s.hbAt = time.Now().Add(s.srv.opts.PingInterval)
-	s.hb = time.AfterFunc(s.srv.opts.PingInterval, s.onHeartbeat)
+	s.srv.wheel.Schedule(&s.hb, s.srv.opts.PingInterval, (*heartbeat)(s))
 }
+
+// heartbeat is a Session seen as the owner of its wheel timer (keeps
+// Expire off the Session's API).
+type heartbeat Session
+
+// Expire runs on the wheel's goroutine: send the ping, or close the session
+// whose pong deadline passed (in its own goroutine: closing may be slow).
+func (h *heartbeat) Expire() { (*Session)(h).onHeartbeat() }
 
 func (s *Session) onHeartbeat() {
 	s.mu.Lock()
@@ -355,18 +412,18 @@ func (s *Session) onHeartbeat() {
 		return
 	}
 	if d := time.Until(s.hbAt); d > time.Millisecond {
-		s.hb.Reset(d) // re-armed by a pong meanwhile
+		s.srv.wheel.Schedule(&s.hb, d, (*heartbeat)(s)) // moved by a pong meanwhile
 		s.mu.Unlock()
 		return
 	}
 	if s.awaitingPong {
 		s.mu.Unlock()
-		s.close(ReasonPingTimeout, true)
+		go s.close(ReasonPingTimeout, true)
 		return
 	}
 	s.awaitingPong = true
 	s.hbAt = time.Now().Add(s.srv.opts.PingTimeout)
-	s.hb.Reset(s.srv.opts.PingTimeout)
+	s.srv.wheel.Schedule(&s.hb, s.srv.opts.PingTimeout, (*heartbeat)(s))
 	s.mu.Unlock()
 	_ = s.Send(pingPacket)
 }
@@ -378,8 +435,9 @@ func (s *Session) onPong() {
 		return
 	}
 	s.awaitingPong = false
+	// The timer still fires at the pong deadline and re-arms itself for
+	// the rest of the interval: no wheel operation per pong.
 	s.hbAt = time.Now().Add(s.srv.opts.PingInterval)
-	s.hb.Reset(s.srv.opts.PingInterval)
 }
 
 // onPacket handles one packet from the client on the active transport.
@@ -388,8 +446,8 @@ func (s *Session) onPacket(p *Packet) {
 	case TypePong:
 		s.onPong()
 	case TypeMessage:
-		if s.onMessage != nil {
-			s.onMessage(p.Data, p.Binary)
+		if s.handler != nil {
+			s.handler.OnMessage(p.Data, p.Binary)
 		}
 	case TypeClose:
 		s.close(ReasonTransportClose, false)

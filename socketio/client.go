@@ -37,9 +37,9 @@ func newClient(srv *Server, sess *engineio.Session) *client {
 	return c
 }
 
-// onMessage runs on the transport's goroutine: decode, then queue for the
+// OnMessage runs on the transport's goroutine: decode, then queue for the
 // client's worker so handlers may block without stalling the transport.
-func (c *client) onMessage(data []byte, binary bool) {
+func (c *client) OnMessage(data []byte, binary bool) {
 	var p *parser.Packet
 	var err error
 	if binary {
@@ -181,7 +181,7 @@ func encodeForEngine(p *parser.Packet) []*engineio.Packet {
 	return out
 }
 
-func (c *client) onClose(reason string) {
+func (c *client) OnClose(reason string) {
 	c.mu.Lock()
 	c.closed = true
 	if c.connectTimer != nil {

@@ -153,6 +153,5 @@ func (s *Server) Close() error {
 func (s *Server) onEngineConnection(sess *engineio.Session) {
 	c := newClient(s, sess)
 	sess.Value = c
-	sess.OnMessage(c.onMessage)
-	sess.OnClose(c.onClose)
+	sess.SetHandler(c)
 }
