@@ -18,25 +18,18 @@ var ErrEmptyUserID = errors.New("ratelimit: empty user ID")
 type userSubs struct {
 	mu    sync.Mutex
 	user  string
-	rooms map[string]int
+	rooms roomCounts
 	dead  bool // removed from Limiter.subs; lookups must retry
 }
 
-func (e *userSubs) roomList() []string {
-	out := make([]string, 0, len(e.rooms))
-	for r := range e.rooms {
-		out = append(out, r)
-	}
-	slices.Sort(out)
-	return out
-}
+func (e *userSubs) roomList() []string { return e.rooms.names() }
 
 func (l *Limiter) lockUser(user string) *userSubs {
 	for {
 		l.subsMu.Lock()
 		e := l.subs[user]
 		if e == nil {
-			e = &userSubs{user: user, rooms: make(map[string]int)}
+			e = &userSubs{user: user}
 			l.subs[user] = e
 		}
 		l.subsMu.Unlock()
@@ -70,7 +63,7 @@ type Socket struct {
 	user string
 
 	mu     sync.Mutex
-	rooms  map[string]struct{}
+	rooms  roomSet
 	closed bool
 
 	fmu        sync.Mutex
@@ -83,7 +76,7 @@ func (l *Limiter) NewSocket(userID string) (*Socket, error) {
 	if userID == "" {
 		return nil, ErrEmptyUserID
 	}
-	return &Socket{l: l, user: userID, rooms: make(map[string]struct{})}, nil
+	return &Socket{l: l, user: userID}, nil
 }
 
 // UserID returns the socket's user.
@@ -93,12 +86,7 @@ func (s *Socket) UserID() string { return s.user }
 func (s *Socket) Rooms() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.rooms))
-	for r := range s.rooms {
-		out = append(out, r)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Clone(s.rooms)
 }
 
 // AllowEvent checks the user's event limit for one client event and applies
@@ -153,7 +141,7 @@ func (s *Socket) acquire(ctx context.Context, rooms []string, charge bool) ([]st
 	refused := make(map[string]bool)
 	if l.cfg.MaxSubscriptions >= 0 {
 		for _, r := range want {
-			if _, mine := s.rooms[r]; !mine && e.rooms[r] == 0 {
+			if !s.rooms.has(r) && e.rooms.count(r) == 0 {
 				if len(need) < l.cfg.MaxSubscriptions {
 					need = append(need, r)
 				} else {
@@ -177,7 +165,7 @@ func (s *Socket) acquire(ctx context.Context, rooms []string, charge bool) ([]st
 	}
 	granted := make([]string, 0, len(want))
 	for _, r := range want {
-		if _, mine := s.rooms[r]; mine {
+		if s.rooms.has(r) {
 			granted = append(granted, r)
 			continue
 		}
@@ -185,8 +173,8 @@ func (s *Socket) acquire(ctx context.Context, rooms []string, charge bool) ([]st
 			sub.Allowed = false
 			continue
 		}
-		s.rooms[r] = struct{}{}
-		e.rooms[r]++
+		s.rooms.add(r)
+		e.rooms.inc(r)
 		granted = append(granted, r)
 	}
 	if l.cfg.MaxSubscriptions >= 0 {
@@ -260,8 +248,7 @@ func (s *Socket) ReleaseSubscriptions(ctx context.Context, rooms []string) {
 	defer s.mu.Unlock()
 	var drop []string
 	for _, r := range dedupe(rooms) {
-		if _, ok := s.rooms[r]; ok {
-			delete(s.rooms, r)
+		if s.rooms.remove(r) {
 			drop = append(drop, r)
 		}
 	}
@@ -277,10 +264,7 @@ func (s *Socket) Close(ctx context.Context) {
 		return
 	}
 	s.closed = true
-	drop := make([]string, 0, len(s.rooms))
-	for r := range s.rooms {
-		drop = append(drop, r)
-	}
+	drop := s.rooms
 	s.rooms = nil
 	s.l.release(ctx, s.user, drop)
 }
@@ -293,8 +277,7 @@ func (l *Limiter) release(ctx context.Context, user string, rooms []string) {
 	defer l.unlockUser(e)
 	var gone []string
 	for _, r := range rooms {
-		if e.rooms[r]--; e.rooms[r] <= 0 {
-			delete(e.rooms, r)
+		if e.rooms.dec(r) {
 			gone = append(gone, r)
 		}
 	}

@@ -1,0 +1,85 @@
+package ratelimit
+
+import "slices"
+
+// roomSet is a small sorted set of room names. A socket holds a handful of
+// rooms (at most MaxSubscriptions), where a map would cost several hundred
+// bytes per socket.
+type roomSet []string
+
+func (s roomSet) has(r string) bool {
+	_, ok := slices.BinarySearch(s, r)
+	return ok
+}
+
+func (s *roomSet) add(r string) {
+	if i, ok := slices.BinarySearch(*s, r); !ok {
+		*s = slices.Insert(*s, i, r)
+	}
+}
+
+func (s *roomSet) remove(r string) bool {
+	i, ok := slices.BinarySearch(*s, r)
+	if ok {
+		*s = slices.Delete(*s, i, i+1)
+	}
+	return ok
+}
+
+// roomCount is a room with the number of local sockets of a user holding it.
+type roomCount struct {
+	room string
+	n    int32
+}
+
+// roomCounts is a user's rooms on this node, sorted by name.
+type roomCounts []roomCount
+
+func (c roomCounts) find(r string) (int, bool) {
+	return slices.BinarySearchFunc(c, r, func(e roomCount, r string) int {
+		switch {
+		case e.room < r:
+			return -1
+		case e.room > r:
+			return 1
+		}
+		return 0
+	})
+}
+
+// count returns the number of local sockets holding r.
+func (c roomCounts) count(r string) int {
+	if i, ok := c.find(r); ok {
+		return int(c[i].n)
+	}
+	return 0
+}
+
+func (c *roomCounts) inc(r string) {
+	i, ok := c.find(r)
+	if !ok {
+		*c = slices.Insert(*c, i, roomCount{room: r})
+	}
+	(*c)[i].n++
+}
+
+// dec counts one socket out of r and reports whether r is no longer held.
+func (c *roomCounts) dec(r string) bool {
+	i, ok := c.find(r)
+	if !ok {
+		return true
+	}
+	if (*c)[i].n--; (*c)[i].n > 0 {
+		return false
+	}
+	*c = slices.Delete(*c, i, i+1)
+	return true
+}
+
+func (c roomCounts) names() []string {
+	out := make([]string, len(c))
+	for i, e := range c {
+		out[i] = e.room
+	}
+	return out
+}
