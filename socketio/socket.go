@@ -159,10 +159,6 @@ type Socket struct {
 	nsp    *Namespace
 	client *client
 	auth   json.RawMessage
-	// ctx is created on first use of Context (under mu): most sockets never
-	// need one, and a cancellable context costs ~0.5 KB per connection.
-	ctx    context.Context
-	cancel context.CancelFunc
 
 	recovered bool
 
@@ -181,15 +177,32 @@ type Socket struct {
 	catchFrom   string
 	connectedAt time.Time
 
-	mu           sync.Mutex
+	mu        sync.Mutex
+	ext       *socketExt // rare state, created on first use (under mu)
+	data      any
+	connected bool
+	values    []keyValue
+}
+
+// socketExt is the state most sockets never use: their own handlers (the
+// namespace's are shared), disconnect callbacks, server-to-client acks and a
+// context. It hangs off a nil pointer until needed.
+type socketExt struct {
 	handlers     map[string]EventHandler
 	anyHandler   EventHandler
 	onDisconnect []func(reason string)
 	acks         map[uint64]pendingAck
 	nextAck      uint64
-	data         any
-	connected    bool
-	values       []keyValue
+	ctx          context.Context
+	cancel       context.CancelFunc
+}
+
+// extLocked returns the socket's rare state, creating it. s.mu must be held.
+func (s *Socket) extLocked() *socketExt {
+	if s.ext == nil {
+		s.ext = &socketExt{}
+	}
+	return s.ext
 }
 
 func newSocket(n *Namespace, c *client, auth json.RawMessage, restored *adapter.SessionState) *Socket {
@@ -225,13 +238,14 @@ func (s *Socket) Recovered() bool { return s.recovered }
 func (s *Socket) Context() context.Context {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ctx == nil {
-		s.ctx, s.cancel = context.WithCancel(context.Background())
+	x := s.extLocked()
+	if x.ctx == nil {
+		x.ctx, x.cancel = context.WithCancel(context.Background())
 		if !s.connected {
-			s.cancel()
+			x.cancel()
 		}
 	}
-	return s.ctx
+	return x.ctx
 }
 
 // markDisconnected ends a socket that never joined its client (refused by a
@@ -245,8 +259,11 @@ func (s *Socket) markDisconnected() {
 
 // cancelContext cancels the socket's context if one was created.
 func (s *Socket) cancelContext() {
+	var cancel context.CancelFunc
 	s.mu.Lock()
-	cancel := s.cancel
+	if s.ext != nil {
+		cancel = s.ext.cancel
+	}
 	s.mu.Unlock()
 	if cancel != nil {
 		cancel()
@@ -325,24 +342,26 @@ func (s *Socket) Connected() bool {
 // On registers the handler of an event (replacing any previous one).
 func (s *Socket) On(event string, h EventHandler) {
 	s.mu.Lock()
-	if s.handlers == nil {
-		s.handlers = make(map[string]EventHandler)
+	x := s.extLocked()
+	if x.handlers == nil {
+		x.handlers = make(map[string]EventHandler)
 	}
-	s.handlers[event] = h
+	x.handlers[event] = h
 	s.mu.Unlock()
 }
 
 // OnAny registers a handler for events without their own handler.
 func (s *Socket) OnAny(h EventHandler) {
 	s.mu.Lock()
-	s.anyHandler = h
+	s.extLocked().anyHandler = h
 	s.mu.Unlock()
 }
 
 // OnDisconnect adds a handler called once with the disconnect reason.
 func (s *Socket) OnDisconnect(f func(reason string)) {
 	s.mu.Lock()
-	s.onDisconnect = append(s.onDisconnect, f)
+	x := s.extLocked()
+	x.onDisconnect = append(x.onDisconnect, f)
 	s.mu.Unlock()
 }
 
@@ -459,8 +478,9 @@ func (s *Socket) emitPacketWithAck(pkt *parser.Packet, timeout time.Duration, cb
 		cb(nil, ErrDisconnected)
 		return
 	}
-	id := s.nextAck
-	s.nextAck++
+	x := s.extLocked()
+	id := x.nextAck
+	x.nextAck++
 	pa := pendingAck{cb: cb}
 	if timeout > 0 {
 		pa.timer = time.AfterFunc(timeout, func() {
@@ -469,10 +489,10 @@ func (s *Socket) emitPacketWithAck(pkt *parser.Packet, timeout time.Duration, cb
 			}
 		})
 	}
-	if s.acks == nil {
-		s.acks = make(map[uint64]pendingAck)
+	if x.acks == nil {
+		x.acks = make(map[uint64]pendingAck)
 	}
-	s.acks[id] = pa
+	x.acks[id] = pa
 	s.mu.Unlock()
 	out := *pkt
 	out.Nsp, out.ID, out.HasID = s.nsp.name, id, true
@@ -486,9 +506,12 @@ func (s *Socket) emitPacketWithAck(pkt *parser.Packet, timeout time.Duration, cb
 func (s *Socket) takeAck(id uint64) (pendingAck, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.acks[id]
+	if s.ext == nil {
+		return pendingAck{}, false
+	}
+	p, ok := s.ext.acks[id]
 	if ok {
-		delete(s.acks, id)
+		delete(s.ext.acks, id)
 		if p.timer != nil {
 			p.timer.Stop()
 		}
@@ -533,9 +556,11 @@ func (s *Socket) onEvent(p *parser.Packet) {
 	if obs := s.nsp.srv.opts.Observer; obs != nil {
 		obs.EventIn(name)
 	}
+	var h, any EventHandler
 	s.mu.Lock()
-	h := s.handlers[name]
-	any := s.anyHandler
+	if s.ext != nil {
+		h, any = s.ext.handlers[name], s.ext.anyHandler
+	}
 	s.mu.Unlock()
 	if h == nil {
 		h, any = s.nsp.handler(name, any)
@@ -583,9 +608,12 @@ func (s *Socket) onClose(reason string) {
 		return
 	}
 	s.connected = false
-	acks := s.acks
-	s.acks = nil
-	handlers := s.onDisconnect
+	var acks map[uint64]pendingAck
+	var handlers []func(string)
+	if s.ext != nil {
+		acks, handlers = s.ext.acks, s.ext.onDisconnect
+		s.ext.acks = nil
+	}
 	s.mu.Unlock()
 
 	if s.pid != "" && recoverable(reason) {
