@@ -132,6 +132,10 @@ func redisClient(setting string, target config.RedisTarget) (redis.UniversalClie
 			return nil, fmt.Errorf("%s: %w", setting, err)
 		}
 		opts.ContextTimeoutEnabled = true
+		// Not the pipeline sizes: setting them would create a pipeline pool
+		// a cluster client does not have by default.
+		var none int
+		smallBuffers(&opts.ReadBufferSize, &opts.WriteBufferSize, &none, &none)
 		return redis.NewClusterClient(opts), nil
 	}
 	opts, err := redis.ParseURL(target.ClientURL)
@@ -139,7 +143,29 @@ func redisClient(setting string, target config.RedisTarget) (redis.UniversalClie
 		return nil, fmt.Errorf("%s: %w", setting, err)
 	}
 	opts.ContextTimeoutEnabled = true
+	smallBuffers(&opts.ReadBufferSize, &opts.WriteBufferSize, &opts.PipelineReadBufferSize, &opts.PipelineWriteBufferSize)
 	return redis.NewClient(opts), nil
+}
+
+// Redis connection buffers: go-redis defaults to 32 KiB per direction and
+// 128 KiB for its pipeline pool, about 1.5 KB per client connection at 10k
+// clients with every pool warm (docs/decisions/008-redis-buffers.md). The
+// gateway's commands and replies are small; big replies just take more reads.
+const (
+	redisBuffer         = 4 << 10
+	redisPipelineBuffer = 16 << 10
+)
+
+// smallBuffers sets the buffer sizes the URL left at their defaults.
+func smallBuffers(read, write, pipeRead, pipeWrite *int) {
+	for _, p := range []struct {
+		v   *int
+		def int
+	}{{read, redisBuffer}, {write, redisBuffer}, {pipeRead, redisPipelineBuffer}, {pipeWrite, redisPipelineBuffer}} {
+		if *p.v == 0 {
+			*p.v = p.def
+		}
+	}
 }
 
 func randomHex(n int) string {
