@@ -422,8 +422,16 @@ func (s *Session) onHeartbeat() {
 		return
 	}
 	s.awaitingPong = true
-	s.hbAt = time.Now().Add(s.srv.opts.PingTimeout)
-	s.srv.wheel.Schedule(&s.hb, s.srv.opts.PingTimeout, (*heartbeat)(s))
+	// The pong deadline counts from when the ping was due, not from when
+	// the wheel got to it (up to a tick later), so requests see it exactly
+	// (handshake + pingInterval + pingTimeout); a wheel running far behind
+	// (an overloaded node) counts from now instead, not to punish clients.
+	now, base := time.Now(), s.hbAt
+	if now.Sub(base) > 2*s.srv.wheel.Tick() {
+		base = now
+	}
+	s.hbAt = base.Add(s.srv.opts.PingTimeout)
+	s.srv.wheel.Schedule(&s.hb, s.hbAt.Sub(now), (*heartbeat)(s))
 	s.mu.Unlock()
 	_ = s.Send(pingPacket)
 }
