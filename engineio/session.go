@@ -37,6 +37,8 @@ var (
 
 // Handshake describes the HTTP request that opened a session.
 type Handshake struct {
+	// Header is the request's headers until Compact; use Headers to read
+	// them whenever it may have run.
 	Header     http.Header
 	Query      url.Values
 	URL        string
@@ -47,23 +49,42 @@ type Handshake struct {
 	Time       time.Time
 	// Tag is the result of Options.Tag for this handshake.
 	Tag any
+
+	packed string // the headers kept by Compact, "Name: value\n" each
 }
 
 // Compact keeps only the named headers and drops the query (once the layers
-// above have used them, e.g. after authentication).
+// above have used them, e.g. after authentication). The kept headers are
+// packed into one string (one allocation instead of a map, slices and
+// strings per connection): read them with Headers.
 func (h *Handshake) Compact(keep []string) {
-	kept := make(http.Header, len(keep))
+	var b strings.Builder
 	for _, k := range keep {
-		if v := h.Header.Values(k); len(v) > 0 {
-			// Copies: the originals share memory with the whole request.
-			cp := make([]string, len(v))
-			for i := range v {
-				cp[i] = strings.Clone(v[i])
-			}
-			kept[http.CanonicalHeaderKey(k)] = cp
+		ck := http.CanonicalHeaderKey(k)
+		for _, v := range h.Header.Values(k) {
+			b.WriteString(ck)
+			b.WriteString(": ")
+			b.WriteString(v)
+			b.WriteByte('\n')
 		}
 	}
-	h.Header, h.Query, h.URL = kept, nil, strings.Clone(h.URL)
+	// Copies: the originals share memory with the whole request.
+	h.packed = b.String()
+	h.Header, h.Query, h.URL = nil, nil, strings.Clone(h.URL)
+}
+
+// Headers returns the request headers; after Compact, the kept ones in a
+// new map.
+func (h *Handshake) Headers() http.Header {
+	if h.Header != nil || h.packed == "" {
+		return h.Header
+	}
+	out := make(http.Header, 4)
+	for line := range strings.SplitSeq(strings.TrimSuffix(h.packed, "\n"), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		out[k] = append(out[k], v)
+	}
+	return out
 }
 
 // IP returns the remote address without its port.

@@ -287,7 +287,7 @@ func (s *Socket) AuthRaw() json.RawMessage { return s.auth }
 func (s *Socket) Handshake() *engineio.Handshake { return s.client.sess.Handshake() }
 
 // Header returns a handshake request header.
-func (s *Socket) Header() http.Header { return s.client.sess.Handshake().Header }
+func (s *Socket) Header() http.Header { return s.client.sess.Handshake().Headers() }
 
 // Transport returns the current transport name.
 func (s *Socket) Transport() string { return s.client.sess.Transport() }
@@ -646,8 +646,9 @@ func (s *Socket) onClose(reason string) {
 // Info describes the socket for fetchSockets.
 func (s *Socket) Info() adapter.SocketInfo {
 	hs := s.Handshake()
-	headers := make(map[string]any, len(hs.Header))
-	for k, v := range hs.Header {
+	hdr := hs.Headers()
+	headers := make(map[string]any, len(hdr))
+	for k, v := range hdr {
 		headers[lower(k)] = joinHeader(v)
 	}
 	query := make(map[string]any, len(hs.Query))
