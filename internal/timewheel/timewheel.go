@@ -34,13 +34,13 @@ type Wheel struct {
 	slots   []Timer // list heads (sentinels)
 	pos     int32   // slot the next tick fires
 	started time.Time
-	ticks   int64 // ticks fired since started
+	ticks   int64         // ticks fired since started
 	idle    bool          // no timer scheduled: the goroutine waits on wake
 	wake    chan struct{} // idle -> running
 	stop    chan struct{}
 	done    chan struct{}
 	due     []Expirer // reused by the wheel goroutine
-	n       int      // scheduled timers
+	n       int       // scheduled timers
 }
 
 // New starts a wheel with the given tick and number of slots.
