@@ -132,6 +132,10 @@ func newServer(cfg Config, log *slog.Logger) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redis url: %w", err)
 		}
+		// a small pool with small buffers: one GET per connect needs no more,
+		// and go-redis's defaults (20 connections x 64 KB here) would show up
+		// in the RSS per connection of a few thousand clients
+		opt.PoolSize, opt.ReadBufferSize, opt.WriteBufferSize = 4, 4<<10, 4<<10
 		s.rdb = redis.NewClient(opt)
 	}
 	if s.lfd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0); err != nil {
