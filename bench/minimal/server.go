@@ -99,7 +99,8 @@ type Server struct {
 	rooms  map[string]*room
 	dirty  []*conn
 	epoch  uint32
-	wake   chan struct{}
+	wake   chan struct{} // never closed: HTTP handlers may still broadcast during shutdown
+	done   chan struct{} // ends the flusher
 	authMu sync.Mutex
 	authed []authResult
 
@@ -124,7 +125,7 @@ func newServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen address: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, rooms: map[string]*room{}, wake: make(chan struct{}, 1), rbuf: make([]byte, 64<<10)}
+	s := &Server{cfg: cfg, log: log, rooms: map[string]*room{}, wake: make(chan struct{}, 1), done: make(chan struct{}), rbuf: make([]byte, 64<<10)}
 	s.wheel.init(cfg.PingInterval, cfg.PingTimeout)
 	s.life, s.endLife = context.WithCancel(context.Background())
 	if cfg.RedisURL != "" {
@@ -204,7 +205,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			s.closeConn(c)
 		}
 	}
-	close(s.wake)
+	close(s.done)
 	s.wg.Wait()
 	s.closeFDs()
 	if s.rdb != nil {
@@ -500,7 +501,12 @@ func (s *Server) wakeFlusher() {
 func (s *Server) flusher() {
 	iov := make([]unix.Iovec, 0, 1024)
 	var batch []*conn
-	for range s.wake {
+	for {
+		select {
+		case <-s.wake:
+		case <-s.done:
+			return
+		}
 		s.mu.Lock()
 		batch, s.dirty = s.dirty, batch[:0]
 		for i, c := range batch {
