@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/tradewire/tradewire/bench/loadgen"
@@ -723,5 +724,15 @@ func TestDebugVarsJSON(t *testing.T) {
 	var m map[string]any
 	if err := json.Unmarshal([]byte(body), &m); err != nil || m["sockets"] != 0.0 || m["heap_alloc"] == nil {
 		t.Fatalf("%v %s", err, body)
+	}
+}
+
+// TestConnSize guards the point of the reference: one small struct per
+// connection.
+func TestConnSize(t *testing.T) {
+	if n := unsafe.Sizeof(conn{}); n > 200 {
+		t.Fatalf("conn is %d bytes, want <= 200", n)
+	} else {
+		t.Logf("conn is %d bytes", n)
 	}
 }
