@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# bench/run.sh: run every benchmark scenario against the Node baseline and
-# tradewire, then write the comparison (ratio tradewire/Node per figure, the
+# bench/run.sh: run every benchmark scenario against the Node baseline,
+# tradewire and the minimal epoll reference server (bench/minimal), then write
+# the comparison (ratios tradewire/Node and tradewire/minimal per figure, the
 # machine and the versions) to docs/BENCHMARKS.md.
 #
-#   bench/run.sh                         # both servers, full size (10k connections)
+#   bench/run.sh                         # all three servers, full size (10k connections)
 #   SCALE=small bench/run.sh             # 1k connections, shorter steps (a few minutes)
 #   SERVERS=node bench/run.sh            # only the baseline (tradewire not built yet)
 #   SCENARIOS="idle storm" bench/run.sh  # a subset
 #   TRADEWIRE_CMD=/path/to/tradewire bench/run.sh
 #
 # Scenarios: idle fanout fanout-emitter user-events storm cluster polling.
+# The minimal server runs idle, fanout, user-events and storm only (no Redis
+# adapter, no long-polling); it is skipped in the other scenarios.
+# The doc never shows absolute paths: binaries and results are named relative
+# to the repository. A hand-written part of the doc below the line
+# "<!-- kept by bench/run.sh -->" is carried over to the new doc.
 # Every server is started fresh for each scenario (clean RSS baseline) on a
 # free loopback port, with a private redis-server started for the whole run.
 # Results (one JSON line per run) and logs go to $RESULTS (bench/results/<time>).
@@ -21,7 +27,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 SCALE=${SCALE:-full}
-SERVERS=${SERVERS:-"node tradewire"}
+SERVERS=${SERVERS:-"node tradewire minimal"}
 SCENARIOS=${SCENARIOS:-"idle fanout fanout-emitter user-events storm cluster polling"}
 OUT=${OUT:-docs/BENCHMARKS.md}
 RESULTS=${RESULTS:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -51,6 +57,16 @@ mkdir -p "$RESULTS/bin" "$RESULTS/logs"
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 log() { printf '[run.sh %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# rel prints a path the way the doc may show it: relative to the repository,
+# never absolute.
+rel() {
+  case $1 in
+    "$ROOT"/*) printf '%s' "${1#"$ROOT"/}" ;;
+    /*) printf '%s (outside the repository)' "$(basename "$1")" ;;
+    *) printf '%s' "$1" ;;
+  esac
+}
 
 need() { command -v "$1" >/dev/null || { log "missing $1 ($2)"; exit 1; }; }
 need go "Go toolchain"; need node "Node 20"; need npm "npm"; need redis-server "apt-get install -y redis-server"; need curl "apt-get install -y curl"
@@ -101,6 +117,11 @@ if [[ " $SERVERS " == *" tradewire "* && -z ${TRADEWIRE_CMD:-} ]]; then
     SERVERS=${SERVERS//tradewire/}
   fi
 fi
+if [[ " $SERVERS " == *" minimal "* && -z ${MINIMAL_CMD:-} ]]; then
+  log "building the minimal reference server"
+  go build -o "$RESULTS/bin/minimal" ./bench/minimal
+  MINIMAL_CMD=$RESULTS/bin/minimal
+fi
 
 # ---- redis ------------------------------------------------------------------
 REDIS_PORT=$(freeport)
@@ -113,11 +134,17 @@ REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 log "redis on $REDIS_URL"
 
 # ---- servers ----------------------------------------------------------------
-# start_server <node|tradewire> <adapter memory|redis> <logname>: sets SRV_PID SRV_URL
+# start_server <node|tradewire|minimal> <adapter memory|redis> <logname>: sets SRV_PID SRV_URL
 start_server() {
-  local kind=$1 adapter=$2 name=$3 port
+  local kind=$1 adapter=$2 name=$3 port ready_path="/socket.io/?EIO=4&transport=polling"
   port=$(freeport)
-  if [[ $kind == node ]]; then
+  if [[ $kind == minimal ]]; then
+    # sessions read from the same Redis (passport.user); one process, no adapter
+    "$MINIMAL_CMD" -addr "127.0.0.1:$port" -redis "$REDIS_URL" -api-key "$API_KEY" 2>"$RESULTS/logs/$name.log" &
+    SRV_PID=$!
+    SRV_DEBUG=http://127.0.0.1:$port/debug/vars
+    ready_path=/health
+  elif [[ $kind == node ]]; then
     local limit=${NODE_RATE_LIMIT:-memory}
     [[ -z $NODE_RATE_LIMIT && $adapter == redis ]] && limit=redis
     PORT=$port HOST=127.0.0.1 REDIS_URL=$REDIS_URL SESSION_SECRETS=$SECRET API_KEYS=$API_KEY ADAPTER=$adapter \
@@ -140,7 +167,7 @@ start_server() {
   fi
   PIDS+=("$SRV_PID")
   SRV_URL=http://127.0.0.1:$port
-  wait_http "$SRV_URL/socket.io/?EIO=4&transport=polling" "$SRV_PID"
+  wait_http "$SRV_URL$ready_path" "$SRV_PID"
 }
 
 COMMANDS=()
@@ -203,6 +230,10 @@ run_scenario() { # kind scenario
 
 for sc in $SCENARIOS; do
   for kind in $SERVERS; do
+    if [[ $kind == minimal && " idle fanout user-events storm " != *" $sc "* ]]; then
+      log "minimal: skipping $sc (the reference server has no Redis adapter and no long-polling)"
+      continue
+    fi
     run_scenario "$kind" "$sc"
   done
 done
@@ -217,13 +248,26 @@ meta_args=(
   "Go" "$(go version | cut -d' ' -f3-)"
   "Node" "$(node --version), socket.io $SIO_VERSION, @socket.io/redis-adapter $ADAPTER_VERSION, rate limits in memory on one node and in Redis in the cluster (as tradewire)"
   "Redis" "$(redis-server --version | cut -d' ' -f3,4)"
-  "tradewire" "$(git rev-parse --short HEAD) ${TRADEWIRE_CMD:-(not run)}"
+  "tradewire" "$(git rev-parse --short HEAD) $(if [[ -n ${TRADEWIRE_CMD:-} ]]; then rel "$TRADEWIRE_CMD"; else echo '(not run)'; fi)"
+  "minimal reference" "$(if [[ -n ${MINIMAL_CMD:-} ]]; then echo "bench/minimal ($(rel "$MINIMAL_CMD"))"; else echo '(not run)'; fi)"
   "scale" "$SCALE: idle $IDLE_CONNS, fanout $FANOUT_CONNS, user-events $EVENTS_CONNS, storm $STORM_CONNS, cluster $CLUSTER_CONNS on $CLUSTER_SERVERS servers, polling $POLLING_CONNS; p99 line $P99; loadgen in $PROCS process(es) on the same machine"
-  "raw results" "$RESULTS"
+  "raw results" "$(rel "$RESULTS")"
 )
 for c in "${COMMANDS[@]}"; do meta_args+=("command" "\`$c\`"); done
 node -e 'const a=process.argv.slice(1);const out=[];for(let i=0;i<a.length;i+=2)out.push([a[i],a[i+1]]);console.log(JSON.stringify(out))' \
   "${meta_args[@]}" >"$RESULTS/meta.json"
-touch "$RESULTS/node.jsonl" "$RESULTS/tradewire.jsonl"
-"$LOADGEN" report -node "$RESULTS/node.jsonl" -tradewire "$RESULTS/tradewire.jsonl" -meta "$RESULTS/meta.json" -o "$OUT"
+touch "$RESULTS/node.jsonl" "$RESULTS/tradewire.jsonl" "$RESULTS/minimal.jsonl"
+KEEP_MARK='<!-- kept by bench/run.sh -->'
+kept=""
+if [[ -f $OUT ]] && grep -qF "$KEEP_MARK" "$OUT"; then
+  kept=$(awk -v m="$KEEP_MARK" 'f || $0 == m { f = 1; print }' "$OUT")
+fi
+"$LOADGEN" report -node "$RESULTS/node.jsonl" -tradewire "$RESULTS/tradewire.jsonl" -minimal "$RESULTS/minimal.jsonl" \
+  -meta "$RESULTS/meta.json" -o "$OUT"
+[[ -n $kept ]] && printf '%s\n' "$kept" >>"$OUT"
+# the doc must not name paths of this machine
+sed -i "s#$ROOT/##g" "$OUT"
+if grep -nE "$ROOT|(^|[^[:alnum:]._-])/tmp/" "$OUT" >&2; then
+  log "$OUT names an absolute path (above): fix the meta or the kept part"; exit 1
+fi
 log "wrote $OUT (raw results in $RESULTS)"

@@ -47,6 +47,26 @@ func TestWriteReportRatios(t *testing.T) {
 	}
 }
 
+func TestWriteReportWithReference(t *testing.T) {
+	var buf bytes.Buffer
+	node, tw := sampleResults(1), sampleResults(2)[:3]
+	tw = append(tw, sampleResults(3)[0]) // a later idle run of the candidate wins
+	WriteReportRef(&buf, nil, node, tw, sampleResults(4)[:2], "Node", "tradewire", "minimal")
+	out := buf.String()
+	for _, want := range []string{
+		"| run | figure | Node | tradewire | minimal | ratio to Node | ratio to minimal | better |",
+		"| idle, websocket, 1000 conns | server RSS per connection (KB) | 18 | 6 | 4.5 | 0.33 | 1.33 | lower |",
+		"| fanout, websocket, 10000 conns | deliveries/s with p99 under the line (msg/s) | 30000 | 60000 | 120000 | 2.00 | 0.50 | higher |",
+		"| user-events, websocket, 10000 conns | events/s delivered with p99 under the line (msg/s) | 30000 | 60000 | — | 2.00 | — | higher |",
+		"**minimal — fanout, websocket, 10000 conns**",
+		"physical limit",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+}
+
 func TestReportMainFiles(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name string, rs []Result) string {
@@ -74,6 +94,12 @@ func TestReportMainFiles(t *testing.T) {
 	if !strings.Contains(string(md), "| 120000 | 4.00 | higher |") || !strings.Contains(string(md), "**kernel**: 6.1") {
 		t.Fatalf("%s", md)
 	}
+	if err := ReportMain([]string{"-node", node, "-tradewire", tw, "-minimal", write("min.jsonl", sampleResults(5)), "-o", out}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if md, _ := os.ReadFile(out); !strings.Contains(string(md), "| 30000 | 120000 | 150000 | 4.00 | 0.80 | higher |") {
+		t.Fatalf("%s", md)
+	}
 	var stdout bytes.Buffer
 	if err := ReportMain([]string{"-node", node}, &stdout, io.Discard); err != nil || !strings.Contains(stdout.String(), "| 30000 | — | — |") {
 		t.Fatalf("%v\n%s", err, stdout.String())
@@ -81,7 +107,7 @@ func TestReportMainFiles(t *testing.T) {
 	bad := filepath.Join(dir, "bad.jsonl")
 	os.WriteFile(bad, []byte("{broken\n"), 0o644)
 	for _, args := range [][]string{{"-node", bad}, {"-node", filepath.Join(dir, "missing")}, {"-tradewire", bad},
-		{"-meta", bad}, {"-meta", filepath.Join(dir, "missing")}, {"-o", filepath.Join(dir, "no/such/dir/x.md")}, {"-bogus"}} {
+		{"-meta", bad}, {"-minimal", bad}, {"-meta", filepath.Join(dir, "missing")}, {"-o", filepath.Join(dir, "no/such/dir/x.md")}, {"-bogus"}} {
 		if err := ReportMain(args, io.Discard, io.Discard); err == nil {
 			t.Errorf("%q accepted", args)
 		}
