@@ -120,6 +120,7 @@ type Conn struct {
 
 	mu          sync.Mutex
 	queue       *[][]byte      // pending frames; nil while idle (arrays are pooled)
+	schedNext   *Conn          // next on the flusher's stack while scheduled
 	keyed       map[string]int // conflation key -> index in queue, while lagging
 	queued      int
 	scheduled   bool

@@ -1,63 +1,79 @@
 package websocket
 
-import "sync"
+import "sync/atomic"
 
 // flusher writes queued frames for many connections from one goroutine:
 // every connection with pending frames gets one writev per round.
+//
+// Scheduling a connection is one compare-and-swap on a lock-free stack
+// (connections link through Conn.schedNext; a connection is on it at most
+// once, guarded by Conn.scheduled), so a broadcast to N connections takes
+// no shared lock per recipient. The flusher takes the whole stack at once
+// and flushes it oldest first.
 type flusher struct {
-	mu      sync.Mutex
-	pending []*Conn
-	spare   []*Conn // the last batch, reused (flusher goroutine only)
-	wake    chan struct{}
-	stopped bool
+	head    atomic.Pointer[Conn]
+	wake    chan struct{} // never closed: add may signal after stop
+	quit    chan struct{}
+	stopped atomic.Bool
 	w       *writer // the flusher goroutine's writev state
+	batch   []*Conn // flusher goroutine only
 }
 
 func newFlusher() *flusher {
-	f := &flusher{wake: make(chan struct{}, 1), w: newWriter()}
+	f := &flusher{wake: make(chan struct{}, 1), quit: make(chan struct{}), w: newWriter()}
 	go f.run()
 	return f
 }
 
 func (f *flusher) add(c *Conn) {
-	f.mu.Lock()
-	if f.stopped {
-		f.mu.Unlock()
+	if f.stopped.Load() {
 		return
 	}
-	f.pending = append(f.pending, c)
-	f.mu.Unlock()
-	select {
-	case f.wake <- struct{}{}:
-	default:
+	for {
+		old := f.head.Load()
+		c.schedNext = old
+		if f.head.CompareAndSwap(old, c) {
+			if old == nil { // the flusher may be waiting
+				select {
+				case f.wake <- struct{}{}:
+				default:
+				}
+			}
+			return
+		}
 	}
 }
 
 func (f *flusher) stop() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.stopped {
-		f.stopped = true
-		close(f.wake)
+	if f.stopped.CompareAndSwap(false, true) {
+		close(f.quit)
 	}
 }
 
 func (f *flusher) run() {
-	for range f.wake {
+	for {
+		select {
+		case <-f.quit:
+			return
+		case <-f.wake:
+		}
 		for {
-			f.mu.Lock()
-			batch := f.pending
-			f.pending = f.spare[:0]
-			f.mu.Unlock()
-			if len(batch) == 0 {
-				f.spare = batch
+			c := f.head.Swap(nil)
+			if c == nil {
 				break
 			}
-			for _, c := range batch {
-				c.flush(f.w)
+			// The stack is newest first: flush in scheduling order.
+			batch := f.batch[:0]
+			for ; c != nil; c = c.schedNext {
+				batch = append(batch, c)
 			}
-			clear(batch)
-			f.spare = batch
+			for i := len(batch) - 1; i >= 0; i-- {
+				c := batch[i]
+				c.schedNext = nil
+				c.flush(f.w)
+				batch[i] = nil
+			}
+			f.batch = batch
 		}
 	}
 }
