@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tradewire/tradewire/internal/timewheel"
@@ -116,6 +117,10 @@ type Session struct {
 	posting    bool
 	lingering  bool // closed, holding queued packets for one last GET
 	// websocket
+	// active mirrors ws once the session writes to it (set and cleared
+	// under mu): Send reads it without the session lock, so a broadcast
+	// takes one lock per recipient (the connection's), not two.
+	active    atomic.Pointer[websocket.Conn]
 	ws        *websocket.Conn
 	upgrading bool
 	probe     *websocket.Conn
@@ -227,6 +232,20 @@ func (s *Session) openPacket(polling bool) *Packet {
 // Send queues packets for the client. Packets of one call stay together.
 // A session whose queue overflows is closed as a slow consumer.
 func (s *Session) Send(pkts ...*Packet) error {
+	if ws := s.active.Load(); ws != nil {
+		if len(pkts) == 1 {
+			if p := pkts[0]; p.Key != "" {
+				return s.afterWrite(ws.WriteKeyed(p.Key, p.WebSocketFrame()))
+			}
+			return s.afterWrite(ws.WriteFrames(pkts[0].WebSocketFrame()))
+		}
+		var arr [4][]byte
+		frames := arr[:0]
+		for _, p := range pkts {
+			frames = append(frames, p.WebSocketFrame())
+		}
+		return s.afterWrite(ws.WriteFrames(frames...))
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -354,6 +373,7 @@ func (s *Session) close(reason string, notify bool) {
 	}
 	ws, probe, transport := s.ws, s.probe, s.transport
 	s.ws, s.probe = nil, nil
+	s.active.Store(nil)
 	// Messages still queued for a polling client (e.g. a Socket.IO
 	// DISCONNECT) go out first, and the close packet with the GET after
 	// them, as engine.io does: the client handles the close at once but
@@ -650,6 +670,7 @@ func (s *Session) attachWebSocket(c *websocket.Conn) {
 		_ = c.WriteFrames(frames...)
 		s.buf, s.bufBytes, s.keyed = nil, 0, nil
 	}
+	s.active.Store(c) // after the buffered packets: nothing overtakes them
 	s.mu.Unlock()
 }
 
@@ -819,6 +840,7 @@ func (s *Session) completeUpgrade(c *websocket.Conn) {
 	s.upgrading = false
 	s.transport = "websocket"
 	s.buf, s.bufBytes, s.keyed = nil, 0, nil
+	s.active.Store(c)
 	s.mu.Unlock()
 	s.wakePoll() // a pending GET returns a noop
 	if s.srv.opts.Observer != nil {

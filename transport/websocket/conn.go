@@ -256,19 +256,34 @@ func (s *Server) UpgradeWith(w http.ResponseWriter, r *http.Request, h Handler, 
 		early, _ = brw.Reader.Peek(n)
 		early = append([]byte(nil), early...)
 	}
+	var p *poller
+	if s.opts.Mode == ModeEpoll {
+		// Chosen before Before: once the owner has the connection, writes
+		// (and a teardown reading c.poller) may start.
+		p = s.pollers[int(s.nextIndex())%len(s.pollers)]
+		c.poller = p
+	}
 	if opts.Before != nil {
 		opts.Before(c)
 	}
 	if s.opts.Mode == ModeEpoll {
-		p := s.pollers[int(s.nextIndex())%len(s.pollers)]
-		c.poller = p
 		if len(early) > 0 {
 			if err := c.rd.feed(early, c.emit); err != nil {
 				c.fail(err)
 				return c, nil
 			}
 		}
-		if err := p.add(c); err != nil {
+		// Registered under c.mu, so a teardown (a failed write can come
+		// first) either precedes it, and the fd, maybe reused already, is
+		// not registered, or follows it and removes it.
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return c, nil
+		}
+		err := p.add(c)
+		c.mu.Unlock()
+		if err != nil {
 			c.teardown(err)
 			return nil, err
 		}
