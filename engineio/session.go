@@ -484,9 +484,10 @@ func (s *Session) onPong() {
 		return
 	}
 	s.awaitingPong = false
-	// The timer still fires at the pong deadline and re-arms itself for
-	// the rest of the interval: no wheel operation per pong.
+	// The next ping is due an interval after the pong: re-arm (the timer
+	// was set for the pong deadline, which may be later).
 	s.hbAt = time.Now().Add(s.srv.opts.PingInterval)
+	s.srv.wheel.Schedule(&s.hb, s.srv.opts.PingInterval, (*heartbeat)(s))
 }
 
 // onPacket handles one packet from the client on the active transport.
