@@ -48,8 +48,11 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 	}
 }
 
-func env(kv map[string]string) func(string) string {
-	return func(k string) string { return kv[k] }
+func env(kv map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := kv[k]
+		return v, ok
+	}
 }
 
 func TestHelpListsEverySetting(t *testing.T) {

@@ -200,3 +200,10 @@ func rate(ptr any) error {
 	}
 	return nil
 }
+
+func checkClusterSecret(ptr any) error {
+	if v := *ptr.(*string); v != "" && len(v) < minClusterSecretLen {
+		return fmt.Errorf("shorter than %d characters", minClusterSecretLen)
+	}
+	return nil
+}

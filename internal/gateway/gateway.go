@@ -56,6 +56,7 @@ type Gateway struct {
 	mongo    *mongo.Client
 	authn    *auth.Authenticator
 	devStore *memstore.Store
+	dev      devSessions
 	devKey   string
 	secrets  []string
 	limiter  *ratelimit.Limiter
@@ -180,12 +181,11 @@ func (g *Gateway) setupAuth(ctx context.Context) error {
 	var users auth.UserStore
 	g.secrets = cfg.SessionSecrets
 	switch {
-	case cfg.DevMode():
-		g.devStore = memstore.New(24 * time.Hour)
+	case cfg.SessionStore == config.StoreMemory:
+		// Memory sessions exist only in dev mode (config refuses them otherwise).
+		g.devStore = memstore.New(devSessionTTL)
 		sessions, users = g.devStore, g.devStore
-		if len(g.secrets) == 0 {
-			g.secrets = []string{"dev-" + randomHex(16)}
-		}
+		g.dev = memDev{g.devStore}
 	case cfg.SessionStore == config.StoreRedis:
 		srdb := g.rdb
 		if cfg.SessionRedisURL != "" {
@@ -200,6 +200,16 @@ func (g *Gateway) setupAuth(ctx context.Context) error {
 			g.health.Register("session-redis", func(ctx context.Context) error { return srdb.Ping(ctx).Err() })
 		}
 		sessions = redisstore.New(srdb, cfg.SessionRedisPrefix)
+		if cfg.DevMode() {
+			rd := redisDev{rdb: srdb, sessionPrefix: cfg.SessionRedisPrefix, userPrefix: cfg.KeyPrefix + ":devuser:"}
+			if rd.sessionPrefix == "" {
+				rd.sessionPrefix = redisstore.DefaultPrefix
+			}
+			g.dev = rd
+			if cfg.MongoURL == "" {
+				users = rd
+			}
+		}
 	case cfg.SessionStore == config.StoreMongo:
 		client, db, err := mongostore.Connect(cfg.MongoURL)
 		if err != nil {
@@ -221,6 +231,12 @@ func (g *Gateway) setupAuth(ctx context.Context) error {
 		users = mongostore.NewUsers(db, mongostore.UsersConfig{
 			Collection: cfg.UsersCollection, RoleField: cfg.UserRoleField, TierField: cfg.UserTierField,
 		})
+	}
+	if cfg.DevMode() && len(g.secrets) == 0 {
+		g.secrets = []string{"dev-" + randomHex(16)}
+		if cfg.SessionStore != config.StoreMemory {
+			g.log.Warn("dev mode without TRADEWIRE_SESSION_SECRETS: cookies are signed with a random secret, so dev logins do not survive a restart")
+		}
 	}
 	var obs auth.Observer
 	if g.metrics != nil {
@@ -576,7 +592,7 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 	}
 	go g.statsLoop(ctx)
 	go g.revalidateLoop(ctx)
-	if g.devStore != nil && g.cfg.DemoFeed {
+	if g.cfg.DevMode() && g.cfg.DemoFeed {
 		go g.demoFeed(ctx)
 	}
 	select {

@@ -24,9 +24,10 @@ func (g *Gateway) setupHTTP() {
 		mux.Handle("GET /metrics", g.metrics.Handler())
 	}
 	keys := g.cfg.APIKeys
-	if g.devStore != nil && len(keys) == 0 {
+	if g.cfg.DevMode() {
+		// Always a key the dev banner can print, without logging a real one.
 		g.devKey = "dev-" + randomHex(16)
-		keys = []string{g.devKey}
+		keys = append(append([]string(nil), keys...), g.devKey)
 	}
 	g.api = publish.NewHandler(g, keys, g.log)
 	g.api.Dedup, g.api.Published = g.dedupSeen, g.dedupPublished
@@ -34,7 +35,7 @@ func (g *Gateway) setupHTTP() {
 	mux.Handle("GET /api/v1/stats", http.HandlerFunc(g.serveStats))
 	mux.Handle("GET /api/v1/users/{id}/connections", http.HandlerFunc(g.serveUserConnections))
 	mux.Handle("GET /api/v1/rooms/{room}/sockets", http.HandlerFunc(g.serveRoomSockets))
-	if g.devStore != nil {
+	if g.dev != nil {
 		mux.Handle("POST /dev/login", http.HandlerFunc(g.devLogin))
 		mux.Handle("POST /dev/logout", http.HandlerFunc(g.devLogout))
 	}
@@ -188,7 +189,12 @@ func (g *Gateway) devLogin(w http.ResponseWriter, r *http.Request) {
 	if req.Tier == "" {
 		req.Tier = "premium"
 	}
-	sid := g.devStore.Create(req.UserID, req.Role, req.Tier)
+	sid, err := g.dev.Create(r.Context(), req.UserID, req.Role, req.Tier)
+	if err != nil {
+		g.log.Warn("dev login failed", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]string{"code": "STORE_UNAVAILABLE", "message": "session store unavailable"}})
+		return
+	}
 	signed := auth.Sign(sid, g.secrets[0])
 	http.SetCookie(w, &http.Cookie{Name: g.cfg.SessionCookie, Value: url.QueryEscape(signed), Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -212,7 +218,10 @@ func (g *Gateway) devLogout(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]string{"code": "UNAUTHORIZED", "message": "bad session id"}})
 		return
 	}
-	g.devStore.Destroy(sid)
+	if err := g.dev.Destroy(r.Context(), sid); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]string{"code": "STORE_UNAVAILABLE", "message": "session store unavailable"}})
+		return
+	}
 	g.authn.Invalidate(sid)
 	writeJSON(w, http.StatusOK, map[string]any{"success": true})
 }
@@ -220,7 +229,7 @@ func (g *Gateway) devLogout(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) serveIndex(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	mode := "production"
-	if g.devStore != nil {
+	if g.cfg.DevMode() {
 		mode = "dev mode (memory sessions, POST /dev/login, demo quote feed)"
 	}
 	_, _ = w.Write([]byte("tradewire gateway — " + mode + "\n" +
