@@ -149,3 +149,45 @@ func TestInfoJoinsRepeatedHeaders(t *testing.T) {
 		t.Fatalf("headers %v query %v", info.Handshake.Headers["x-multi"], info.Handshake.Query)
 	}
 }
+
+// Info, which fetchSockets sends to other nodes, withholds credentials.
+func TestInfoWithholdsCredentials(t *testing.T) {
+	srv := newTestServer(t, Options{})
+	ss := collectSockets(srv.io.Of("/"))
+	d := gws.Dialer{HandshakeTimeout: 5 * time.Second}
+	hdr := http.Header{"Cookie": {"connect.sid=s%3Asecret.sig"}, "Authorization": {"Bearer k"}, "User-Agent": {"ua"}}
+	ws, resp, err := d.Dial("ws://"+srv.host+"/socket.io/?EIO=4&transport=websocket&sessionID=q&x=1", hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	defer ws.Close()
+	_, _, _ = ws.ReadMessage()
+	_ = ws.WriteMessage(gws.TextMessage, []byte(`40{"sessionID":"s:secret.sig","pid":"p","offset":"o","room":"r"}`))
+	var s *Socket
+	eventually(t, "socket", func() bool {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		for _, v := range ss.m {
+			s = v
+		}
+		return s != nil
+	})
+	hs := s.Info().Handshake
+	for _, k := range []string{"cookie", "authorization"} {
+		if _, ok := hs.Headers[k]; ok {
+			t.Errorf("header %s in Info", k)
+		}
+	}
+	for _, k := range []string{"sessionID", "pid", "offset"} {
+		if _, ok := hs.Auth[k]; ok {
+			t.Errorf("auth %s in Info", k)
+		}
+	}
+	if _, ok := hs.Query["sessionID"]; ok || hs.Query["x"] != "1" || hs.Auth["room"] != "r" || hs.Headers["user-agent"] != "ua" {
+		t.Errorf("info headers %v query %v auth %v", hs.Headers, hs.Query, hs.Auth)
+	}
+	if s.Auth()["sessionID"] != "s:secret.sig" {
+		t.Error("the local auth lost the session id")
+	}
+}

@@ -207,3 +207,14 @@ func checkClusterSecret(ptr any) error {
 	}
 	return nil
 }
+
+func checkKeyPrefix(ptr any) error {
+	v := *ptr.(*string)
+	switch {
+	case v == "":
+		return errors.New("must not be empty")
+	case strings.ContainsAny(v, "{} \t\r\n"):
+		return errors.New("must not contain braces or spaces")
+	}
+	return nil
+}

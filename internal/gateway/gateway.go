@@ -50,18 +50,22 @@ type Gateway struct {
 	health  *health.Health
 	started time.Time
 
-	sio      *socketio.Server
-	nsp      *socketio.Namespace
-	rdb      redis.UniversalClient
-	mongo    *mongo.Client
-	authn    *auth.Authenticator
-	devStore *memstore.Store
-	dev      devSessions
-	devKey   string
-	secrets  []string
-	limiter  *ratelimit.Limiter
-	node     *redisadapter.Node
-	router   *cluster.Router
+	sio   *socketio.Server
+	nsp   *socketio.Namespace
+	rdb   redis.UniversalClient
+	mongo *mongo.Client
+	authn *auth.Authenticator
+	// users is the user store (nil: roles are the default), re-read at
+	// revalidation so a role or tier change takes effect on live sockets.
+	users        auth.UserStore
+	recheckRound int // revalidation rounds, owned by revalidateLoop
+	devStore     *memstore.Store
+	dev          devSessions
+	devKey       string
+	secrets      []string
+	limiter      *ratelimit.Limiter
+	node         *redisadapter.Node
+	router       *cluster.Router
 	// sessionRDB is the sessions' own Redis (TRADEWIRE_SESSION_REDIS_URL).
 	sessionRDB redis.UniversalClient
 	recovery   *recoverystore.Store
@@ -258,6 +262,7 @@ func (g *Gateway) setupAuth(ctx context.Context) error {
 		return fmt.Errorf("session auth: %w", err)
 	}
 	g.authn = a
+	g.users = users
 	_ = ctx
 	return nil
 }
@@ -270,6 +275,7 @@ func (g *Gateway) setupLimiter() error {
 		MaxSubscriptions: cfg.MaxSubscriptions,
 		NodeID:           cfg.NodeID,
 		RedisTimeout:     cfg.RateRedisTimeout,
+		KeyPrefix:        cfg.KeyPrefix + ":rl:",
 		LeaseTTL:         cfg.SubscriptionLeaseTTL,
 		Logger:           g.log,
 	}
@@ -359,6 +365,7 @@ func (g *Gateway) setupSocketIO() {
 	if g.rdb != nil && cfg.RecoveryWindow > 0 {
 		store, err := recoverystore.New(g.rdb, recoverystore.Options{
 			Window:    cfg.RecoveryWindow,
+			Prefix:    cfg.KeyPrefix + ":rec",
 			Partition: userPartition,
 			Logger:    g.log,
 		})
@@ -553,7 +560,7 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 		if u == "" {
 			u = advertiseURL(l.Addr())
 		}
-		r, err := cluster.NewRouter(g.rdb, cluster.Options{URL: u, KeyPrefix: "tradewire", Logger: g.log})
+		r, err := cluster.NewRouter(g.rdb, cluster.Options{URL: u, KeyPrefix: g.cfg.KeyPrefix, Secret: g.cfg.ClusterSecret, Logger: g.log})
 		if err != nil {
 			return err
 		}
@@ -577,6 +584,7 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 	if g.rdb != nil && g.cfg.IngestStream != "" {
 		c, err := ingest.New(g.rdb, ingestHandler{g}, ingest.Options{
 			Stream: g.cfg.IngestStream, Consumer: g.cfg.NodeID, Logger: g.log,
+			DedupPrefix: g.cfg.KeyPrefix + ":dedup:",
 		})
 		if err != nil {
 			return err

@@ -25,7 +25,7 @@ type testGateway struct {
 
 func startGateway(t *testing.T, args ...string) *testGateway {
 	t.Helper()
-	cfg, err := config.Load(append([]string{"-addr", "127.0.0.1:0", "-log-level", "error"}, args...), func(string) string { return "" })
+	cfg, err := config.Load(testArgs(append([]string{"-addr", "127.0.0.1:0", "-log-level", "error"}, args...)), func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
