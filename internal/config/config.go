@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -403,6 +404,9 @@ func (c *Config) validate() error {
 			}
 		}
 	}
+	if c.DebugAddr != "" && !c.DebugAddrPublic && !loopbackAddr(c.DebugAddr) {
+		return fmt.Errorf("%sDEBUG_ADDR %q is not a loopback address: pprof must not be reachable from the network (use 127.0.0.1:PORT, or set %sDEBUG_ADDR_PUBLIC=true to expose it on purpose)", p, c.DebugAddr, p)
+	}
 	if c.RedisSharded && c.RedisURL == "" {
 		return fmt.Errorf("%sREDIS_SHARDED=true requires %sREDIS_URL", p, p)
 	}
@@ -555,4 +559,18 @@ func typeName(ptr any) string {
 		return "list"
 	}
 	return "string"
+}
+
+// loopbackAddr reports whether the listen address addr (host:port) accepts
+// connections from this machine only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -66,7 +66,7 @@ func TestDefaults(t *testing.T) {
 		RateConnectionsPerMinute: 10, RateEventsPerMinute: 100, MaxSubscriptions: 50,
 		RateRedisTimeout: 50 * time.Millisecond, SubscriptionLeaseTTL: 30 * time.Second,
 		DrainWindow: 10 * time.Second, ShutdownTimeout: 30 * time.Second, Metrics: true, DemoFeed: true,
-		KeyPrefix: "tradewire", devMode: true,
+		KeyPrefix: "tradewire", devMode: true, HTTPIdleTimeout: time.Minute, HTTPReadTimeout: 10 * time.Second,
 	}
 	nodeID := c.NodeID
 	c.NodeID = ""
@@ -115,6 +115,9 @@ var sample = map[string][4]string{
 	"DEV_MODE":                    {"false", "false", "0", "false"},
 	"CLUSTER_SECRET":              {"c0123456789abcdef0123456789abcdef", "c0123456789abcdef0123456789abcdef", "d0123456789abcdef0123456789abcdef", "d0123456789abcdef0123456789abcdef"},
 	"KEY_PREFIX":                  {"tw1", "tw1", "app:tw", "app:tw"},
+	"DEBUG_ADDR_PUBLIC":           {"true", "true", "1", "true"},
+	"HTTP_IDLE_TIMEOUT":           {"30s", "30s", "2m", "2m0s"},
+	"HTTP_READ_TIMEOUT":           {"5s", "5s", "1m", "1m0s"},
 	"SEND_QUEUE_LIMIT":            {"2MB", "2000000B", "4 MiB", "4MiB"},
 	"RECOVERY_WINDOW":             {"0", "0s", "5m", "5m0s"},
 	"REDIS_URL":                   {"rediss://h:6380", "rediss://h:6380", "redis+cluster://a:1,b:2", "redis+cluster://a:1,b:2"},
@@ -146,7 +149,7 @@ var sample = map[string][4]string{
 	"METRICS":                     {"false", "false", "0", "false"},
 	"DEMO_FEED":                   {"false", "false", "f", "false"},
 	"WS_MODE":                     {"goroutine", "goroutine", "epoll", "epoll"},
-	"DEBUG_ADDR":                  {"127.0.0.1:6060", "127.0.0.1:6060", ":6061", ":6061"},
+	"DEBUG_ADDR":                  {"127.0.0.1:6060", "127.0.0.1:6060", "[::1]:6061", "[::1]:6061"},
 	"ADVERTISE_URL":               {"http://10.0.0.7:8080", "http://10.0.0.7:8080", "http://b:1", "http://b:1"},
 }
 
@@ -266,6 +269,7 @@ func TestInvalidValues(t *testing.T) {
 		{"SESSION_COOKIE", "a;b", `invalid TRADEWIRE_SESSION_COOKIE "a;b": character ';' not allowed`},
 		{"USERS_COLLECTION", " ", `invalid TRADEWIRE_USERS_COLLECTION "": must not be empty`},
 		{"CORS_ORIGINS", "*", `TRADEWIRE_CORS_ORIGINS=* is refused outside dev mode`},
+		{"DEBUG_ADDR", ":6060", `TRADEWIRE_DEBUG_ADDR ":6060" is not a loopback address`},
 		{"CLUSTER_SECRET", "short", `invalid TRADEWIRE_CLUSTER_SECRET: shorter than 32 characters`},
 		{"CORS_ORIGINS", "https://a.example/path", `"https://a.example/path" is not an origin`},
 		{"CORS_ORIGINS", "*,https://a.example", `* allows every origin and cannot be combined`},

@@ -24,6 +24,12 @@ type Config struct {
 	RecoveryWindow time.Duration
 	// DebugAddr serves net/http/pprof when set (e.g. 127.0.0.1:6060).
 	DebugAddr string
+	// DebugAddrPublic allows DebugAddr on a non-loopback address.
+	DebugAddrPublic bool
+	// HTTPIdleTimeout closes idle keep-alive connections.
+	HTTPIdleTimeout time.Duration
+	// HTTPReadTimeout bounds the arrival of a request body.
+	HTTPReadTimeout time.Duration
 	// WSMode selects the websocket connection layer: epoll or goroutine.
 	WSMode string
 	// DevModeSetting is TRADEWIRE_DEV_MODE as given; DevMode() is the
@@ -107,6 +113,9 @@ var settings = []setting{
 	{name: "SEND_QUEUE_LIMIT", def: "1MiB", help: "bytes queued for one connection before messages are dropped and the slow consumer disconnected", field: func(c *Config) any { return &c.SendQueueLimit }, check: positive},
 	{name: "WS_MODE", def: "epoll", help: "websocket connection layer: epoll (Linux; no goroutine or buffer per idle connection) or goroutine (one reader goroutine per connection)", field: func(c *Config) any { return &c.WSMode }, check: oneOf("epoll", "goroutine")},
 	{name: "DEBUG_ADDR", def: "", help: "listen address of a separate debug server with /debug/pprof (e.g. 127.0.0.1:6060); empty = off. Never expose it publicly", field: func(c *Config) any { return &c.DebugAddr }},
+	{name: "DEBUG_ADDR_PUBLIC", def: "false", help: "allow DEBUG_ADDR on an address other than loopback (pprof exposes memory contents and can slow the process)", field: func(c *Config) any { return &c.DebugAddrPublic }},
+	{name: "HTTP_IDLE_TIMEOUT", def: "60s", help: "idle keep-alive HTTP connections are closed after this long", field: func(c *Config) any { return &c.HTTPIdleTimeout }, check: positive},
+	{name: "HTTP_READ_TIMEOUT", def: "10s", help: "a request body (polling POST, API, /dev/login) must arrive within this, or the connection is closed; long-polling GETs and websockets are not cut", field: func(c *Config) any { return &c.HTTPReadTimeout }, check: positive},
 	{name: "RECOVERY_WINDOW", def: "2m", help: "connection state recovery: longest disconnection that can be recovered; 0 disables", field: func(c *Config) any { return &c.RecoveryWindow }, check: nonNegative},
 	{name: "REDIS_URL", def: "", help: "cluster adapter Redis: redis://, rediss://, unix:// or redis+cluster://[user:pass@]host:port,host:port; empty = single node, in-memory adapter", field: func(c *Config) any { return &c.RedisURL }, check: checkRedisURL, secret: secretURL},
 	{name: "REDIS_KEY_PREFIX", def: "socket.io", help: "channel prefix shared with @socket.io/redis-adapter and redis-emitter", field: func(c *Config) any { return &c.RedisKeyPrefix }, check: nonEmpty},

@@ -59,6 +59,7 @@ type Gateway struct {
 	// revalidation so a role or tier change takes effect on live sockets.
 	users        auth.UserStore
 	recheckRound int // revalidation rounds, owned by revalidateLoop
+	hsGuard      *handshakeGuard
 	devStore     *memstore.Store
 	dev          devSessions
 	devKey       string
@@ -111,6 +112,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, e
 		g.closeClients()
 		return nil, err
 	}
+	g.hsGuard = newHandshakeGuard(cfg.RateConnectionsPerMinute)
 	g.setupSocketIO()
 	g.setupHTTP()
 	return g, nil
@@ -352,6 +354,7 @@ func (g *Gateway) setupSocketIO() {
 		Origins:          engineio.OriginPolicy{Allowed: cfg.CORSOrigins},
 		Logger:           g.log,
 		Tag:              g.tagHandshake,
+		AllowRequest:     g.allowHandshake,
 	}
 	if cfg.WSMode == "goroutine" {
 		eopts.WebSocket.Mode = websocket.ModeGoroutine
@@ -434,7 +437,11 @@ func (g *Gateway) tagHandshake(r *http.Request) any {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
-	return &connDecision{d: g.limiter.AllowConnection(ctx, ip), ip: ip.String()}
+	d := g.limiter.AllowConnection(ctx, ip)
+	if !d.Allowed {
+		g.hsGuard.refuse(ip.String()) // past twice the limit: HTTP 429 at once
+	}
+	return &connDecision{d: d, ip: ip.String()}
 }
 
 func (g *Gateway) authenticate(ctx context.Context, s *socketio.Socket) error {
@@ -578,7 +585,13 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 			g.log.Warn("redis adapter not ready yet; readiness stays false until it is", "err", err)
 		}
 	}
-	srv := &http.Server{Handler: g.mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{
+		Handler:           g.hardenHTTP(g.mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       g.cfg.HTTPIdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          acceptErrorLog(g.log),
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	if g.rdb != nil && g.cfg.IngestStream != "" {

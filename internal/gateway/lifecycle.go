@@ -220,6 +220,7 @@ func (g *Gateway) recheckUsers(ctx context.Context, bySID map[string][]*socketio
 			if id.Role == role && id.Tier == tier {
 				continue
 			}
+			g.authn.Invalidate(id.SessionID) // the cached identity has the old role
 			_ = s.Emit(trading.EventError, map[string]any{"code": "IDENTITY_CHANGED", "message": "your role or subscription changed, reconnect"})
 			g.log.Info("role or tier changed, disconnecting", "socket_id", s.ID(), "user_id", uid, "role", role, "tier", tier)
 			s.Disconnect(true)
