@@ -1,10 +1,12 @@
 package socketio
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -189,5 +191,65 @@ func TestInfoWithholdsCredentials(t *testing.T) {
 	}
 	if s.Auth()["sessionID"] != "s:secret.sig" {
 		t.Error("the local auth lost the session id")
+	}
+}
+
+// rawWS opens a websocket session and reads the Engine.IO open packet.
+func rawWS(t *testing.T, srv *testServer) *gws.Conn {
+	t.Helper()
+	ws, resp, err := gws.DefaultDialer.Dial("ws://"+srv.host+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	t.Cleanup(func() { ws.Close() })
+	if _, _, err := ws.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	return ws
+}
+
+// readUntilClosed reads frames until the server closes, or fails after 3 s.
+func readUntilClosed(t *testing.T, ws *gws.Conn) []string {
+	t.Helper()
+	_ = ws.SetReadDeadline(time.Now().Add(3 * time.Second))
+	var got []string
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				t.Fatalf("still open after 3 s; frames %q", got)
+			}
+			return got
+		}
+		got = append(got, string(msg))
+	}
+}
+
+// Binary attachments are never buffered for a client that has not connected.
+func TestNoAttachmentsBeforeConnect(t *testing.T) {
+	srv := newTestServer(t, Options{})
+	ws := rawWS(t, srv)
+	if err := ws.WriteMessage(gws.TextMessage, []byte(`451-["upload",{"_placeholder":true,"num":0}]`)); err != nil {
+		t.Fatal(err)
+	}
+	readUntilClosed(t, ws)
+}
+
+// A refused client cannot retry CONNECT forever on one session.
+func TestConnectAttemptsBounded(t *testing.T) {
+	srv := newTestServer(t, Options{})
+	var calls atomic.Int32
+	srv.io.Of("/").Use(func(context.Context, *Socket) error {
+		calls.Add(1)
+		return &ConnectError{Message: "no"}
+	})
+	ws := rawWS(t, srv)
+	for i := 0; i < maxConnectAttempts+3; i++ {
+		_ = ws.WriteMessage(gws.TextMessage, []byte("40"))
+	}
+	got := readUntilClosed(t, ws)
+	if n := calls.Load(); n != maxConnectAttempts {
+		t.Fatalf("middleware ran %d times, want %d (frames %q)", n, maxConnectAttempts, got)
 	}
 }
