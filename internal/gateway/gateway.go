@@ -422,6 +422,10 @@ func (g *Gateway) setupSocketIO() {
 	g.nsp.OnConnection(g.onConnection)
 }
 
+// refusedCloseDelay is how long the session of a client refused by the
+// connection limit stays open after its connect_error.
+const refusedCloseDelay = 500 * time.Millisecond
+
 // connDecision is the connection rate-limit decision made at the handshake.
 type connDecision struct {
 	d  ratelimit.Decision
@@ -447,6 +451,9 @@ func (g *Gateway) tagHandshake(r *http.Request) any {
 func (g *Gateway) authenticate(ctx context.Context, s *socketio.Socket) error {
 	if cd, ok := s.Handshake().Tag.(*connDecision); ok && !cd.d.Allowed {
 		g.metrics.Handshake(ratelimit.CodeRateLimit)
+		// Nothing is held for a refused client: its session closes once the
+		// connect_error had time to reach it.
+		time.AfterFunc(refusedCloseDelay, func() { s.CloseTransport(engineio.ReasonForcedClose) })
 		return &socketio.ConnectError{Message: "too many connections", Data: map[string]any{
 			"code": ratelimit.CodeRateLimit, "retryAfterMs": cd.d.RetryAfterMs(),
 		}}
