@@ -399,6 +399,7 @@ func (c *Config) validate() error {
 	}
 	if !c.DevMode() {
 		for i, k := range c.APIKeys {
+			k = strings.TrimSuffix(strings.TrimSuffix(k, ":publish"), ":read") // scope suffix
 			if len(k) < minAPIKeyLen {
 				return fmt.Errorf("invalid %sAPI_KEYS: key %d is shorter than %d characters (allowed only in dev mode)", p, i+1, minAPIKeyLen)
 			}

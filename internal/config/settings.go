@@ -136,7 +136,7 @@ var settings = []setting{
 	{name: "ALLOW_UNSIGNED_SESSION_ID", def: "false", help: "also accept a bare session id, not only the signed s:ID.SIGNATURE form", field: func(c *Config) any { return &c.AllowUnsignedSessionID }},
 	{name: "AUTH_CACHE_TTL", def: "5s", help: "how long a session lookup is cached; 0 disables the cache", field: func(c *Config) any { return &c.AuthCacheTTL }, check: nonNegative},
 	{name: "AUTH_CACHE_SIZE", def: "10000", help: "most session lookups cached; 0 disables the cache", field: func(c *Config) any { return &c.AuthCacheSize }, check: nonNegative},
-	{name: "API_KEYS", def: "", help: "comma list of keys backend services present to the publish API (16+ characters unless dev mode); empty = no key accepted", field: func(c *Config) any { return &c.APIKeys }, secret: secretValue},
+	{name: "API_KEYS", def: "", help: "comma list of keys backend services present to the HTTP API (16+ characters unless dev mode); a :publish or :read suffix limits a key to publishing or to the read views; empty = no key accepted", field: func(c *Config) any { return &c.APIKeys }, secret: secretValue},
 	{name: "TRUSTED_PROXIES", def: "", help: "comma list of CIDRs (or single IPs) whose X-Forwarded-For is believed; empty = none", field: func(c *Config) any { return &c.TrustedProxies }},
 	{name: "RATE_CONNECTIONS_PER_MINUTE", def: "10", help: "new connections allowed per client IP per minute", field: func(c *Config) any { return &c.RateConnectionsPerMinute }, check: rate},
 	{name: "RATE_EVENTS_PER_MINUTE", def: "100", help: "client events allowed per user per minute, across all the user's sockets and nodes", field: func(c *Config) any { return &c.RateEventsPerMinute }, check: rate},

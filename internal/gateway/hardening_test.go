@@ -167,3 +167,24 @@ func TestDemotedAdminIsDisconnected(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestPublishKeyCannotReadClusterViews(t *testing.T) {
+	g := startGateway(t, "-demo-feed=false", "-api-keys", "publisher-key-0123456789:publish")
+	for key, want := range map[string]int{"publisher-key-0123456789": 403, g.DevAPIKey(): 200, "wrong": 401} {
+		for _, path := range []string{"/api/v1/stats", "/api/v1/users/u1/connections", "/api/v1/rooms/r/sockets"} {
+			req, _ := http.NewRequest(http.MethodGet, g.URL+path, nil)
+			req.Header.Set("Authorization", "Bearer "+key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("%s with %q: %d, want %d", path, key, resp.StatusCode, want)
+			}
+		}
+	}
+	if code, body := post(t, g.URL+"/api/v1/events", "publisher-key-0123456789", `{"type":"market.status","status":{"open":true}}`); code/100 != 2 {
+		t.Fatalf("publish key cannot publish: %d %s", code, body)
+	}
+}

@@ -113,8 +113,7 @@ func (g *Gateway) Stats() Stats {
 }
 
 func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
-	if !g.api.Authorized(r) {
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "UNAUTHORIZED", "message": "missing or invalid API key"}})
+	if !g.canRead(w, r) {
 		return
 	}
 	st := g.Stats()
@@ -128,8 +127,7 @@ func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
 
 // serveUserConnections answers how many sockets a user has, cluster-wide.
 func (g *Gateway) serveUserConnections(w http.ResponseWriter, r *http.Request) {
-	if !g.api.Authorized(r) {
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "UNAUTHORIZED", "message": "missing or invalid API key"}})
+	if !g.canRead(w, r) {
 		return
 	}
 	id := r.PathValue("id")
@@ -145,8 +143,7 @@ func (g *Gateway) serveUserConnections(w http.ResponseWriter, r *http.Request) {
 
 // serveRoomSockets lists the socket ids in a room, cluster-wide.
 func (g *Gateway) serveRoomSockets(w http.ResponseWriter, r *http.Request) {
-	if !g.api.Authorized(r) {
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "UNAUTHORIZED", "message": "missing or invalid API key"}})
+	if !g.canRead(w, r) {
 		return
 	}
 	room := r.PathValue("room")
@@ -236,4 +233,17 @@ func (g *Gateway) serveIndex(w http.ResponseWriter, r *http.Request) {
 		"Socket.IO endpoint: " + g.cfg.Path + "\n" +
 		"Health: /healthz /readyz   Metrics: /metrics   Publish: POST /api/v1/events, /api/v1/emit\n" +
 		"Docs: docs/API.md\n"))
+}
+
+// canRead checks that r carries an API key allowed to read the cluster
+// views, answering 401 or 403 otherwise.
+func (g *Gateway) canRead(w http.ResponseWriter, r *http.Request) bool {
+	known, ok := g.api.Allowed(r, publish.ScopeRead)
+	switch {
+	case !known:
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "UNAUTHORIZED", "message": "missing or invalid API key"}})
+	case !ok:
+		writeJSON(w, http.StatusForbidden, map[string]any{"error": map[string]string{"code": "FORBIDDEN", "message": "this API key may not read the cluster views"}})
+	}
+	return ok
 }
