@@ -218,3 +218,10 @@ func checkKeyPrefix(ptr any) error {
 	}
 	return nil
 }
+
+func optionalAddr(ptr any) error {
+	if *ptr.(*string) == "" {
+		return nil
+	}
+	return checkAddr(ptr)
+}

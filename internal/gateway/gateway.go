@@ -77,6 +77,7 @@ type Gateway struct {
 	api        *publish.Handler
 
 	mux        *http.ServeMux
+	adminMux   *http.ServeMux // TRADEWIRE_ADMIN_ADDR routes (nil without it)
 	recent     *recentIDs
 	inflight   sync.WaitGroup
 	stop       chan struct{}
@@ -599,8 +600,24 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          acceptErrorLog(g.log),
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(l) }()
+	if g.adminMux != nil {
+		al, err := net.Listen("tcp", g.cfg.AdminAddr)
+		if err != nil {
+			_ = srv.Close()
+			g.closeClients()
+			return fmt.Errorf("TRADEWIRE_ADMIN_ADDR: %w", err)
+		}
+		admin := &http.Server{Handler: g.adminMux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: g.cfg.HTTPIdleTimeout}
+		g.log.Info("admin port (metrics, readiness details, pprof)", "addr", al.Addr().String())
+		go func() {
+			if err := admin.Serve(al); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+		defer admin.Close()
+	}
 	if g.rdb != nil && g.cfg.IngestStream != "" {
 		c, err := ingest.New(g.rdb, ingestHandler{g}, ingest.Options{
 			Stream: g.cfg.IngestStream, Consumer: g.cfg.NodeID, Logger: g.log,

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -186,5 +188,54 @@ func TestPublishKeyCannotReadClusterViews(t *testing.T) {
 	}
 	if code, body := post(t, g.URL+"/api/v1/events", "publisher-key-0123456789", `{"type":"market.status","status":{"open":true}}`); code/100 != 2 {
 		t.Fatalf("publish key cannot publish: %d %s", code, body)
+	}
+}
+
+func TestAdminPortTakesMetricsReadinessDetailsAndPprof(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := l.Addr().String()
+	l.Close()
+	g := startGateway(t, "-demo-feed=false", "-admin-addr", admin)
+	get := func(url string) (int, string) {
+		var code int
+		var body []byte
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			resp, err := http.Get(url)
+			if err == nil {
+				code = resp.StatusCode
+				body, _ = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return code, string(body)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %v", url, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if code, _ := get(g.URL + "/metrics"); code != 404 {
+		t.Errorf("public /metrics: %d, want 404", code)
+	}
+	if code, body := get(g.URL + "/readyz"); code != 200 || strings.TrimSpace(body) != `{"status":"ready"}` {
+		t.Errorf("public /readyz: %d %s, want the bare status", code, body)
+	}
+	if code, _ := get(g.URL + "/healthz"); code != 200 {
+		t.Errorf("public /healthz: %d", code)
+	}
+	if code, body := get("http://" + admin + "/metrics"); code != 200 || !strings.Contains(body, "# TYPE") {
+		t.Errorf("admin /metrics: %d", code)
+	}
+	if code, body := get("http://" + admin + "/readyz"); code != 200 || strings.TrimSpace(body) == `{"status":"ready"}` {
+		t.Errorf("admin /readyz: %d %s, want the detailed report", code, body)
+	}
+	if code, _ := get("http://" + admin + "/debug/pprof/cmdline"); code != 200 {
+		t.Errorf("admin pprof: %d", code)
+	}
+	if code, _ := get(g.URL + "/debug/pprof/cmdline"); code == 200 {
+		t.Error("pprof on the public port")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"runtime"
 	"strings"
@@ -19,9 +20,15 @@ func (g *Gateway) setupHTTP() {
 	mux := http.NewServeMux()
 	path := g.cfg.Path
 	mux.Handle(path, g.sio)
-	g.health.Mount(mux)
-	if g.metrics != nil {
-		mux.Handle("GET /metrics", g.metrics.Handler())
+	if g.cfg.AdminAddr != "" {
+		mux.Handle("GET /healthz", g.health.LiveHandler())
+		mux.Handle("GET /readyz", http.HandlerFunc(g.bareReady))
+		g.setupAdmin()
+	} else {
+		g.health.Mount(mux)
+		if g.metrics != nil {
+			mux.Handle("GET /metrics", g.metrics.Handler())
+		}
 	}
 	keys := g.cfg.APIKeys
 	if g.cfg.DevMode() {
@@ -246,4 +253,31 @@ func (g *Gateway) canRead(w http.ResponseWriter, r *http.Request) bool {
 		writeJSON(w, http.StatusForbidden, map[string]any{"error": map[string]string{"code": "FORBIDDEN", "message": "this API key may not read the cluster views"}})
 	}
 	return ok
+}
+
+// setupAdmin builds the admin port's routes: metrics, the detailed
+// readiness report and pprof.
+func (g *Gateway) setupAdmin() {
+	am := http.NewServeMux()
+	g.health.Mount(am)
+	if g.metrics != nil {
+		am.Handle("GET /metrics", g.metrics.Handler())
+	}
+	am.HandleFunc("/debug/pprof/", pprof.Index)
+	am.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	am.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	am.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	am.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	g.adminMux = am
+}
+
+// bareReady is the public /readyz when an admin port exists: the status
+// only, without the names and errors of the dependencies.
+func (g *Gateway) bareReady(w http.ResponseWriter, r *http.Request) {
+	rep := g.health.Check(r.Context())
+	if rep.Ready() {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return
+	}
+	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 }
