@@ -12,7 +12,9 @@ package cluster
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -20,6 +22,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,7 +46,22 @@ type Options struct {
 	// it is refreshed every TTL/3.
 	TTL    time.Duration
 	Logger *slog.Logger
+	// Secret authenticates route entries: each is stored with an HMAC of
+	// tag and URL, and entries without a valid one are ignored, so anyone
+	// able to write to Redis cannot point a tag at their own listener.
+	// Empty: entries are plain URLs (dev mode, tests).
+	Secret string
+	// LookupsPerSecond bounds the Redis lookups of tags not in the cache
+	// (default 50): requests with made-up tags cost no round trip beyond it.
+	LookupsPerSecond int
 }
+
+// routeSigPrefix separates a route URL from its signature.
+const routeSigPrefix = "#sig="
+
+// strippedHeaders never travel to another node: handshakes are never
+// proxied, the session id is the credential of a forwarded request.
+var strippedHeaders = []string{"Cookie", "Authorization", "Proxy-Authorization"}
 
 // Router issues session ids carrying this node's tag and forwards requests
 // for other nodes' sessions.
@@ -53,9 +71,11 @@ type Router struct {
 	tag  string
 	log  *slog.Logger
 
-	mu     sync.Mutex
-	cache  map[string]cached
-	proxys map[string]*httputil.ReverseProxy
+	mu      sync.Mutex
+	cache   map[string]cached
+	proxys  map[string]*httputil.ReverseProxy
+	budget  int
+	budgetT time.Time
 }
 
 type cached struct {
@@ -79,6 +99,12 @@ func NewRouter(rdb redis.UniversalClient, opts Options) (*Router, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.LookupsPerSecond <= 0 {
+		opts.LookupsPerSecond = 50
+	}
+	if err := checkRouteURL(opts.URL); err != nil {
+		return nil, fmt.Errorf("cluster: node URL: %w", err)
 	}
 	var b [3]byte
 	_, _ = rand.Read(b[:])
@@ -104,7 +130,71 @@ func (r *Router) key(tag string) string { return r.opts.KeyPrefix + ":route:" + 
 
 // Advertise publishes this node's URL once.
 func (r *Router) Advertise(ctx context.Context) error {
-	return r.rdb.Set(ctx, r.key(r.tag), r.opts.URL, r.opts.TTL).Err()
+	return r.rdb.Set(ctx, r.key(r.tag), r.entry(r.tag, r.opts.URL), r.opts.TTL).Err()
+}
+
+// entry is the stored form of a route: the URL, signed when a secret is set.
+func (r *Router) entry(tag, u string) string {
+	if r.opts.Secret == "" {
+		return u
+	}
+	return u + routeSigPrefix + r.sign(tag, u)
+}
+
+func (r *Router) sign(tag, u string) string {
+	m := hmac.New(sha256.New, []byte(r.opts.Secret))
+	m.Write([]byte("tradewire-route\x00" + tag + "\x00" + u))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// parseEntry returns the URL of a stored route, or an error when the
+// entry is unsigned or wrongly signed (with a secret) or not an http(s) URL.
+func (r *Router) parseEntry(tag, v string) (string, error) {
+	u := v
+	if r.opts.Secret != "" {
+		i := strings.LastIndex(v, routeSigPrefix)
+		if i < 0 {
+			return "", errors.New("route entry is not signed")
+		}
+		u = v[:i]
+		if !hmac.Equal([]byte(v[i+len(routeSigPrefix):]), []byte(r.sign(tag, u))) {
+			return "", errors.New("route entry has a bad signature")
+		}
+	}
+	if err := checkRouteURL(u); err != nil {
+		return "", err
+	}
+	return u, nil
+}
+
+// checkRouteURL accepts absolute http and https URLs without user info.
+func checkRouteURL(u string) error {
+	p, err := url.Parse(u)
+	if err != nil {
+		return err
+	}
+	if p.Scheme != "http" && p.Scheme != "https" {
+		return fmt.Errorf("scheme %q is not http or https", p.Scheme)
+	}
+	if p.Host == "" || p.User != nil {
+		return errors.New("want http(s)://host:port")
+	}
+	return nil
+}
+
+// takeLookup reports whether a Redis lookup of an uncached tag fits in
+// this second's budget.
+func (r *Router) takeLookup(now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(r.budgetT) >= time.Second {
+		r.budgetT, r.budget = now, r.opts.LookupsPerSecond
+	}
+	if r.budget <= 0 {
+		return false
+	}
+	r.budget--
+	return true
 }
 
 // Run advertises this node until ctx ends, then withdraws it.
@@ -141,12 +231,23 @@ func (r *Router) Owner(ctx context.Context, sid string) (string, error) {
 	if ok && time.Since(c.at) < r.opts.TTL/3 {
 		return c.url, nil
 	}
-	u, err := r.rdb.Get(ctx, r.key(tag)).Result()
+	if !ok && !r.takeLookup(time.Now()) {
+		// A flood of made-up tags: answer "unknown" without Redis.
+		return "", nil
+	}
+	v, err := r.rdb.Get(ctx, r.key(tag)).Result()
 	if errors.Is(err, redis.Nil) {
-		u, err = "", nil
+		v, err = "", nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("cluster: owner lookup: %w", err)
+	}
+	u := ""
+	if v != "" {
+		if u, err = r.parseEntry(tag, v); err != nil {
+			r.log.Warn("cluster: ignoring a route entry", "tag", tag, "err", err)
+			u = ""
+		}
 	}
 	r.mu.Lock()
 	r.cache[tag] = cached{url: u, at: time.Now()}
@@ -172,6 +273,9 @@ func (r *Router) proxy(target string) (*httputil.ReverseProxy, error) {
 			pr.SetURL(u)
 			pr.Out.Host = pr.In.Host // keep Host so same-origin checks still hold
 			pr.SetXForwarded()
+			for _, h := range strippedHeaders {
+				pr.Out.Header.Del(h)
+			}
 			pr.Out.Header.Set(ForwardedHeader, "1")
 		},
 		FlushInterval: -1,

@@ -52,12 +52,26 @@ func (p OriginPolicy) Allow(r *http.Request) bool {
 	return sameOrigin(r, origin)
 }
 
+// sameOrigin reports whether origin is the origin r was sent to: same host
+// and port, and same scheme (https when the connection is TLS or a proxy in
+// front says X-Forwarded-Proto: https, else http), so a page served over
+// plain http cannot use the https site's cookies.
 func sameOrigin(r *http.Request, origin string) bool {
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" {
 		return false
 	}
-	return strings.EqualFold(u.Host, r.Host)
+	return strings.EqualFold(u.Host, r.Host) && strings.EqualFold(u.Scheme, requestScheme(r))
+}
+
+func requestScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	if p, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ","); strings.EqualFold(strings.TrimSpace(p), "https") {
+		return "https"
+	}
+	return "http"
 }
 
 // setHeaders writes the CORS response headers for an allowed request.

@@ -397,6 +397,14 @@ func TestCORS(t *testing.T) {
 	if r := h.do(http.MethodGet, "EIO=4&transport=polling", nil, same); r.status != 200 || r.header.Get("Access-Control-Allow-Origin") != "http://"+h.host {
 		t.Fatalf("same origin: %d %v", r.status, r.header)
 	}
+	// Same host over another scheme is not same origin, unless a proxy in
+	// front says the request arrived over https.
+	if r := h.do(http.MethodGet, "EIO=4&transport=polling", nil, http.Header{"Origin": {"https://" + h.host}}); r.status != 403 {
+		t.Fatalf("https origin on an http request: %d", r.status)
+	}
+	if r := h.do(http.MethodGet, "EIO=4&transport=polling", nil, http.Header{"Origin": {"https://" + h.host}, "X-Forwarded-Proto": {"https"}}); r.status != 200 {
+		t.Fatalf("https origin behind a TLS proxy: %d", r.status)
+	}
 	// A malformed Origin is foreign.
 	if r := h.do(http.MethodGet, "EIO=4&transport=polling", nil, http.Header{"Origin": {"::not a url"}}); r.status != 403 {
 		t.Fatalf("malformed origin: %d", r.status)

@@ -51,7 +51,7 @@ type APIError struct {
 type Handler struct {
 	emitter *trading.Emitter
 	b       trading.Broadcaster
-	keys    [][32]byte
+	keys    []apiKey
 	log     *slog.Logger
 	// Dedup, when set, drops events whose id was already published;
 	// Published, when set, records an id after its broadcast succeeded.
@@ -59,24 +59,66 @@ type Handler struct {
 	Published func(id string)
 }
 
-// NewHandler returns the publish API. keys are the accepted API keys; with
-// none, every request is refused.
+// Scope is what an API key may do.
+type Scope uint8
+
+// Scopes. A key configured as "<key>:publish" may only publish, "<key>:read"
+// may only read the cluster views (stats, connections, room members); a key
+// without a suffix may do both.
+const (
+	ScopePublish Scope = 1 << iota
+	ScopeRead
+	scopeAll = ScopePublish | ScopeRead
+)
+
+type apiKey struct {
+	sum   [32]byte
+	scope Scope
+}
+
+// ParseKey splits a configured key into the secret the client presents and
+// its scope (":publish" or ":read" suffix; none = both).
+func ParseKey(k string) (string, Scope) {
+	if s, ok := strings.CutSuffix(k, ":publish"); ok {
+		return s, ScopePublish
+	}
+	if s, ok := strings.CutSuffix(k, ":read"); ok {
+		return s, ScopeRead
+	}
+	return k, scopeAll
+}
+
+// NewHandler returns the publish API. keys are the accepted API keys (see
+// ParseKey for scopes); with none, every request is refused.
 func NewHandler(b trading.Broadcaster, keys []string, log *slog.Logger) *Handler {
 	h := &Handler{emitter: trading.NewEmitter(b), b: b, log: log}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
 	for _, k := range keys {
-		if k != "" {
-			h.keys = append(h.keys, sha256.Sum256([]byte(k)))
+		if secret, scope := ParseKey(k); secret != "" {
+			h.keys = append(h.keys, apiKey{sum: sha256.Sum256([]byte(secret)), scope: scope})
 		}
 	}
 	return h
 }
 
-// Authorized reports whether r carries a valid API key
+// Authorized reports whether r carries a valid API key of any scope
 // (Authorization: Bearer <key>, or X-API-Key).
 func (h *Handler) Authorized(r *http.Request) bool {
+	return h.scopeOf(r) != 0
+}
+
+// Allowed reports whether r carries a valid key (known) and whether that
+// key has scope (ok).
+func (h *Handler) Allowed(r *http.Request, scope Scope) (known, ok bool) {
+	s := h.scopeOf(r)
+	return s != 0, s&scope == scope
+}
+
+// scopeOf returns the scope of r's key, 0 when it has no valid key. Every
+// configured key is compared, in constant time.
+func (h *Handler) scopeOf(r *http.Request) Scope {
 	key := ""
 	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
 		key = strings.TrimSpace(a[7:])
@@ -84,14 +126,15 @@ func (h *Handler) Authorized(r *http.Request) bool {
 		key = r.Header.Get("X-API-Key")
 	}
 	if key == "" {
-		return false
+		return 0
 	}
 	sum := sha256.Sum256([]byte(key))
-	ok := 0
+	var scope Scope
 	for _, k := range h.keys {
-		ok |= subtle.ConstantTimeCompare(sum[:], k[:])
+		match := subtle.ConstantTimeCompare(sum[:], k.sum[:])
+		scope |= Scope(subtle.ConstantTimeSelect(match, int(k.scope), 0))
 	}
-	return ok == 1
+	return scope
 }
 
 // Mount registers the API routes on mux.
@@ -112,9 +155,14 @@ func writeErr(w http.ResponseWriter, status int, code, msg string, index *int) {
 
 func (h *Handler) guard(next func(http.ResponseWriter, *http.Request, []json.RawMessage)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !h.Authorized(r) {
+		known, ok := h.Allowed(r, ScopePublish)
+		if !known {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tradewire"`)
 			writeErr(w, http.StatusUnauthorized, "UNAUTHORIZED", "missing or invalid API key", nil)
+			return
+		}
+		if !ok {
+			writeErr(w, http.StatusForbidden, "FORBIDDEN", "this API key may not publish", nil)
 			return
 		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))

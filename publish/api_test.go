@@ -581,3 +581,29 @@ func TestPublishedHook(t *testing.T) {
 		t.Errorf("duplicate: %d %s", st, raw)
 	}
 }
+
+func TestKeyScopes(t *testing.T) {
+	_, h, url := recorderServer(t, "reader-key-0123456789:read", "publisher-key-0123456789:publish", "both-key-0123456789")
+	for key, want := range map[string]int{"reader-key-0123456789": 403, "publisher-key-0123456789": 202, "both-key-0123456789": 202, "reader-key-0123456789:read": 401} {
+		req, _ := http.NewRequest(http.MethodPost, url+"/api/v1/events", strings.NewReader(validEvent))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want && !(want == 202 && resp.StatusCode == 200) {
+			t.Errorf("publish with %s: %d, want %d", key, resp.StatusCode, want)
+		}
+	}
+	for key, want := range map[string][2]bool{"reader-key-0123456789": {true, true}, "publisher-key-0123456789": {true, false}, "nope": {false, false}} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set("X-API-Key", key)
+		if known, ok := h.Allowed(req, ScopeRead); known != want[0] || ok != want[1] {
+			t.Errorf("read with %s: known %v ok %v, want %v", key, known, ok, want)
+		}
+	}
+	if s, sc := ParseKey("k:publish"); s != "k" || sc != ScopePublish {
+		t.Fatal("ParseKey")
+	}
+}

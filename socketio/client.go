@@ -18,6 +18,7 @@ type client struct {
 	sockets      []*Socket // one per connected namespace; usually just "/"
 	connectTimer *time.Timer
 	closed       bool
+	connects     int // CONNECT packets received, bounded by maxConnectAttempts
 
 	qmu     sync.Mutex
 	queue   []*parser.Packet
@@ -53,7 +54,15 @@ func (c *client) OnMessage(data []byte, binary bool) {
 		return
 	}
 	if p == nil {
-		return // waiting for attachments
+		// Waiting for attachments: only a connected client may send them,
+		// so nothing is buffered for one that has not authenticated.
+		c.mu.Lock()
+		none := len(c.sockets) == 0
+		c.mu.Unlock()
+		if none {
+			c.sess.Close(engineio.ReasonParseError)
+		}
+		return
 	}
 	c.qmu.Lock()
 	if len(c.queue) >= c.srv.opts.MaxInbox {
@@ -104,7 +113,21 @@ func (c *client) handle(p *parser.Packet) {
 	s.onPacket(p)
 }
 
+// maxConnectAttempts bounds the CONNECT packets one session may send: each
+// costs an authentication, so a refused client cannot retry forever on one
+// session.
+const maxConnectAttempts = 8
+
 func (c *client) connect(p *parser.Packet) {
+	c.mu.Lock()
+	c.connects++
+	tooMany := c.connects > maxConnectAttempts
+	c.mu.Unlock()
+	if tooMany {
+		c.srv.log.Info("too many CONNECT attempts on one session, closing", "sid", c.sess.ID())
+		c.sess.Close(engineio.ReasonForcedClose)
+		return
+	}
 	nsp := c.srv.namespace(p.Nsp)
 	if nsp == nil {
 		c.writePacket(&parser.Packet{Type: parser.ConnectError, Nsp: p.Nsp, Data: []byte(`{"message":"Invalid namespace"}`)})

@@ -1,10 +1,12 @@
 package socketio
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,5 +149,107 @@ func TestInfoJoinsRepeatedHeaders(t *testing.T) {
 	info := s.Info()
 	if info.Handshake.Headers["x-multi"] != "one, two, three" || info.Handshake.Query["a"] != "1, 2" {
 		t.Fatalf("headers %v query %v", info.Handshake.Headers["x-multi"], info.Handshake.Query)
+	}
+}
+
+// Info, which fetchSockets sends to other nodes, withholds credentials.
+func TestInfoWithholdsCredentials(t *testing.T) {
+	srv := newTestServer(t, Options{})
+	ss := collectSockets(srv.io.Of("/"))
+	d := gws.Dialer{HandshakeTimeout: 5 * time.Second}
+	hdr := http.Header{"Cookie": {"connect.sid=s%3Asecret.sig"}, "Authorization": {"Bearer k"}, "User-Agent": {"ua"}}
+	ws, resp, err := d.Dial("ws://"+srv.host+"/socket.io/?EIO=4&transport=websocket&sessionID=q&x=1", hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	defer ws.Close()
+	_, _, _ = ws.ReadMessage()
+	_ = ws.WriteMessage(gws.TextMessage, []byte(`40{"sessionID":"s:secret.sig","pid":"p","offset":"o","room":"r"}`))
+	var s *Socket
+	eventually(t, "socket", func() bool {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		for _, v := range ss.m {
+			s = v
+		}
+		return s != nil
+	})
+	hs := s.Info().Handshake
+	for _, k := range []string{"cookie", "authorization"} {
+		if _, ok := hs.Headers[k]; ok {
+			t.Errorf("header %s in Info", k)
+		}
+	}
+	for _, k := range []string{"sessionID", "pid", "offset"} {
+		if _, ok := hs.Auth[k]; ok {
+			t.Errorf("auth %s in Info", k)
+		}
+	}
+	if _, ok := hs.Query["sessionID"]; ok || hs.Query["x"] != "1" || hs.Auth["room"] != "r" || hs.Headers["user-agent"] != "ua" {
+		t.Errorf("info headers %v query %v auth %v", hs.Headers, hs.Query, hs.Auth)
+	}
+	if s.Auth()["sessionID"] != "s:secret.sig" {
+		t.Error("the local auth lost the session id")
+	}
+}
+
+// rawWS opens a websocket session and reads the Engine.IO open packet.
+func rawWS(t *testing.T, srv *testServer) *gws.Conn {
+	t.Helper()
+	ws, resp, err := gws.DefaultDialer.Dial("ws://"+srv.host+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	t.Cleanup(func() { ws.Close() })
+	if _, _, err := ws.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	return ws
+}
+
+// readUntilClosed reads frames until the server closes, or fails after 3 s.
+func readUntilClosed(t *testing.T, ws *gws.Conn) []string {
+	t.Helper()
+	_ = ws.SetReadDeadline(time.Now().Add(3 * time.Second))
+	var got []string
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				t.Fatalf("still open after 3 s; frames %q", got)
+			}
+			return got
+		}
+		got = append(got, string(msg))
+	}
+}
+
+// Binary attachments are never buffered for a client that has not connected.
+func TestNoAttachmentsBeforeConnect(t *testing.T) {
+	srv := newTestServer(t, Options{})
+	ws := rawWS(t, srv)
+	if err := ws.WriteMessage(gws.TextMessage, []byte(`451-["upload",{"_placeholder":true,"num":0}]`)); err != nil {
+		t.Fatal(err)
+	}
+	readUntilClosed(t, ws)
+}
+
+// A refused client cannot retry CONNECT forever on one session.
+func TestConnectAttemptsBounded(t *testing.T) {
+	srv := newTestServer(t, Options{})
+	var calls atomic.Int32
+	srv.io.Of("/").Use(func(context.Context, *Socket) error {
+		calls.Add(1)
+		return &ConnectError{Message: "no"}
+	})
+	ws := rawWS(t, srv)
+	for i := 0; i < maxConnectAttempts+3; i++ {
+		_ = ws.WriteMessage(gws.TextMessage, []byte("40"))
+	}
+	got := readUntilClosed(t, ws)
+	if n := calls.Load(); n != maxConnectAttempts {
+		t.Fatalf("middleware ran %d times, want %d (frames %q)", n, maxConnectAttempts, got)
 	}
 }

@@ -240,6 +240,11 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 			if err := mw(ctx, s); err != nil {
 				cancel()
 				s.markDisconnected()
+				if restored != nil {
+					// Refused (e.g. another user's pid): the saved state
+					// stays for its owner, as if never restored.
+					n.adapter.PersistSession(&adapter.SessionState{SID: restored.SID, PID: restored.PID, Rooms: restored.Rooms, Data: restored.Data})
+				}
 				_ = c.writePacket(&parser.Packet{Type: parser.ConnectError, Nsp: n.name, Data: encodeConnectError(err)})
 				return
 			}

@@ -643,28 +643,50 @@ func (s *Socket) onClose(reason string) {
 
 // ---- adapter.Socket ----
 
-// Info describes the socket for fetchSockets.
+// Info describes the socket for fetchSockets. What it returns may travel
+// to other nodes over Redis, so credentials stay out: the Cookie and
+// Authorization headers, and the sessionID, pid and offset of the CONNECT
+// auth and the query (see infoWithheld).
 func (s *Socket) Info() adapter.SocketInfo {
 	hs := s.Handshake()
 	hdr := hs.Headers()
 	headers := make(map[string]any, len(hdr))
 	for k, v := range hdr {
-		headers[lower(k)] = joinHeader(v)
+		if k := lower(k); !infoWithheld[k] {
+			headers[k] = joinHeader(v)
+		}
 	}
 	query := make(map[string]any, len(hs.Query))
 	for k, v := range hs.Query {
-		query[k] = joinHeader(v)
+		if !infoWithheld[lower(k)] {
+			query[k] = joinHeader(v)
+		}
+	}
+	var auth map[string]any
+	if authM := s.Auth(); authM != nil {
+		auth = make(map[string]any, len(authM))
+		for k, v := range authM {
+			if !infoWithheld[lower(k)] {
+				auth[k] = v
+			}
+		}
 	}
 	return adapter.SocketInfo{
 		ID: s.id,
 		Handshake: adapter.Handshake{
 			Headers: headers, Time: hs.Time.UTC().Format(time.RFC1123), Address: hs.IP(),
 			XDomain: hs.XDomain, Secure: hs.Secure, Issued: hs.Time.UnixMilli(), URL: hs.URL,
-			Query: query, Auth: s.Auth(),
+			Query: query, Auth: auth,
 		},
 		Rooms: s.Rooms(),
 		Data:  s.Data(),
 	}
+}
+
+// infoWithheld are the header, query and auth keys (lower case) Info leaves out.
+var infoWithheld = map[string]bool{
+	"cookie": true, "authorization": true, "proxy-authorization": true,
+	"sessionid": true, "pid": true, "offset": true, "token": true,
 }
 
 func lower(s string) string {

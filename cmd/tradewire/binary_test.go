@@ -521,6 +521,7 @@ func TestBinaryRedisUnreachableAtStart(t *testing.T) {
 		"TRADEWIRE_REDIS_URL":       "redis://127.0.0.1:1",
 		"TRADEWIRE_SESSION_STORE":   "redis",
 		"TRADEWIRE_SESSION_SECRETS": "test-secret",
+		"TRADEWIRE_CLUSTER_SECRET":  "binary-test-cluster-secret-0123456789",
 	})
 	client := &http.Client{Timeout: 500 * time.Millisecond}
 	var healthz int

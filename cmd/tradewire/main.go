@@ -13,19 +13,25 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/tradewire/tradewire/internal/config"
 	"github.com/tradewire/tradewire/internal/gateway"
 	"github.com/tradewire/tradewire/internal/logging"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
+func main() { os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)) }
 
-func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := config.LoadWithUsage(args, getenv, stdout)
+// run starts the gateway with the given arguments and environment lookup
+// and returns the exit code: 2 for a configuration error, 1 for a runtime
+// failure.
+func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+	cfg, err := config.LoadEnv(args, lookup, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -59,10 +65,6 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		log.Error("startup failed", "err", err)
 		return 1
 	}
-	if cfg.DevMode() {
-		log.Warn("DEV MODE: memory sessions, POST /dev/login, demo quote feed; not for production",
-			"publish_example", "curl -H 'Authorization: Bearer "+g.DevAPIKey()+"' -d '{\"type\":\"notification\",\"userId\":\"u1\",\"notification\":{\"title\":\"Hi\",\"message\":\"Hello\"}}' http://"+cfg.Addr+"/api/v1/events")
-	}
 	if cfg.DebugAddr != "" {
 		go serveDebug(cfg.DebugAddr, log)
 	}
@@ -72,6 +74,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 1
 	}
 	log.Info("listening", "addr", l.Addr().String(), "path", cfg.Path)
+	if cfg.DevMode() {
+		devBanner(ctx, log, cfg, g.DevAPIKey(), l.Addr())
+	}
 	if err := g.Serve(ctx, l); err != nil {
 		log.Error("server stopped", "err", err)
 		return 1
@@ -91,4 +96,64 @@ func serveDebug(addr string, log *slog.Logger) {
 	if err := http.ListenAndServe(addr, mux); err != nil {
 		log.Error("debug server", "err", err)
 	}
+}
+
+// devBanner logs the dev-mode warning with a curl line that works as
+// printed, and, when dev mode was asked for explicitly on an address other
+// machines can reach, repeats a loud warning every minute.
+func devBanner(ctx context.Context, log *slog.Logger, cfg *config.Config, key string, addr net.Addr) {
+	base := "http://" + localURLHost(addr)
+	log.Warn("DEV MODE: POST /dev/login logs anyone in as anyone, demo quote feed; not for production",
+		"session_store", cfg.SessionStore, "explicit", cfg.DevModeExplicit(),
+		"publish_example", "curl -H 'Authorization: Bearer "+key+"' -H 'Content-Type: application/json' -d '{\"type\":\"notification\",\"userId\":\"u1\",\"notification\":{\"title\":\"Hi\",\"message\":\"Hello\"}}' "+base+"/api/v1/events")
+	if !cfg.DevModeExplicit() || isLoopback(cfg.Addr) {
+		return
+	}
+	warn := func() {
+		log.Warn("DEV MODE ON A NON-LOOPBACK ADDRESS: anyone who reaches "+cfg.Addr+" can log in as any user, admin included, with POST /dev/login; unset TRADEWIRE_DEV_MODE in a deployment",
+			"addr", cfg.Addr)
+	}
+	warn()
+	go func() {
+		t := time.NewTicker(devWarnInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				warn()
+			}
+		}
+	}()
+}
+
+// devWarnInterval is how often the non-loopback dev-mode warning repeats.
+var devWarnInterval = time.Minute
+
+// isLoopback reports whether the listen address addr (host:port) only
+// accepts connections from this machine.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// localURLHost is addr with an unspecified host replaced by 127.0.0.1, for
+// a URL that works from this machine.
+func localURLHost(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -48,8 +48,11 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 	}
 }
 
-func env(kv map[string]string) func(string) string {
-	return func(k string) string { return kv[k] }
+func env(kv map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := kv[k]
+		return v, ok
+	}
 }
 
 func TestHelpListsEverySetting(t *testing.T) {
@@ -99,14 +102,18 @@ func TestBadConfigurationExitsWithOneLine(t *testing.T) {
 		{"drain window vs timeout", []string{"-drain-window=10s", "-shutdown-timeout=5s"}, nil, "TRADEWIRE_DRAIN_WINDOW"},
 		{"redis store without URL", []string{"-session-store=redis"}, nil, "TRADEWIRE_REDIS_URL"},
 		{"production without secrets", []string{"-session-store=mongo", "-mongo-url=mongodb://127.0.0.1:1/app"}, nil, "TRADEWIRE_SESSION_SECRETS"},
-		{"secret never echoed", []string{"-session-store=redis", "-redis-url=redis://127.0.0.1:1", "-session-secrets=s3cr3t-value", "-api-keys=k3y-tiny"}, nil, "TRADEWIRE_API_KEYS"},
+		{"secret never echoed", []string{"-session-store=redis", "-redis-url=redis://127.0.0.1:1", "-session-secrets=s3cr3t-value", "-api-keys=k3y-tiny", "-cluster-secret=c0123456789abcdef0123456789abcdef"}, nil, "TRADEWIRE_API_KEYS"},
+		{"deployment without session store", nil, map[string]string{"TRADEWIRE_SESSION_SECRETS": "s3cr3t-value", "TRADEWIRE_API_KEYS": "0123456789abcdef"}, "TRADEWIRE_SESSION_STORE"},
+		{"set but empty", nil, map[string]string{"TRADEWIRE_SESSION_SECRETS": "s3cr3t-value", "TRADEWIRE_MONGO_URL": ""}, "TRADEWIRE_MONGO_URL is set but empty"},
+		{"redis without cluster secret", nil, map[string]string{"TRADEWIRE_SESSION_STORE": "redis", "TRADEWIRE_REDIS_URL": "redis://127.0.0.1:1", "TRADEWIRE_SESSION_SECRETS": "s3cr3t-value"}, "TRADEWIRE_CLUSTER_SECRET"},
+		{"cors wildcard outside dev mode", nil, map[string]string{"TRADEWIRE_SESSION_STORE": "mongo", "TRADEWIRE_MONGO_URL": "mongodb://127.0.0.1:1/app", "TRADEWIRE_SESSION_SECRETS": "s3cr3t-value", "TRADEWIRE_CORS_ORIGINS": "*"}, "TRADEWIRE_CORS_ORIGINS"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			code := run(tc.args, env(tc.env), &stdout, &stderr)
-			if code == 0 {
-				t.Fatalf("exit 0, want non-zero (stdout %q)", stdout.String())
+			if code != 2 {
+				t.Fatalf("exit %d, want 2 (stdout %q, stderr %q)", code, stdout.String(), stderr.String())
 			}
 			msg := stderr.String()
 			if strings.Count(msg, "\n") != 1 || !strings.HasSuffix(msg, "\n") {

@@ -200,3 +200,28 @@ func rate(ptr any) error {
 	}
 	return nil
 }
+
+func checkClusterSecret(ptr any) error {
+	if v := *ptr.(*string); v != "" && len(v) < minClusterSecretLen {
+		return fmt.Errorf("shorter than %d characters", minClusterSecretLen)
+	}
+	return nil
+}
+
+func checkKeyPrefix(ptr any) error {
+	v := *ptr.(*string)
+	switch {
+	case v == "":
+		return errors.New("must not be empty")
+	case strings.ContainsAny(v, "{} \t\r\n"):
+		return errors.New("must not contain braces or spaces")
+	}
+	return nil
+}
+
+func optionalAddr(ptr any) error {
+	if *ptr.(*string) == "" {
+		return nil
+	}
+	return checkAddr(ptr)
+}

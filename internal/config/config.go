@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -25,6 +26,9 @@ const EnvPrefix = "TRADEWIRE_"
 
 // minAPIKeyLen is the shortest API key accepted outside dev mode.
 const minAPIKeyLen = 16
+
+// minClusterSecretLen is the shortest cluster secret accepted.
+const minClusterSecretLen = 32
 
 type secretKind uint8
 
@@ -72,8 +76,9 @@ func Settings() []Setting {
 }
 
 // Load returns the configuration given by args (command-line arguments
-// without the program name), then getenv (os.Getenv in production), then
-// the defaults. An empty environment variable counts as unset. With -h or
+// without the program name), then getenv, then the defaults. With getenv an
+// empty value counts as unset; the gateway itself uses LoadEnv with
+// os.LookupEnv, where a set-but-empty variable is an error. With -h or
 // -help it writes the list of settings to standard output and returns
 // flag.ErrHelp. Any other error is one line naming the setting at fault.
 func Load(args []string, getenv func(string) string) (*Config, error) {
@@ -82,6 +87,18 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 
 // LoadWithUsage is Load writing the -h output to usage.
 func LoadWithUsage(args []string, getenv func(string) string, usage io.Writer) (*Config, error) {
+	return LoadEnv(args, func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	}, usage)
+}
+
+// LoadEnv is Load reading the environment through lookup (os.LookupEnv in
+// production): a variable that is set but empty is an error, not "unset".
+// Secret settings (see fileSettings) may also be given as
+// TRADEWIRE_<NAME>_FILE, the path of a file holding the value; one trailing
+// newline is trimmed, and giving both forms is an error.
+func LoadEnv(args []string, lookup func(string) (string, bool), usage io.Writer) (*Config, error) {
 	fs := flag.NewFlagSet("tradewire", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
@@ -108,10 +125,22 @@ func LoadWithUsage(args []string, getenv func(string) string, usage io.Writer) (
 	explicit := make(map[string]bool, len(settings))
 	for i, s := range settings {
 		raw, source := s.def, ""
+		fileVal, fileSet, err := readSecretFile(s, lookup)
+		if err != nil {
+			return nil, err
+		}
 		if flags[i].set {
 			raw, source = flags[i].value, "-"+s.flag()
-		} else if v := getenv(s.env()); v != "" {
+		} else if v, ok := lookup(s.env()); ok {
+			if fileSet {
+				return nil, fmt.Errorf("both %s and %s_FILE are set: give one", s.env(), s.env())
+			}
+			if v == "" {
+				return nil, fmt.Errorf("%s is set but empty: unset it or give a value", s.env())
+			}
 			raw, source = v, s.env()
+		} else if fileSet {
+			raw, source = fileVal, s.env()+"_FILE"
 		}
 		raw = strings.TrimSpace(raw)
 		explicit[s.name] = source != ""
@@ -119,7 +148,7 @@ func LoadWithUsage(args []string, getenv func(string) string, usage io.Writer) (
 			source = "default of " + s.env()
 		}
 		ptr := s.field(c)
-		err := parseInto(ptr, raw)
+		err = parseInto(ptr, raw)
 		if err == nil && s.check != nil {
 			err = s.check(ptr)
 		}
@@ -141,6 +170,43 @@ func LoadWithUsage(args []string, getenv func(string) string, usage io.Writer) (
 		return nil, err
 	}
 	return c, nil
+}
+
+// fileSettings may be read from TRADEWIRE_<NAME>_FILE.
+var fileSettings = map[string]bool{
+	"SESSION_SECRETS": true, "API_KEYS": true, "REDIS_URL": true, "MONGO_URL": true,
+	"CLUSTER_SECRET": true, "SESSION_REDIS_URL": true,
+}
+
+// deploymentSettings are the settings that only a deployment gives: any of
+// them set means dev mode is not switched on by itself.
+var deploymentSettings = []string{
+	"REDIS_URL", "MONGO_URL", "SESSION_STORE", "SESSION_SECRETS", "SESSION_REDIS_URL", "API_KEYS",
+	"TRUSTED_PROXIES", "INGEST_STREAM", "ADVERTISE_URL", "CLUSTER_SECRET",
+}
+
+// readSecretFile reads TRADEWIRE_<NAME>_FILE for a file setting.
+func readSecretFile(s setting, lookup func(string) (string, bool)) (string, bool, error) {
+	if !fileSettings[s.name] {
+		return "", false, nil
+	}
+	name := s.env() + "_FILE"
+	path, ok := lookup(name)
+	if !ok {
+		return "", false, nil
+	}
+	if strings.TrimSpace(path) == "" {
+		return "", false, fmt.Errorf("%s is set but empty: unset it or give a file path", name)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", false, fmt.Errorf("%s: %w", name, err)
+	}
+	v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if strings.TrimSpace(v) == "" {
+		return "", false, fmt.Errorf("%s: file %s is empty", name, path)
+	}
+	return v, true, nil
 }
 
 // rawFlag records a flag's text; parsing happens after all sources are known.
@@ -238,10 +304,25 @@ func (c *Config) derive(explicit map[string]bool) error {
 	if c.NodeID == "" {
 		c.NodeID = defaultNodeID()
 	}
+	for _, name := range deploymentSettings {
+		if name == "SESSION_STORE" && c.SessionStore == StoreMemory {
+			continue // asking for memory sessions is asking for dev mode
+		}
+		if explicit[name] {
+			c.deployment = append(c.deployment, EnvPrefix+name)
+		}
+	}
+	if explicit["DEV_MODE"] {
+		c.devMode = c.DevModeSetting
+	} else {
+		c.devMode = len(c.deployment) == 0
+	}
 	if c.SessionStore == "" {
-		c.SessionStore = StoreMemory
-		if c.MongoURL != "" {
+		switch {
+		case c.MongoURL != "":
 			c.SessionStore = StoreMongo
+		case c.devMode:
+			c.SessionStore = StoreMemory
 		}
 	}
 	if !explicit["DEMO_FEED"] {
@@ -279,6 +360,26 @@ func defaultNodeID() string {
 // validate checks constraints between settings.
 func (c *Config) validate() error {
 	p := EnvPrefix
+	if !c.devMode {
+		switch {
+		case c.SessionStore == "" && len(c.deployment) == 0:
+			return fmt.Errorf("%sDEV_MODE=false requires a session store: set %sSESSION_STORE (redis or mongo) or %sMONGO_URL", p, p, p)
+		case c.SessionStore == "":
+			return fmt.Errorf("no session store: %s set without %sSESSION_STORE or %sMONGO_URL (set %sDEV_MODE=true for dev mode)", strings.Join(c.deployment, ", "), p, p, p)
+		case c.SessionStore == StoreMemory:
+			return fmt.Errorf("%sSESSION_STORE=memory is for dev mode only: use redis or mongo, or set %sDEV_MODE=true", p, p)
+		}
+		if c.RedisURL != "" && len(c.ClusterSecret) < minClusterSecretLen {
+			return fmt.Errorf("%sCLUSTER_SECRET (%d+ characters, the same on every node) is required with %sREDIS_URL: it authenticates the node routes in the shared Redis", p, minClusterSecretLen, p)
+		}
+		for _, o := range c.CORSOrigins {
+			if o == "*" {
+				return fmt.Errorf("%sCORS_ORIGINS=* is refused outside dev mode: sessions are cookies, so any site could open a socket as its visitor; list the allowed origins", p)
+			}
+		}
+	} else if c.SessionStore == StoreMongo {
+		return fmt.Errorf("%sDEV_MODE=true works with the memory or redis session store, not mongo", p)
+	}
 	switch c.SessionStore {
 	case StoreMongo:
 		if c.MongoURL == "" {
@@ -298,10 +399,14 @@ func (c *Config) validate() error {
 	}
 	if !c.DevMode() {
 		for i, k := range c.APIKeys {
+			k = strings.TrimSuffix(strings.TrimSuffix(k, ":publish"), ":read") // scope suffix
 			if len(k) < minAPIKeyLen {
 				return fmt.Errorf("invalid %sAPI_KEYS: key %d is shorter than %d characters (allowed only in dev mode)", p, i+1, minAPIKeyLen)
 			}
 		}
+	}
+	if c.DebugAddr != "" && !c.DebugAddrPublic && !loopbackAddr(c.DebugAddr) {
+		return fmt.Errorf("%sDEBUG_ADDR %q is not a loopback address: pprof must not be reachable from the network (use 127.0.0.1:PORT, or set %sDEBUG_ADDR_PUBLIC=true to expose it on purpose)", p, c.DebugAddr, p)
 	}
 	if c.RedisSharded && c.RedisURL == "" {
 		return fmt.Errorf("%sREDIS_SHARDED=true requires %sREDIS_URL", p, p)
@@ -315,30 +420,42 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// DevMode reports whether no session store is configured: memory sessions,
-// no MongoDB. Dev mode enables /dev/login and, by default, the demo feed,
-// and lifts the session-secret and API-key-length requirements.
-func (c *Config) DevMode() bool {
-	return (c.SessionStore == "" || c.SessionStore == StoreMemory) && c.MongoURL == ""
-}
+// DevMode reports whether the gateway runs in dev mode: asked for with
+// TRADEWIRE_DEV_MODE=true, or nothing deployment-like configured. Dev mode
+// enables /dev/login, a generated API key and, by default, the demo feed,
+// allows the memory session store, and lifts the session-secret,
+// API-key-length, cluster-secret and CORS * checks.
+func (c *Config) DevMode() bool { return c.devMode }
+
+// DevModeExplicit reports whether dev mode was asked for explicitly.
+func (c *Config) DevModeExplicit() bool { return c.devMode && c.DevModeSetting }
+
+// DeploymentSettings lists the deployment-like settings given (environment names).
+func (c *Config) DeploymentSettings() []string { return c.deployment }
 
 // LogValue renders every setting for the startup log, keyed by the lower-case
 // environment name without the prefix; secrets are redacted and URLs lose
-// their passwords. It also reports dev_mode.
+// their passwords. dev_mode is the resolved dev mode, not the setting.
 func (c *Config) LogValue() slog.Value {
 	attrs := make([]slog.Attr, 0, len(settings)+1)
 	for _, s := range settings {
+		if s.name == "DEV_MODE" {
+			continue // the resolved dev_mode follows
+		}
 		key := strings.ToLower(s.name)
 		ptr := s.field(c)
 		switch s.secret {
 		case secretValue:
-			n := 0
-			if l, ok := ptr.(*[]string); ok {
-				n = len(*l)
-			}
 			v := ""
-			if n > 0 {
-				v = fmt.Sprintf("%s x%d", logging.Redacted, n)
+			switch p := ptr.(type) {
+			case *[]string:
+				if len(*p) > 0 {
+					v = fmt.Sprintf("%s x%d", logging.Redacted, len(*p))
+				}
+			case *string:
+				if *p != "" {
+					v = logging.Redacted
+				}
 			}
 			attrs = append(attrs, slog.String(key, v))
 			continue
@@ -383,8 +500,14 @@ func WriteUsage(w io.Writer) error {
 	b.WriteString("Usage: tradewire [-flag=value ...]\n\n")
 	b.WriteString("Every setting is a flag or an environment variable; a flag overrides the\n")
 	b.WriteString("environment, which overrides the default. Boolean flags take -flag or\n")
-	b.WriteString("-flag=false. Dev mode (no MONGO_URL, memory sessions) enables /dev/login and\n")
-	b.WriteString("the demo feed and does not require session secrets.\n\n")
+	b.WriteString("-flag=false. A secret setting (SESSION_SECRETS, API_KEYS, REDIS_URL, MONGO_URL,\n")
+	b.WriteString("SESSION_REDIS_URL, CLUSTER_SECRET) may instead be read from the file named by\n")
+	b.WriteString("TRADEWIRE_<NAME>_FILE. A variable that is set but empty is an error.\n\n")
+	b.WriteString("Dev mode (POST /dev/login, memory sessions, demo feed, generated API key, no\n")
+	b.WriteString("secrets required) is on only with -dev-mode / TRADEWIRE_DEV_MODE=true, or when\n")
+	b.WriteString("no deployment setting (REDIS_URL, MONGO_URL, SESSION_STORE, SESSION_SECRETS,\n")
+	b.WriteString("SESSION_REDIS_URL, API_KEYS, TRUSTED_PROXIES, INGEST_STREAM, ADVERTISE_URL,\n")
+	b.WriteString("CLUSTER_SECRET) is given. Any of them without a session store exits with code 2.\n\n")
 	c := &Config{}
 	for i, s := range Settings() {
 		fmt.Fprintf(&b, "  -%s %s\n", s.Flag, typeName(settings[i].field(c)))
@@ -437,4 +560,18 @@ func typeName(ptr any) string {
 		return "list"
 	}
 	return "string"
+}
+
+// loopbackAddr reports whether the listen address addr (host:port) accepts
+// connections from this machine only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -29,6 +29,7 @@ func prodEnv() map[string]string {
 		"TRADEWIRE_REDIS_URL":       "redis://:redispw@redis:6379/0",
 		"TRADEWIRE_SESSION_SECRETS": "first-secret,old-secret",
 		"TRADEWIRE_API_KEYS":        "0123456789abcdef0123",
+		"TRADEWIRE_CLUSTER_SECRET":  "cluster-secret-0123456789abcdef0123",
 	}
 }
 
@@ -65,6 +66,7 @@ func TestDefaults(t *testing.T) {
 		RateConnectionsPerMinute: 10, RateEventsPerMinute: 100, MaxSubscriptions: 50,
 		RateRedisTimeout: 50 * time.Millisecond, SubscriptionLeaseTTL: 30 * time.Second,
 		DrainWindow: 10 * time.Second, ShutdownTimeout: 30 * time.Second, Metrics: true, DemoFeed: true,
+		KeyPrefix: "tradewire", devMode: true, HTTPIdleTimeout: time.Minute, HTTPReadTimeout: 10 * time.Second,
 	}
 	nodeID := c.NodeID
 	c.NodeID = ""
@@ -109,7 +111,14 @@ var sample = map[string][4]string{
 	"UPGRADE_TIMEOUT":             {"1s", "1s", "2s", "2s"},
 	"MAX_PAYLOAD":                 {"64KiB", "64KiB", "2000000", "2000000B"},
 	"CONNECT_TIMEOUT":             {"5s", "5s", "6s", "6s"},
-	"CORS_ORIGINS":                {"HTTPS://App.Example.com/, http://localhost:3000", "[https://app.example.com http://localhost:3000]", "*", "[*]"},
+	"CORS_ORIGINS":                {"HTTPS://App.Example.com/, http://localhost:3000", "[https://app.example.com http://localhost:3000]", "https://b.example", "[https://b.example]"},
+	"DEV_MODE":                    {"false", "false", "0", "false"},
+	"CLUSTER_SECRET":              {"c0123456789abcdef0123456789abcdef", "c0123456789abcdef0123456789abcdef", "d0123456789abcdef0123456789abcdef", "d0123456789abcdef0123456789abcdef"},
+	"KEY_PREFIX":                  {"tw1", "tw1", "app:tw", "app:tw"},
+	"DEBUG_ADDR_PUBLIC":           {"true", "true", "1", "true"},
+	"ADMIN_ADDR":                  {"127.0.0.1:9090", "127.0.0.1:9090", ":9091", ":9091"},
+	"HTTP_IDLE_TIMEOUT":           {"30s", "30s", "2m", "2m0s"},
+	"HTTP_READ_TIMEOUT":           {"5s", "5s", "1m", "1m0s"},
 	"SEND_QUEUE_LIMIT":            {"2MB", "2000000B", "4 MiB", "4MiB"},
 	"RECOVERY_WINDOW":             {"0", "0s", "5m", "5m0s"},
 	"REDIS_URL":                   {"rediss://h:6380", "rediss://h:6380", "redis+cluster://a:1,b:2", "redis+cluster://a:1,b:2"},
@@ -141,7 +150,7 @@ var sample = map[string][4]string{
 	"METRICS":                     {"false", "false", "0", "false"},
 	"DEMO_FEED":                   {"false", "false", "f", "false"},
 	"WS_MODE":                     {"goroutine", "goroutine", "epoll", "epoll"},
-	"DEBUG_ADDR":                  {"127.0.0.1:6060", "127.0.0.1:6060", ":6061", ":6061"},
+	"DEBUG_ADDR":                  {"127.0.0.1:6060", "127.0.0.1:6060", "[::1]:6061", "[::1]:6061"},
 	"ADVERTISE_URL":               {"http://10.0.0.7:8080", "http://10.0.0.7:8080", "http://b:1", "http://b:1"},
 }
 
@@ -260,6 +269,10 @@ func TestInvalidValues(t *testing.T) {
 		{"NODE_ID", strings.Repeat("n", 65), `longer than 64 characters`},
 		{"SESSION_COOKIE", "a;b", `invalid TRADEWIRE_SESSION_COOKIE "a;b": character ';' not allowed`},
 		{"USERS_COLLECTION", " ", `invalid TRADEWIRE_USERS_COLLECTION "": must not be empty`},
+		{"CORS_ORIGINS", "*", `TRADEWIRE_CORS_ORIGINS=* is refused outside dev mode`},
+		{"ADMIN_ADDR", "9090", `invalid TRADEWIRE_ADMIN_ADDR "9090": want host:port`},
+		{"DEBUG_ADDR", ":6060", `TRADEWIRE_DEBUG_ADDR ":6060" is not a loopback address`},
+		{"CLUSTER_SECRET", "short", `invalid TRADEWIRE_CLUSTER_SECRET: shorter than 32 characters`},
 		{"CORS_ORIGINS", "https://a.example/path", `"https://a.example/path" is not an origin`},
 		{"CORS_ORIGINS", "*,https://a.example", `* allows every origin and cannot be combined`},
 		{"CORS_ORIGINS", "null", `"null" is not an origin`},
@@ -301,7 +314,7 @@ func TestSecretValuesNeverInErrors(t *testing.T) {
 		t.Fatalf("got %q", msg)
 	}
 	// Short keys are fine in dev mode.
-	c := load(t, nil, map[string]string{"TRADEWIRE_API_KEYS": "dev"})
+	c := load(t, nil, map[string]string{"TRADEWIRE_API_KEYS": "dev", "TRADEWIRE_DEV_MODE": "true"})
 	if !equalStrings(c.APIKeys, []string{"dev"}) {
 		t.Fatalf("dev api keys %q", c.APIKeys)
 	}
@@ -318,14 +331,16 @@ func TestCrossFieldValidation(t *testing.T) {
 		{"redis store without url", map[string]string{"TRADEWIRE_SESSION_STORE": "redis", "TRADEWIRE_SESSION_SECRETS": "s"},
 			"TRADEWIRE_SESSION_STORE=redis requires TRADEWIRE_REDIS_URL"},
 		{"memory store with mongo", map[string]string{"TRADEWIRE_SESSION_STORE": "memory", "TRADEWIRE_MONGO_URL": "mongodb://m/db"},
+			"TRADEWIRE_SESSION_STORE=memory is for dev mode only"},
+		{"memory store with mongo in dev mode", map[string]string{"TRADEWIRE_DEV_MODE": "true", "TRADEWIRE_SESSION_STORE": "memory", "TRADEWIRE_MONGO_URL": "mongodb://m/db"},
 			"TRADEWIRE_SESSION_STORE=memory cannot be combined with TRADEWIRE_MONGO_URL"},
 		{"mongo without secrets", map[string]string{"TRADEWIRE_MONGO_URL": "mongodb://m/db"},
 			"TRADEWIRE_SESSION_SECRETS is required with TRADEWIRE_SESSION_STORE=mongo"},
-		{"redis store without secrets", map[string]string{"TRADEWIRE_SESSION_STORE": "redis", "TRADEWIRE_REDIS_URL": "redis://r"},
+		{"redis store without secrets", map[string]string{"TRADEWIRE_SESSION_STORE": "redis", "TRADEWIRE_REDIS_URL": "redis://r", "TRADEWIRE_CLUSTER_SECRET": strings.Repeat("c", 32)},
 			"TRADEWIRE_SESSION_SECRETS is required with TRADEWIRE_SESSION_STORE=redis"},
 		{"sharded without redis", map[string]string{"TRADEWIRE_REDIS_SHARDED": "true"},
 			"TRADEWIRE_REDIS_SHARDED=true requires TRADEWIRE_REDIS_URL"},
-		{"ingest without redis", map[string]string{"TRADEWIRE_INGEST_STREAM": "events"},
+		{"ingest without redis", map[string]string{"TRADEWIRE_INGEST_STREAM": "events", "TRADEWIRE_DEV_MODE": "true"},
 			"TRADEWIRE_INGEST_STREAM requires TRADEWIRE_REDIS_URL"},
 		{"drain longer than shutdown", map[string]string{"TRADEWIRE_DRAIN_WINDOW": "30s"},
 			"TRADEWIRE_DRAIN_WINDOW (30s) must be shorter than TRADEWIRE_SHUTDOWN_TIMEOUT (30s)"},
@@ -338,7 +353,7 @@ func TestCrossFieldValidation(t *testing.T) {
 		})
 	}
 	// The redis store with its URL and secrets is valid and not dev mode.
-	c := load(t, nil, map[string]string{"TRADEWIRE_SESSION_STORE": "redis", "TRADEWIRE_REDIS_URL": "redis://r", "TRADEWIRE_SESSION_SECRETS": "s"})
+	c := load(t, nil, map[string]string{"TRADEWIRE_SESSION_STORE": "redis", "TRADEWIRE_REDIS_URL": "redis://r", "TRADEWIRE_SESSION_SECRETS": "s", "TRADEWIRE_CLUSTER_SECRET": strings.Repeat("c", 32)})
 	if c.DevMode() || c.DemoFeed {
 		t.Fatal("redis store must not be dev mode")
 	}
@@ -406,7 +421,7 @@ func TestLogValueRedacts(t *testing.T) {
 	// redact by itself.
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
 	out := buf.String()
-	for _, leak := range []string{"mongopw", "redispw", "first-secret", "old-secret", "0123456789abcdef0123"} {
+	for _, leak := range []string{"mongopw", "redispw", "first-secret", "old-secret", "0123456789abcdef0123", "cluster-secret-"} {
 		if strings.Contains(out, leak) {
 			t.Errorf("startup log leaks %q: %s", leak, out)
 		}
@@ -432,14 +447,15 @@ func TestLogValueRedacts(t *testing.T) {
 		"session_store":    "mongo",
 		"dev_mode":         false,
 		"send_queue_limit": float64(MiB),
+		"cluster_secret":   logging.Redacted,
 	}
 	for k, want := range checks {
 		if m[k] != want {
 			t.Errorf("%s = %#v, want %#v", k, m[k], want)
 		}
 	}
-	if len(m) != len(settings)+1 {
-		t.Errorf("LogValue has %d keys, want %d", len(m), len(settings)+1)
+	if len(m) != len(settings) {
+		t.Errorf("LogValue has %d keys, want %d (every setting, dev_mode resolved)", len(m), len(settings))
 	}
 	// In dev mode, empty secrets are shown as empty.
 	buf.Reset()

@@ -24,8 +24,29 @@ type Config struct {
 	RecoveryWindow time.Duration
 	// DebugAddr serves net/http/pprof when set (e.g. 127.0.0.1:6060).
 	DebugAddr string
+	// AdminAddr, when set, serves /metrics, the detailed /readyz and
+	// /debug/pprof; the public port keeps /healthz and a bare /readyz.
+	AdminAddr string
+	// DebugAddrPublic allows DebugAddr on a non-loopback address.
+	DebugAddrPublic bool
+	// HTTPIdleTimeout closes idle keep-alive connections.
+	HTTPIdleTimeout time.Duration
+	// HTTPReadTimeout bounds the arrival of a request body.
+	HTTPReadTimeout time.Duration
 	// WSMode selects the websocket connection layer: epoll or goroutine.
 	WSMode string
+	// DevModeSetting is TRADEWIRE_DEV_MODE as given; DevMode() is the
+	// resolved answer (also true when nothing deployment-like is set).
+	DevModeSetting bool
+	// ClusterSecret authenticates the node routes other nodes read from
+	// Redis (HMAC); required with REDIS_URL outside dev mode.
+	ClusterSecret string
+	// KeyPrefix starts the gateway's own Redis keys (route, rec, rl, dedup).
+	KeyPrefix string
+
+	devMode bool
+	// deployment lists the deployment-like settings that were given.
+	deployment []string
 
 	// Cluster adapter.
 	RedisURL       string
@@ -80,6 +101,7 @@ const (
 // setting is a Config field and one line here. Defaults are parsed like any
 // other input; show replaces def in -h when the default is computed.
 var settings = []setting{
+	{name: "DEV_MODE", def: "false", show: "true when no deployment setting is given", help: "dev mode: memory sessions (or the redis store), POST /dev/login, demo feed, generated API key; never in a deployment", field: func(c *Config) any { return &c.DevModeSetting }},
 	{name: "ADDR", def: ":8080", help: "HTTP listen address, host:port", field: func(c *Config) any { return &c.Addr }, check: checkAddr},
 	{name: "PATH", def: "/socket.io/", help: "Engine.IO request path (a trailing / is added)", field: func(c *Config) any { return &c.Path }, check: checkPath},
 	{name: "LOG_FORMAT", def: "json", help: "log output: json or text", field: func(c *Config) any { return &c.LogFormat }, check: oneOf("json", "text")},
@@ -94,10 +116,16 @@ var settings = []setting{
 	{name: "SEND_QUEUE_LIMIT", def: "1MiB", help: "bytes queued for one connection before messages are dropped and the slow consumer disconnected", field: func(c *Config) any { return &c.SendQueueLimit }, check: positive},
 	{name: "WS_MODE", def: "epoll", help: "websocket connection layer: epoll (Linux; no goroutine or buffer per idle connection) or goroutine (one reader goroutine per connection)", field: func(c *Config) any { return &c.WSMode }, check: oneOf("epoll", "goroutine")},
 	{name: "DEBUG_ADDR", def: "", help: "listen address of a separate debug server with /debug/pprof (e.g. 127.0.0.1:6060); empty = off. Never expose it publicly", field: func(c *Config) any { return &c.DebugAddr }},
+	{name: "ADMIN_ADDR", def: "", help: "listen address of an admin port with /metrics, the detailed /readyz and /debug/pprof (e.g. 10.0.0.7:9090); the public port then keeps only /healthz and a bare /readyz; empty = all on ADDR, no pprof", field: func(c *Config) any { return &c.AdminAddr }, check: optionalAddr},
+	{name: "DEBUG_ADDR_PUBLIC", def: "false", help: "allow DEBUG_ADDR on an address other than loopback (pprof exposes memory contents and can slow the process)", field: func(c *Config) any { return &c.DebugAddrPublic }},
+	{name: "HTTP_IDLE_TIMEOUT", def: "60s", help: "idle keep-alive HTTP connections are closed after this long", field: func(c *Config) any { return &c.HTTPIdleTimeout }, check: positive},
+	{name: "HTTP_READ_TIMEOUT", def: "10s", help: "a request body (polling POST, API, /dev/login) must arrive within this, or the connection is closed; long-polling GETs and websockets are not cut", field: func(c *Config) any { return &c.HTTPReadTimeout }, check: positive},
 	{name: "RECOVERY_WINDOW", def: "2m", help: "connection state recovery: longest disconnection that can be recovered; 0 disables", field: func(c *Config) any { return &c.RecoveryWindow }, check: nonNegative},
 	{name: "REDIS_URL", def: "", help: "cluster adapter Redis: redis://, rediss://, unix:// or redis+cluster://[user:pass@]host:port,host:port; empty = single node, in-memory adapter", field: func(c *Config) any { return &c.RedisURL }, check: checkRedisURL, secret: secretURL},
 	{name: "REDIS_KEY_PREFIX", def: "socket.io", help: "channel prefix shared with @socket.io/redis-adapter and redis-emitter", field: func(c *Config) any { return &c.RedisKeyPrefix }, check: nonEmpty},
 	{name: "REDIS_SHARDED", def: "false", help: "use sharded pub/sub (SPUBLISH, Redis 7+) like @socket.io/redis-adapter's sharded mode", field: func(c *Config) any { return &c.RedisSharded }},
+	{name: "CLUSTER_SECRET", def: "", help: "secret (32+ characters) that signs the node routes in Redis; required with REDIS_URL outside dev mode, the same on every node", field: func(c *Config) any { return &c.ClusterSecret }, check: checkClusterSecret, secret: secretValue},
+	{name: "KEY_PREFIX", def: "tradewire", help: "prefix of the gateway's own Redis keys (<p>:route:, <p>:rec, <p>:rl:, <p>:dedup:), so deployments can share a Redis", field: func(c *Config) any { return &c.KeyPrefix }, check: checkKeyPrefix},
 	{name: "ADVERTISE_URL", def: "", help: "this node's URL as the other nodes reach it (e.g. http://10.0.0.7:8080), for serving requests of sessions owned by another node without sticky sessions; empty = derived from ADDR and the hostname", field: func(c *Config) any { return &c.AdvertiseURL }},
 	{name: "MONGO_URL", def: "", help: "MongoDB holding sessions (connect-mongo) and users: mongodb:// or mongodb+srv://", field: func(c *Config) any { return &c.MongoURL }, check: checkMongoURL, secret: secretURL},
 	{name: "SESSION_STORE", def: "", show: "mongo if MONGO_URL is set, else memory", help: "session store: mongo, redis or memory (memory = dev mode)", field: func(c *Config) any { return &c.SessionStore }, check: oneOf("", StoreMongo, StoreRedis, StoreMemory)},
@@ -108,11 +136,11 @@ var settings = []setting{
 	{name: "USER_ROLE_FIELD", def: "role", help: "field of a user document holding the role", field: func(c *Config) any { return &c.UserRoleField }, check: nonEmpty},
 	{name: "USER_TIER_FIELD", def: "subscriptionTier", help: "field of a user document holding the subscription tier", field: func(c *Config) any { return &c.UserTierField }, check: nonEmpty},
 	{name: "SESSION_REDIS_PREFIX", def: "sess:", help: "connect-redis key prefix", field: func(c *Config) any { return &c.SessionRedisPrefix }},
-	{name: "SESSION_REDIS_URL", def: "", help: "Redis holding connect-redis sessions when it is not REDIS_URL (same URL forms); empty = REDIS_URL", field: func(c *Config) any { return &c.SessionRedisURL }},
+	{name: "SESSION_REDIS_URL", def: "", help: "Redis holding connect-redis sessions when it is not REDIS_URL (same URL forms); empty = REDIS_URL", field: func(c *Config) any { return &c.SessionRedisURL }, secret: secretURL},
 	{name: "ALLOW_UNSIGNED_SESSION_ID", def: "false", help: "also accept a bare session id, not only the signed s:ID.SIGNATURE form", field: func(c *Config) any { return &c.AllowUnsignedSessionID }},
 	{name: "AUTH_CACHE_TTL", def: "5s", help: "how long a session lookup is cached; 0 disables the cache", field: func(c *Config) any { return &c.AuthCacheTTL }, check: nonNegative},
 	{name: "AUTH_CACHE_SIZE", def: "10000", help: "most session lookups cached; 0 disables the cache", field: func(c *Config) any { return &c.AuthCacheSize }, check: nonNegative},
-	{name: "API_KEYS", def: "", help: "comma list of keys backend services present to the publish API (16+ characters unless dev mode); empty = no key accepted", field: func(c *Config) any { return &c.APIKeys }, secret: secretValue},
+	{name: "API_KEYS", def: "", help: "comma list of keys backend services present to the HTTP API (16+ characters unless dev mode); a :publish or :read suffix limits a key to publishing or to the read views; empty = no key accepted", field: func(c *Config) any { return &c.APIKeys }, secret: secretValue},
 	{name: "TRUSTED_PROXIES", def: "", help: "comma list of CIDRs (or single IPs) whose X-Forwarded-For is believed; empty = none", field: func(c *Config) any { return &c.TrustedProxies }},
 	{name: "RATE_CONNECTIONS_PER_MINUTE", def: "10", help: "new connections allowed per client IP per minute", field: func(c *Config) any { return &c.RateConnectionsPerMinute }, check: rate},
 	{name: "RATE_EVENTS_PER_MINUTE", def: "100", help: "client events allowed per user per minute, across all the user's sockets and nodes", field: func(c *Config) any { return &c.RateEventsPerMinute }, check: rate},

@@ -19,6 +19,7 @@ import (
 	"github.com/tradewire/tradewire/auth"
 	"github.com/tradewire/tradewire/internal/testutil/redistest"
 	"github.com/tradewire/tradewire/internal/testutil/sioclient"
+	"github.com/tradewire/tradewire/trading"
 )
 
 const (
@@ -377,6 +378,52 @@ func TestRecoveryOfAnotherUsersSessionIsRefused(t *testing.T) {
 	ce, ok := err.(*sioclient.ConnectError)
 	if !ok || ce.Data["code"] != "FORBIDDEN" {
 		t.Fatalf("attacker restoring the victim's session: %v, want FORBIDDEN", err)
+	}
+	// The refusal left the victim's saved state alone: the victim recovers.
+	oldID := c.ID()
+	v, err := sioclient.Dial(a.URL, sioclient.Options{Header: victim, Auth: map[string]any{"pid": pid, "offset": off}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if v.ID() != oldID {
+		t.Fatalf("victim got socket %s, want its recovered %s", v.ID(), oldID)
+	}
+}
+
+// A single node with memory sessions and in-process recovery: the same.
+func TestRefusedRecoveryKeepsTheVictimsState(t *testing.T) {
+	g := startGateway(t, "-demo-feed=false", "-rate-connections-per-minute", "1000")
+	victim := devLogin(t, g.URL, "victim", "user")
+	attacker := devLogin(t, g.URL, "attacker", "user")
+	c := dialCookie(t, g.URL, victim.Cookie)
+	if _, err := c.EmitWithAck(3*time.Second, "subscribe:trades"); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Emitter().Notify(context.Background(), "victim", trading.Notification{Title: "t", Message: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitEvent(trading.EventNotification, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	pid, off, oldID := c.PID(), c.LastOffset(), c.ID()
+	c.Close()
+	time.Sleep(200 * time.Millisecond)
+	ha := http.Header{}
+	ha.Set("Cookie", attacker.Cookie)
+	_, err := sioclient.Dial(g.URL, sioclient.Options{Header: ha, Auth: map[string]any{"pid": pid, "offset": off}})
+	if ce, ok := err.(*sioclient.ConnectError); !ok || ce.Data["code"] != "FORBIDDEN" {
+		t.Fatalf("attacker: %v", err)
+	}
+	hv := http.Header{}
+	hv.Set("Cookie", victim.Cookie)
+	v, err := sioclient.Dial(g.URL, sioclient.Options{Header: hv, Auth: map[string]any{"pid": pid, "offset": off}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if v.ID() != oldID {
+		t.Fatalf("victim got socket %s, want its recovered %s", v.ID(), oldID)
 	}
 }
 

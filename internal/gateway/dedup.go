@@ -42,7 +42,8 @@ func (r *recentIDs) add(id string) {
 	r.cur[id] = struct{}{}
 }
 
-const dedupPrefix = "tradewire:dedup:"
+// dedupPrefix is where the event-id marks live (<key prefix>:dedup:).
+func (g *Gateway) dedupPrefix() string { return g.cfg.KeyPrefix + ":dedup:" }
 
 // dedupSeen and dedupPublished share the ingest's event-id marks with the
 // HTTP API, so a backend may retry through either path and any node.
@@ -55,7 +56,7 @@ func (g *Gateway) dedupSeen(id string) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	v, err := g.rdb.Get(ctx, dedupPrefix+id).Result()
+	v, err := g.rdb.Get(ctx, g.dedupPrefix()+id).Result()
 	return err == nil && v == "done"
 }
 
@@ -66,5 +67,5 @@ func (g *Gateway) dedupPublished(id string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	g.rdb.Set(ctx, dedupPrefix+id, "done", 24*time.Hour)
+	g.rdb.Set(ctx, g.dedupPrefix()+id, "done", 24*time.Hour)
 }

@@ -50,17 +50,23 @@ type Gateway struct {
 	health  *health.Health
 	started time.Time
 
-	sio      *socketio.Server
-	nsp      *socketio.Namespace
-	rdb      redis.UniversalClient
-	mongo    *mongo.Client
-	authn    *auth.Authenticator
-	devStore *memstore.Store
-	devKey   string
-	secrets  []string
-	limiter  *ratelimit.Limiter
-	node     *redisadapter.Node
-	router   *cluster.Router
+	sio   *socketio.Server
+	nsp   *socketio.Namespace
+	rdb   redis.UniversalClient
+	mongo *mongo.Client
+	authn *auth.Authenticator
+	// users is the user store (nil: roles are the default), re-read at
+	// revalidation so a role or tier change takes effect on live sockets.
+	users        auth.UserStore
+	recheckRound int // revalidation rounds, owned by revalidateLoop
+	hsGuard      *handshakeGuard
+	devStore     *memstore.Store
+	dev          devSessions
+	devKey       string
+	secrets      []string
+	limiter      *ratelimit.Limiter
+	node         *redisadapter.Node
+	router       *cluster.Router
 	// sessionRDB is the sessions' own Redis (TRADEWIRE_SESSION_REDIS_URL).
 	sessionRDB redis.UniversalClient
 	recovery   *recoverystore.Store
@@ -71,6 +77,7 @@ type Gateway struct {
 	api        *publish.Handler
 
 	mux        *http.ServeMux
+	adminMux   *http.ServeMux // TRADEWIRE_ADMIN_ADDR routes (nil without it)
 	recent     *recentIDs
 	inflight   sync.WaitGroup
 	stop       chan struct{}
@@ -106,6 +113,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, e
 		g.closeClients()
 		return nil, err
 	}
+	g.hsGuard = newHandshakeGuard(cfg.RateConnectionsPerMinute)
 	g.setupSocketIO()
 	g.setupHTTP()
 	return g, nil
@@ -180,12 +188,11 @@ func (g *Gateway) setupAuth(ctx context.Context) error {
 	var users auth.UserStore
 	g.secrets = cfg.SessionSecrets
 	switch {
-	case cfg.DevMode():
-		g.devStore = memstore.New(24 * time.Hour)
+	case cfg.SessionStore == config.StoreMemory:
+		// Memory sessions exist only in dev mode (config refuses them otherwise).
+		g.devStore = memstore.New(devSessionTTL)
 		sessions, users = g.devStore, g.devStore
-		if len(g.secrets) == 0 {
-			g.secrets = []string{"dev-" + randomHex(16)}
-		}
+		g.dev = memDev{g.devStore}
 	case cfg.SessionStore == config.StoreRedis:
 		srdb := g.rdb
 		if cfg.SessionRedisURL != "" {
@@ -200,6 +207,16 @@ func (g *Gateway) setupAuth(ctx context.Context) error {
 			g.health.Register("session-redis", func(ctx context.Context) error { return srdb.Ping(ctx).Err() })
 		}
 		sessions = redisstore.New(srdb, cfg.SessionRedisPrefix)
+		if cfg.DevMode() {
+			rd := redisDev{rdb: srdb, sessionPrefix: cfg.SessionRedisPrefix, userPrefix: cfg.KeyPrefix + ":devuser:"}
+			if rd.sessionPrefix == "" {
+				rd.sessionPrefix = redisstore.DefaultPrefix
+			}
+			g.dev = rd
+			if cfg.MongoURL == "" {
+				users = rd
+			}
+		}
 	case cfg.SessionStore == config.StoreMongo:
 		client, db, err := mongostore.Connect(cfg.MongoURL)
 		if err != nil {
@@ -222,6 +239,12 @@ func (g *Gateway) setupAuth(ctx context.Context) error {
 			Collection: cfg.UsersCollection, RoleField: cfg.UserRoleField, TierField: cfg.UserTierField,
 		})
 	}
+	if cfg.DevMode() && len(g.secrets) == 0 {
+		g.secrets = []string{"dev-" + randomHex(16)}
+		if cfg.SessionStore != config.StoreMemory {
+			g.log.Warn("dev mode without TRADEWIRE_SESSION_SECRETS: cookies are signed with a random secret, so dev logins do not survive a restart")
+		}
+	}
 	var obs auth.Observer
 	if g.metrics != nil {
 		obs = authObserver{g.metrics}
@@ -242,6 +265,7 @@ func (g *Gateway) setupAuth(ctx context.Context) error {
 		return fmt.Errorf("session auth: %w", err)
 	}
 	g.authn = a
+	g.users = users
 	_ = ctx
 	return nil
 }
@@ -254,6 +278,7 @@ func (g *Gateway) setupLimiter() error {
 		MaxSubscriptions: cfg.MaxSubscriptions,
 		NodeID:           cfg.NodeID,
 		RedisTimeout:     cfg.RateRedisTimeout,
+		KeyPrefix:        cfg.KeyPrefix + ":rl:",
 		LeaseTTL:         cfg.SubscriptionLeaseTTL,
 		Logger:           g.log,
 	}
@@ -330,6 +355,7 @@ func (g *Gateway) setupSocketIO() {
 		Origins:          engineio.OriginPolicy{Allowed: cfg.CORSOrigins},
 		Logger:           g.log,
 		Tag:              g.tagHandshake,
+		AllowRequest:     g.allowHandshake,
 	}
 	if cfg.WSMode == "goroutine" {
 		eopts.WebSocket.Mode = websocket.ModeGoroutine
@@ -343,6 +369,7 @@ func (g *Gateway) setupSocketIO() {
 	if g.rdb != nil && cfg.RecoveryWindow > 0 {
 		store, err := recoverystore.New(g.rdb, recoverystore.Options{
 			Window:    cfg.RecoveryWindow,
+			Prefix:    cfg.KeyPrefix + ":rec",
 			Partition: userPartition,
 			Logger:    g.log,
 		})
@@ -396,6 +423,10 @@ func (g *Gateway) setupSocketIO() {
 	g.nsp.OnConnection(g.onConnection)
 }
 
+// refusedCloseDelay is how long the session of a client refused by the
+// connection limit stays open after its connect_error.
+const refusedCloseDelay = 500 * time.Millisecond
+
 // connDecision is the connection rate-limit decision made at the handshake.
 type connDecision struct {
 	d  ratelimit.Decision
@@ -411,12 +442,19 @@ func (g *Gateway) tagHandshake(r *http.Request) any {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
-	return &connDecision{d: g.limiter.AllowConnection(ctx, ip), ip: ip.String()}
+	d := g.limiter.AllowConnection(ctx, ip)
+	if !d.Allowed {
+		g.hsGuard.refuse(ip.String()) // past twice the limit: HTTP 429 at once
+	}
+	return &connDecision{d: d, ip: ip.String()}
 }
 
 func (g *Gateway) authenticate(ctx context.Context, s *socketio.Socket) error {
 	if cd, ok := s.Handshake().Tag.(*connDecision); ok && !cd.d.Allowed {
 		g.metrics.Handshake(ratelimit.CodeRateLimit)
+		// Nothing is held for a refused client: its session closes once the
+		// connect_error had time to reach it.
+		time.AfterFunc(refusedCloseDelay, func() { s.CloseTransport(engineio.ReasonForcedClose) })
 		return &socketio.ConnectError{Message: "too many connections", Data: map[string]any{
 			"code": ratelimit.CodeRateLimit, "retryAfterMs": cd.d.RetryAfterMs(),
 		}}
@@ -537,7 +575,7 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 		if u == "" {
 			u = advertiseURL(l.Addr())
 		}
-		r, err := cluster.NewRouter(g.rdb, cluster.Options{URL: u, KeyPrefix: "tradewire", Logger: g.log})
+		r, err := cluster.NewRouter(g.rdb, cluster.Options{URL: u, KeyPrefix: g.cfg.KeyPrefix, Secret: g.cfg.ClusterSecret, Logger: g.log})
 		if err != nil {
 			return err
 		}
@@ -555,12 +593,35 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 			g.log.Warn("redis adapter not ready yet; readiness stays false until it is", "err", err)
 		}
 	}
-	srv := &http.Server{Handler: g.mux, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
+	srv := &http.Server{
+		Handler:           g.hardenHTTP(g.mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       g.cfg.HTTPIdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          acceptErrorLog(g.log),
+	}
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(l) }()
+	if g.adminMux != nil {
+		al, err := net.Listen("tcp", g.cfg.AdminAddr)
+		if err != nil {
+			_ = srv.Close()
+			g.closeClients()
+			return fmt.Errorf("TRADEWIRE_ADMIN_ADDR: %w", err)
+		}
+		admin := &http.Server{Handler: g.adminMux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: g.cfg.HTTPIdleTimeout}
+		g.log.Info("admin port (metrics, readiness details, pprof)", "addr", al.Addr().String())
+		go func() {
+			if err := admin.Serve(al); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+		defer admin.Close()
+	}
 	if g.rdb != nil && g.cfg.IngestStream != "" {
 		c, err := ingest.New(g.rdb, ingestHandler{g}, ingest.Options{
 			Stream: g.cfg.IngestStream, Consumer: g.cfg.NodeID, Logger: g.log,
+			DedupPrefix: g.cfg.KeyPrefix + ":dedup:",
 		})
 		if err != nil {
 			return err
@@ -576,7 +637,7 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 	}
 	go g.statsLoop(ctx)
 	go g.revalidateLoop(ctx)
-	if g.devStore != nil && g.cfg.DemoFeed {
+	if g.cfg.DevMode() && g.cfg.DemoFeed {
 		go g.demoFeed(ctx)
 	}
 	select {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	gws "github.com/gorilla/websocket"
+
 	"github.com/tradewire/tradewire/internal/config"
 	"github.com/tradewire/tradewire/internal/testutil/sioclient"
 )
@@ -25,7 +27,7 @@ type testGateway struct {
 
 func startGateway(t *testing.T, args ...string) *testGateway {
 	t.Helper()
-	cfg, err := config.Load(append([]string{"-addr", "127.0.0.1:0", "-log-level", "error"}, args...), func(string) string { return "" })
+	cfg, err := config.Load(testArgs(append([]string{"-addr", "127.0.0.1:0", "-log-level", "error"}, args...)), func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -209,6 +211,30 @@ func TestConnectionRateLimit(t *testing.T) {
 	}
 	if ms, _ := ce.Data["retryAfterMs"].(float64); ms <= 0 {
 		t.Fatalf("retryAfterMs = %v", ce.Data["retryAfterMs"])
+	}
+	// The server closes a refused client's session by itself.
+	ws, resp, err := gws.DefaultDialer.Dial(strings.Replace(g.URL, "http", "ws", 1)+"/socket.io/?EIO=4&transport=websocket", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	defer ws.Close()
+	_, _, _ = ws.ReadMessage() // open
+	_ = ws.WriteMessage(gws.TextMessage, []byte("40"))
+	_ = ws.SetReadDeadline(time.Now().Add(3 * time.Second))
+	var frames []string
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				t.Fatalf("refused session still open after 3 s (frames %q)", frames)
+			}
+			break
+		}
+		frames = append(frames, string(msg))
+	}
+	if len(frames) == 0 || !strings.Contains(frames[0], "RATE_LIMIT") {
+		t.Fatalf("frames before the close: %q", frames)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"runtime"
 	"strings"
@@ -19,14 +20,21 @@ func (g *Gateway) setupHTTP() {
 	mux := http.NewServeMux()
 	path := g.cfg.Path
 	mux.Handle(path, g.sio)
-	g.health.Mount(mux)
-	if g.metrics != nil {
-		mux.Handle("GET /metrics", g.metrics.Handler())
+	if g.cfg.AdminAddr != "" {
+		mux.Handle("GET /healthz", g.health.LiveHandler())
+		mux.Handle("GET /readyz", http.HandlerFunc(g.bareReady))
+		g.setupAdmin()
+	} else {
+		g.health.Mount(mux)
+		if g.metrics != nil {
+			mux.Handle("GET /metrics", g.metrics.Handler())
+		}
 	}
 	keys := g.cfg.APIKeys
-	if g.devStore != nil && len(keys) == 0 {
+	if g.cfg.DevMode() {
+		// Always a key the dev banner can print, without logging a real one.
 		g.devKey = "dev-" + randomHex(16)
-		keys = []string{g.devKey}
+		keys = append(append([]string(nil), keys...), g.devKey)
 	}
 	g.api = publish.NewHandler(g, keys, g.log)
 	g.api.Dedup, g.api.Published = g.dedupSeen, g.dedupPublished
@@ -34,7 +42,7 @@ func (g *Gateway) setupHTTP() {
 	mux.Handle("GET /api/v1/stats", http.HandlerFunc(g.serveStats))
 	mux.Handle("GET /api/v1/users/{id}/connections", http.HandlerFunc(g.serveUserConnections))
 	mux.Handle("GET /api/v1/rooms/{room}/sockets", http.HandlerFunc(g.serveRoomSockets))
-	if g.devStore != nil {
+	if g.dev != nil {
 		mux.Handle("POST /dev/login", http.HandlerFunc(g.devLogin))
 		mux.Handle("POST /dev/logout", http.HandlerFunc(g.devLogout))
 	}
@@ -112,8 +120,7 @@ func (g *Gateway) Stats() Stats {
 }
 
 func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
-	if !g.api.Authorized(r) {
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "UNAUTHORIZED", "message": "missing or invalid API key"}})
+	if !g.canRead(w, r) {
 		return
 	}
 	st := g.Stats()
@@ -127,8 +134,7 @@ func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
 
 // serveUserConnections answers how many sockets a user has, cluster-wide.
 func (g *Gateway) serveUserConnections(w http.ResponseWriter, r *http.Request) {
-	if !g.api.Authorized(r) {
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "UNAUTHORIZED", "message": "missing or invalid API key"}})
+	if !g.canRead(w, r) {
 		return
 	}
 	id := r.PathValue("id")
@@ -144,8 +150,7 @@ func (g *Gateway) serveUserConnections(w http.ResponseWriter, r *http.Request) {
 
 // serveRoomSockets lists the socket ids in a room, cluster-wide.
 func (g *Gateway) serveRoomSockets(w http.ResponseWriter, r *http.Request) {
-	if !g.api.Authorized(r) {
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "UNAUTHORIZED", "message": "missing or invalid API key"}})
+	if !g.canRead(w, r) {
 		return
 	}
 	room := r.PathValue("room")
@@ -188,7 +193,12 @@ func (g *Gateway) devLogin(w http.ResponseWriter, r *http.Request) {
 	if req.Tier == "" {
 		req.Tier = "premium"
 	}
-	sid := g.devStore.Create(req.UserID, req.Role, req.Tier)
+	sid, err := g.dev.Create(r.Context(), req.UserID, req.Role, req.Tier)
+	if err != nil {
+		g.log.Warn("dev login failed", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]string{"code": "STORE_UNAVAILABLE", "message": "session store unavailable"}})
+		return
+	}
 	signed := auth.Sign(sid, g.secrets[0])
 	http.SetCookie(w, &http.Cookie{Name: g.cfg.SessionCookie, Value: url.QueryEscape(signed), Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -212,7 +222,10 @@ func (g *Gateway) devLogout(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]string{"code": "UNAUTHORIZED", "message": "bad session id"}})
 		return
 	}
-	g.devStore.Destroy(sid)
+	if err := g.dev.Destroy(r.Context(), sid); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]string{"code": "STORE_UNAVAILABLE", "message": "session store unavailable"}})
+		return
+	}
 	g.authn.Invalidate(sid)
 	writeJSON(w, http.StatusOK, map[string]any{"success": true})
 }
@@ -220,11 +233,51 @@ func (g *Gateway) devLogout(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) serveIndex(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	mode := "production"
-	if g.devStore != nil {
+	if g.cfg.DevMode() {
 		mode = "dev mode (memory sessions, POST /dev/login, demo quote feed)"
 	}
 	_, _ = w.Write([]byte("tradewire gateway — " + mode + "\n" +
 		"Socket.IO endpoint: " + g.cfg.Path + "\n" +
 		"Health: /healthz /readyz   Metrics: /metrics   Publish: POST /api/v1/events, /api/v1/emit\n" +
 		"Docs: docs/API.md\n"))
+}
+
+// canRead checks that r carries an API key allowed to read the cluster
+// views, answering 401 or 403 otherwise.
+func (g *Gateway) canRead(w http.ResponseWriter, r *http.Request) bool {
+	known, ok := g.api.Allowed(r, publish.ScopeRead)
+	switch {
+	case !known:
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "UNAUTHORIZED", "message": "missing or invalid API key"}})
+	case !ok:
+		writeJSON(w, http.StatusForbidden, map[string]any{"error": map[string]string{"code": "FORBIDDEN", "message": "this API key may not read the cluster views"}})
+	}
+	return ok
+}
+
+// setupAdmin builds the admin port's routes: metrics, the detailed
+// readiness report and pprof.
+func (g *Gateway) setupAdmin() {
+	am := http.NewServeMux()
+	g.health.Mount(am)
+	if g.metrics != nil {
+		am.Handle("GET /metrics", g.metrics.Handler())
+	}
+	am.HandleFunc("/debug/pprof/", pprof.Index)
+	am.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	am.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	am.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	am.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	g.adminMux = am
+}
+
+// bareReady is the public /readyz when an admin port exists: the status
+// only, without the names and errors of the dependencies.
+func (g *Gateway) bareReady(w http.ResponseWriter, r *http.Request) {
+	rep := g.health.Check(r.Context())
+	if rep.Ready() {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return
+	}
+	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 }

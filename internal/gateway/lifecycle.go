@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"net/http"
 	"sort"
 	"time"
 
+	"github.com/tradewire/tradewire/auth"
 	"github.com/tradewire/tradewire/socketio"
 	"github.com/tradewire/tradewire/trading"
 )
@@ -158,11 +160,71 @@ func (g *Gateway) revalidate(ctx context.Context) {
 	}
 	for _, sid := range invalid {
 		expired = append(expired, bySID[sid]...)
+		delete(bySID, sid)
 	}
 	for _, s := range expired {
 		_ = s.Emit(trading.EventError, map[string]any{"code": "SESSION_EXPIRED", "message": "your session ended, sign in again"})
 		g.log.Info("session ended, disconnecting", "socket_id", s.ID(), "user_id", trading.IdentityOf(s).UserID)
 		s.Disconnect(true)
+	}
+	g.recheckUsers(ctx, bySID)
+}
+
+// recheckAllEvery is how many revalidation rounds pass between re-reads of
+// every user; admins are re-read every round.
+const recheckAllEvery = 15
+
+// recheckUsers re-reads the role and tier of users with a live socket
+// (admins every round, so a demoted admin leaves admin:stats within
+// revalidateEvery plus one lookup; everyone every recheckAllEvery rounds,
+// bounding the user-store load) and disconnects the sockets whose
+// identity changed: the client reconnects with its new role and tier.
+func (g *Gateway) recheckUsers(ctx context.Context, bySID map[string][]*socketio.Socket) {
+	if g.users == nil || len(bySID) == 0 {
+		return
+	}
+	g.recheckRound++
+	all := g.recheckRound%recheckAllEvery == 0
+	byUser := make(map[string][]*socketio.Socket)
+	for _, socks := range bySID {
+		for _, s := range socks {
+			if id := trading.IdentityOf(s); id != nil && (all || id.Role == "admin") {
+				byUser[id.UserID] = append(byUser[id.UserID], s)
+			}
+		}
+	}
+	uctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for uid, socks := range byUser {
+		if uctx.Err() != nil {
+			g.log.Warn("user revalidation incomplete", "err", uctx.Err())
+			return
+		}
+		u, err := g.users.User(uctx, uid)
+		role, tier := auth.DefaultRole, auth.DefaultTier
+		switch {
+		case errors.Is(err, auth.ErrNoUser):
+			role, tier = "", "" // deleted: any identity differs
+		case err != nil:
+			continue // store unavailable: keep what we have
+		default:
+			if u.Role != "" {
+				role = u.Role
+			}
+			if u.Tier != "" {
+				tier = u.Tier
+			}
+		}
+		for _, s := range socks {
+			id := trading.IdentityOf(s)
+			if id.Role == role && id.Tier == tier {
+				continue
+			}
+			g.authn.Invalidate(id.SessionID) // the cached identity has the old role
+			_ = s.Emit(trading.EventError, map[string]any{"code": "IDENTITY_CHANGED", "message": "your role or subscription changed, reconnect"})
+			g.log.Info("role or tier changed, disconnecting", "socket_id", s.ID(), "user_id", uid, "role", role, "tier", tier)
+			s.Disconnect(true)
+		}
 	}
 }
 

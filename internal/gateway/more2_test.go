@@ -51,7 +51,7 @@ func (l *logSink) waitFor(t *testing.T, sub string, timeout time.Duration) {
 // startGatewayLogged is startGateway with the log (info and up) kept.
 func startGatewayLogged(t *testing.T, args ...string) (*testGateway, *logSink) {
 	t.Helper()
-	cfg, err := config.Load(append([]string{"-addr", "127.0.0.1:0"}, args...), func(string) string { return "" })
+	cfg, err := config.Load(testArgs(append([]string{"-addr", "127.0.0.1:0"}, args...)), func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

@@ -81,6 +81,7 @@ func startNode(t *testing.T, redisURL string, extra ...string) *node {
 	cmd.Env = append(os.Environ(),
 		"TRADEWIRE_ADDR="+addr, "TRADEWIRE_REDIS_URL="+redisURL, "TRADEWIRE_SESSION_STORE=redis",
 		"TRADEWIRE_SESSION_SECRETS="+secret, "TRADEWIRE_API_KEYS="+apiKey, "TRADEWIRE_LOG_FORMAT=text",
+		"TRADEWIRE_CLUSTER_SECRET=fault-test-cluster-secret-0123456789",
 		"TRADEWIRE_LOG_LEVEL=info", "TRADEWIRE_RATE_CONNECTIONS_PER_MINUTE=100000",
 		"TRADEWIRE_RATE_EVENTS_PER_MINUTE=100000", "TRADEWIRE_DRAIN_WINDOW=1s", "TRADEWIRE_SHUTDOWN_TIMEOUT=5s")
 	cmd.Env = append(cmd.Env, extra...)

@@ -117,6 +117,11 @@ func startGateway(t *testing.T, env map[string]string) *gatewayProc {
 		"TRADEWIRE_RATE_CONNECTIONS_PER_MINUTE": "10000",
 		"TRADEWIRE_DRAIN_WINDOW":                "100ms",
 		"TRADEWIRE_SHUTDOWN_TIMEOUT":            "5s",
+		"TRADEWIRE_CLUSTER_SECRET":              "interop-cluster-secret-0123456789abcdef",
+	}
+	if env["TRADEWIRE_SESSION_STORE"] == "" && env["TRADEWIRE_MONGO_URL"] == "" {
+		// Secrets and keys without a session store: dev mode must be asked for.
+		vars["TRADEWIRE_DEV_MODE"] = "true"
 	}
 	for k, v := range env {
 		vars[k] = v
