@@ -108,6 +108,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, e
 	}
 	g.setupSocketIO()
 	g.setupHTTP()
+	if g.metrics != nil {
+		g.registerOpsMetrics()
+	}
 	return g, nil
 }
 
