@@ -129,6 +129,9 @@ func TestYAMLAndJSONParse(t *testing.T) {
 	}
 }
 
+// kubeRef is a Kubernetes $(VAR) reference in an env value.
+var kubeRef = regexp.MustCompile(`\$\([A-Za-z_][A-Za-z0-9_]*\)`)
+
 var settingName = regexp.MustCompile(`TRADEWIRE_[A-Z0-9_]*[A-Z0-9]`)
 
 // TestSettingNamesAreReal: every TRADEWIRE_* name in the deployment files is
@@ -221,10 +224,11 @@ func podEnv(t *testing.T, ctr map[string]any, podIP string) map[string]string {
 					s = filepath.Join(d, rest)
 				}
 			}
-			env[name] = os.Expand(strings.ReplaceAll(s, "$(", "${"), func(k string) string {
+			env[name] = kubeRef.ReplaceAllStringFunc(s, func(ref string) string {
+				k := ref[2 : len(ref)-1]
 				v, ok := env[k]
 				if !ok {
-					t.Errorf("%s refers to $(%s), defined later or not at all", name, k)
+					t.Errorf("%s refers to %s, defined later or not at all", name, ref)
 				}
 				return v
 			})
@@ -457,7 +461,7 @@ func TestCompose(t *testing.T) {
 	for sc.Scan() {
 		line := strings.TrimSpace(strings.SplitN(sc.Text(), "#", 2)[0])
 		f := strings.Fields(strings.TrimSuffix(line, ";"))
-		if len(f) >= 2 && f[0] == "server" {
+		if len(f) >= 2 && f[0] == "server" && f[1] != "{" {
 			upstream = append(upstream, f[1])
 		}
 		if len(f) > 0 && (f[0] == "ip_hash" || f[0] == "hash" || f[0] == "sticky" || f[0] == "least_conn") {

@@ -25,9 +25,6 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "healthcheck" {
-		return healthcheck(args[1:], stdout, stderr)
-	}
 	cfg, err := config.LoadWithUsage(args, getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
