@@ -66,6 +66,13 @@ type Config struct {
 	IngestStream    string
 	Metrics         bool
 	DemoFeed        bool
+
+	// Socket.IO Admin UI (package adminui).
+	AdminUI         bool
+	AdminUIUsername string
+	AdminUIPassword string // bcrypt hash
+	AdminUIReadOnly bool
+	AdminUIServerID string
 }
 
 // Session store names accepted by TRADEWIRE_SESSION_STORE.
@@ -124,4 +131,9 @@ var settings = []setting{
 	{name: "INGEST_STREAM", def: "", help: "Redis stream the gateway consumes domain events from; empty = off (needs REDIS_URL)", field: func(c *Config) any { return &c.IngestStream }},
 	{name: "METRICS", def: "true", help: "serve Prometheus metrics on /metrics", field: func(c *Config) any { return &c.Metrics }},
 	{name: "DEMO_FEED", def: "false", show: "true in dev mode, else false", help: "publish a synthetic quote feed (dev mode only: ignored with a real session store)", field: func(c *Config) any { return &c.DemoFeed }},
+	{name: "ADMIN_UI", def: "false", help: "serve the official Socket.IO Admin UI protocol (@socket.io/admin-ui 0.5) on the /admin namespace", field: func(c *Config) any { return &c.AdminUI }},
+	{name: "ADMIN_UI_USERNAME", def: "", help: "Admin UI login name; required with ADMIN_UI unless dev mode", field: func(c *Config) any { return &c.AdminUIUsername }},
+	{name: "ADMIN_UI_PASSWORD", def: "", help: "bcrypt hash of the Admin UI password (as instrument() takes it); required with ADMIN_UI unless dev mode", field: func(c *Config) any { return &c.AdminUIPassword }, secret: secretValue},
+	{name: "ADMIN_UI_READONLY", def: "false", help: "Admin UI may watch but not join, leave, disconnect or emit", field: func(c *Config) any { return &c.AdminUIReadOnly }},
+	{name: "ADMIN_UI_SERVER_ID", def: "", show: "NODE_ID", help: "this server's name in the Admin UI", field: func(c *Config) any { return &c.AdminUIServerID }},
 }

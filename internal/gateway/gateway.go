@@ -107,6 +107,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, e
 		return nil, err
 	}
 	g.setupSocketIO()
+	if err := g.setupAdminUI(); err != nil {
+		g.closeClients()
+		return nil, err
+	}
 	g.setupHTTP()
 	if g.metrics != nil {
 		g.registerOpsMetrics()
