@@ -52,6 +52,7 @@ const (
 	FeatureMLeave           = "MLEAVE"
 	FeatureMDisconnect      = "MDISCONNECT"
 	FeatureAggregatedEvents = "AGGREGATED_EVENTS"
+	FeatureAllEvents        = "ALL_EVENTS"
 )
 
 // Options configure Instrument.
@@ -66,6 +67,13 @@ type Options struct {
 	NoAuth bool
 	// ReadOnly leaves out the join, leave, _disconnect and emit commands.
 	ReadOnly bool
+	// Production is instrument's mode "production": only server_stats, no
+	// per-socket events, and the UI shows only its dashboard and servers
+	// pages. The default, "development", also sends all_sockets and the
+	// socket and room updates and advertises ALL_EVENTS, which turns on the
+	// UI's sockets, rooms, clients and events pages; event payloads
+	// (event_received, event_sent) are never sent.
+	Production bool
 	// ServerID names this server in the UI (default: the hostname).
 	ServerID string
 	// Sessions keeps the ids of logged-in admins (default: in memory).
@@ -150,6 +158,9 @@ func Instrument(srv *socketio.Server, opts Options) (*Instrumentation, error) {
 		in.features = []string{FeatureEmit, FeatureJoin, FeatureLeave, FeatureDisconnect, FeatureMJoin, FeatureMLeave, FeatureMDisconnect}
 	}
 	in.features = append(in.features, FeatureAggregatedEvents)
+	if !opts.Production {
+		in.features = append(in.features, FeatureAllEvents)
+	}
 
 	in.admin = srv.Of(opts.Namespace)
 	in.admin.Use(in.authenticate)
@@ -160,8 +171,10 @@ func Instrument(srv *socketio.Server, opts Options) (*Instrumentation, error) {
 		in.admin.On("leave", func(_ *socketio.Socket, e *socketio.Event) { in.onRooms(e, false) })
 		in.admin.On("_disconnect", in.onDisconnectCmd)
 	}
-	for _, n := range srv.Namespaces() {
-		in.watch(n)
+	if !opts.Production {
+		for _, n := range srv.Namespaces() {
+			in.watch(n)
+		}
 	}
 	for _, s := range srv.Engine().Sessions() {
 		in.sessions[s.ID()] = struct{}{}
@@ -226,6 +239,9 @@ func (in *Instrumentation) onAdmin(s *socketio.Socket) {
 		_ = s.Emit("session", sid)
 	}
 	_ = s.Emit("config", map[string]any{"supportedFeatures": stringsAny(in.features)})
+	if in.opts.Production {
+		return
+	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -271,7 +287,9 @@ func (in *Instrumentation) loop() {
 		case <-in.stop:
 			return
 		case <-poll.C:
-			in.diff()
+			if !in.opts.Production {
+				in.diff()
+			}
 		case <-stats.C:
 			in.emitStats()
 		}

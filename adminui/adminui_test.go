@@ -312,7 +312,7 @@ func TestReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg := a.wait("config", nil); string(cfg[0]) != `{"supportedFeatures":["AGGREGATED_EVENTS"]}` {
+	if cfg := a.wait("config", nil); string(cfg[0]) != `{"supportedFeatures":["AGGREGATED_EVENTS","ALL_EVENTS"]}` {
 		t.Fatalf("config %s", cfg[0])
 	}
 	a.send("_disconnect", "/", true, c1.ID())
@@ -376,5 +376,27 @@ func TestRedisSessions(t *testing.T) {
 	}
 	if _, err := s.Exists(ctx, "x"); err == nil {
 		t.Fatal("no error with Redis down")
+	}
+}
+
+func TestProductionMode(t *testing.T) {
+	f := newFixture(t, Options{NoAuth: true, Production: true, ServerID: "prod"})
+	a, _, err := dialAdmin(t, f.base, "/admin", map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := a.wait("config", nil)
+	if strings.Contains(string(cfg[0]), "ALL_EVENTS") {
+		t.Fatalf("production config %s", cfg[0])
+	}
+	c, err := sioclient.Dial(f.base, sioclient.Options{Auth: map[string]any{"token": "ok"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	a.wait("server_stats", func(args []json.RawMessage) bool { return strings.Contains(string(args[0]), `"serverId":"prod"`) })
+	time.Sleep(300 * time.Millisecond)
+	if out := a.all(); strings.Contains(out, "socket_connected") || strings.Contains(out, "all_sockets") || strings.Contains(out, "room_joined") {
+		t.Fatalf("per-socket events in production mode:\n%s", out)
 	}
 }

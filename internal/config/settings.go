@@ -73,6 +73,7 @@ type Config struct {
 	AdminUIPassword string // bcrypt hash
 	AdminUIReadOnly bool
 	AdminUIServerID string
+	AdminUIMode     string
 }
 
 // Session store names accepted by TRADEWIRE_SESSION_STORE.
@@ -136,4 +137,5 @@ var settings = []setting{
 	{name: "ADMIN_UI_PASSWORD", def: "", help: "bcrypt hash of the Admin UI password (as instrument() takes it); required with ADMIN_UI unless dev mode", field: func(c *Config) any { return &c.AdminUIPassword }, secret: secretValue},
 	{name: "ADMIN_UI_READONLY", def: "false", help: "Admin UI may watch but not join, leave, disconnect or emit", field: func(c *Config) any { return &c.AdminUIReadOnly }},
 	{name: "ADMIN_UI_SERVER_ID", def: "", show: "NODE_ID", help: "this server's name in the Admin UI", field: func(c *Config) any { return &c.AdminUIServerID }},
+	{name: "ADMIN_UI_MODE", def: "development", help: "Admin UI mode as instrument() takes it: development (sockets, rooms and clients pages; no event payloads are ever sent) or production (dashboard and servers only, cheaper on big nodes)", field: func(c *Config) any { return &c.AdminUIMode }, check: oneOf("development", "production")},
 }

@@ -27,7 +27,7 @@ func (g *Gateway) setupAdminUI() error {
 	}
 	opts := adminui.Options{
 		Username: cfg.AdminUIUsername, PasswordHash: cfg.AdminUIPassword, NoAuth: noAuth,
-		ReadOnly: cfg.AdminUIReadOnly, ServerID: cfg.AdminUIServerID, Logger: g.log,
+		ReadOnly: cfg.AdminUIReadOnly, Production: cfg.AdminUIMode == "production", ServerID: cfg.AdminUIServerID, Logger: g.log,
 	}
 	if opts.ServerID == "" {
 		opts.ServerID = cfg.NodeID

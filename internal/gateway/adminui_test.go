@@ -137,7 +137,7 @@ func TestAdminUISettings(t *testing.T) {
 	if !strings.HasPrefix(connect, "40/admin,") {
 		t.Fatalf("dev mode admin connect: %q", connect)
 	}
-	a.waitFor(t, `"config"`, `{"supportedFeatures":["AGGREGATED_EVENTS"]}`)
+	a.waitFor(t, `"config"`, `{"supportedFeatures":["AGGREGATED_EVENTS","ALL_EVENTS"]}`)
 }
 
 // TestAdminUITwoNodes: an admin logged into node A sees both servers and
