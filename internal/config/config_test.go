@@ -64,8 +64,9 @@ func TestDefaults(t *testing.T) {
 		SessionRedisPrefix: "sess:", AuthCacheTTL: 5 * time.Second, AuthCacheSize: 10000,
 		RateConnectionsPerMinute: 10, RateEventsPerMinute: 100, MaxSubscriptions: 50,
 		RateRedisTimeout: 50 * time.Millisecond, SubscriptionLeaseTTL: 30 * time.Second,
-		DrainWindow: 10 * time.Second, ShutdownTimeout: 30 * time.Second, Metrics: true, DemoFeed: true, AdminUIMode: "development",
+		DrainWindow: 10 * time.Second, ShutdownTimeout: 30 * time.Second, Metrics: true, DemoFeed: true,
 	}
+	want.AdminUIMode = "development" // the Admin UI settings' only non-zero default
 	nodeID := c.NodeID
 	c.NodeID = ""
 	if fmt.Sprintf("%+v", *c) != fmt.Sprintf("%+v", want) {
@@ -141,12 +142,6 @@ var sample = map[string][4]string{
 	"METRICS":                     {"false", "false", "0", "false"},
 	"DEMO_FEED":                   {"false", "false", "f", "false"},
 	"WS_MODE":                     {"goroutine", "goroutine", "epoll", "epoll"},
-	"ADMIN_UI":                    {"true", "true", "1", "true"},
-	"ADMIN_UI_USERNAME":           {"ops", "ops", "admin", "admin"},
-	"ADMIN_UI_PASSWORD":           {"$2a$10$x", "$2a$10$x", "$2b$12$y", "$2b$12$y"},
-	"ADMIN_UI_READONLY":           {"true", "true", "t", "true"},
-	"ADMIN_UI_SERVER_ID":          {"eu-1", "eu-1", "us-2", "us-2"},
-	"ADMIN_UI_MODE":               {"production", "production", "development", "development"},
 	"DEBUG_ADDR":                  {"127.0.0.1:6060", "127.0.0.1:6060", ":6061", ":6061"},
 	"ADVERTISE_URL":               {"http://10.0.0.7:8080", "http://10.0.0.7:8080", "http://b:1", "http://b:1"},
 }
