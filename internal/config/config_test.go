@@ -68,6 +68,7 @@ func TestDefaults(t *testing.T) {
 		DrainWindow: 10 * time.Second, ShutdownTimeout: 30 * time.Second, Metrics: true, DemoFeed: true,
 		KeyPrefix: "tradewire", devMode: true, HTTPIdleTimeout: time.Minute, HTTPReadTimeout: 10 * time.Second,
 	}
+	want.AdminUIMode = "development" // the Admin UI settings' only non-zero default
 	nodeID := c.NodeID
 	c.NodeID = ""
 	if fmt.Sprintf("%+v", *c) != fmt.Sprintf("%+v", want) {

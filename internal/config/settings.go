@@ -85,6 +85,13 @@ type Config struct {
 	DrainWindow     time.Duration
 	ShutdownTimeout time.Duration
 	IngestStream    string
+	// Socket.IO Admin UI (package adminui).
+	AdminUI         bool
+	AdminUIUsername string
+	AdminUIPassword string // bcrypt hash
+	AdminUIReadOnly bool
+	AdminUIServerID string
+	AdminUIMode     string
 	Metrics         bool
 	DemoFeed        bool
 }
@@ -150,6 +157,12 @@ var settings = []setting{
 	{name: "DRAIN_WINDOW", def: "10s", help: "on shutdown, client disconnects are spread over this window", field: func(c *Config) any { return &c.DrainWindow }, check: nonNegative},
 	{name: "SHUTDOWN_TIMEOUT", def: "30s", help: "longest graceful shutdown before remaining connections are closed", field: func(c *Config) any { return &c.ShutdownTimeout }, check: positive},
 	{name: "INGEST_STREAM", def: "", help: "Redis stream the gateway consumes domain events from; empty = off (needs REDIS_URL)", field: func(c *Config) any { return &c.IngestStream }},
+	{name: "ADMIN_UI", def: "false", help: "serve the official Socket.IO Admin UI protocol (@socket.io/admin-ui 0.5) on the /admin namespace", field: func(c *Config) any { return &c.AdminUI }},
+	{name: "ADMIN_UI_USERNAME", def: "", help: "Admin UI login name; required with ADMIN_UI unless dev mode", field: func(c *Config) any { return &c.AdminUIUsername }},
+	{name: "ADMIN_UI_PASSWORD", def: "", help: "bcrypt hash of the Admin UI password (as instrument() takes it); required with ADMIN_UI unless dev mode", field: func(c *Config) any { return &c.AdminUIPassword }, secret: secretValue},
+	{name: "ADMIN_UI_READONLY", def: "false", help: "Admin UI may watch but not join, leave, disconnect or emit", field: func(c *Config) any { return &c.AdminUIReadOnly }},
+	{name: "ADMIN_UI_SERVER_ID", def: "", show: "NODE_ID", help: "this server's name in the Admin UI", field: func(c *Config) any { return &c.AdminUIServerID }},
+	{name: "ADMIN_UI_MODE", def: "development", help: "Admin UI mode as instrument() takes it: development (sockets, rooms and clients pages; no event payloads are ever sent) or production (dashboard and servers only, cheaper on big nodes)", field: func(c *Config) any { return &c.AdminUIMode }, check: oneOf("development", "production")},
 	{name: "METRICS", def: "true", help: "serve Prometheus metrics on /metrics", field: func(c *Config) any { return &c.Metrics }},
 	{name: "DEMO_FEED", def: "false", show: "true in dev mode, else false", help: "publish a synthetic quote feed (dev mode only: ignored with a real session store)", field: func(c *Config) any { return &c.DemoFeed }},
 }

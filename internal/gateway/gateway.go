@@ -115,7 +115,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, e
 	}
 	g.hsGuard = newHandshakeGuard(cfg.RateConnectionsPerMinute)
 	g.setupSocketIO()
+	if err := g.setupAdminUI(); err != nil {
+		g.closeClients()
+		return nil, err
+	}
 	g.setupHTTP()
+	if g.metrics != nil {
+		g.registerOpsMetrics()
+	}
 	return g, nil
 }
 
