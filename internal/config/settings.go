@@ -66,6 +66,7 @@ type Config struct {
 	IngestStream    string
 	Metrics         bool
 	DemoFeed        bool
+	Dashboard       bool
 }
 
 // Session store names accepted by TRADEWIRE_SESSION_STORE.
@@ -124,4 +125,5 @@ var settings = []setting{
 	{name: "INGEST_STREAM", def: "", help: "Redis stream the gateway consumes domain events from; empty = off (needs REDIS_URL)", field: func(c *Config) any { return &c.IngestStream }},
 	{name: "METRICS", def: "true", help: "serve Prometheus metrics on /metrics", field: func(c *Config) any { return &c.Metrics }},
 	{name: "DEMO_FEED", def: "false", show: "true in dev mode, else false", help: "publish a synthetic quote feed (dev mode only: ignored with a real session store)", field: func(c *Config) any { return &c.DemoFeed }},
+	{name: "DASHBOARD", def: "false", show: "true in dev mode, else false", help: "serve the built-in web dashboard at /", field: func(c *Config) any { return &c.Dashboard }},
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/tradewire/tradewire/auth"
 	"github.com/tradewire/tradewire/publish"
 	"github.com/tradewire/tradewire/trading"
+	"github.com/tradewire/tradewire/web"
 )
 
 func (g *Gateway) setupHTTP() {
@@ -38,7 +39,13 @@ func (g *Gateway) setupHTTP() {
 		mux.Handle("POST /dev/login", http.HandlerFunc(g.devLogin))
 		mux.Handle("POST /dev/logout", http.HandlerFunc(g.devLogout))
 	}
-	mux.Handle("GET /{$}", http.HandlerFunc(g.serveIndex))
+	if g.cfg.Dashboard {
+		// The dashboard takes / (web/dist); the text summary moves to /info.
+		mux.Handle("GET /", web.Handler())
+		mux.Handle("GET /info", http.HandlerFunc(g.serveIndex))
+	} else {
+		mux.Handle("GET /{$}", http.HandlerFunc(g.serveIndex))
+	}
 	g.mux = mux
 }
 

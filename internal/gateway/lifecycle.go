@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"sort"
@@ -36,11 +37,27 @@ func (g *Gateway) statsLoop(ctx context.Context) {
 	})
 }
 
-var demoSymbols = []string{"AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "NVDA"}
+// demoPrices are the starting prices of the demo feed: the symbols people
+// are likely to type into the dashboard.
+var demoPrices = map[string]float64{
+	"AAPL": 187.12, "MSFT": 415.5, "GOOGL": 171.3, "AMZN": 182.4, "TSLA": 248.9, "NVDA": 121.7,
+	"META": 505.2, "NFLX": 640.1, "AMD": 158.3, "INTC": 31.2, "IBM": 190.4, "ORCL": 125.6,
+	"JPM": 198.5, "V": 275.3, "BRK.B": 408.9, "DIS": 101.4, "KO": 62.1, "SPY": 520.4, "QQQ": 445.8,
+}
+
+// demoSymbols are the demo feed's symbols, in a stable order.
+var demoSymbols = func() []string {
+	out := make([]string, 0, len(demoPrices))
+	for s := range demoPrices {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}()
 
 // demoFeed publishes a synthetic quote per demo symbol every second (dev mode).
 func (g *Gateway) demoFeed(ctx context.Context) {
-	prices := map[string]float64{"AAPL": 187.12, "MSFT": 415.5, "GOOGL": 171.3, "AMZN": 182.4, "TSLA": 248.9, "NVDA": 121.7}
+	prices := maps.Clone(demoPrices)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	_ = g.emitter.MarketStatus(ctx, map[string]any{"status": "open", "source": "demo"})
