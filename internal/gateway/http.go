@@ -41,7 +41,9 @@ func (g *Gateway) setupHTTP() {
 	}
 	if g.cfg.Dashboard {
 		// The dashboard takes / (web/dist); the text summary moves to /info.
-		mux.Handle("GET /", web.Handler())
+		dash := web.Handler()
+		mux.Handle("GET /{$}", dash)
+		mux.Handle("GET /assets/", dash)
 		mux.Handle("GET /info", http.HandlerFunc(g.serveIndex))
 	} else {
 		mux.Handle("GET /{$}", http.HandlerFunc(g.serveIndex))
