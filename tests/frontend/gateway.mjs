@@ -55,6 +55,7 @@ export async function startGateway({ port, env = {}, quiet = true } = {}) {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let buf = "";
+  let raceSeen = false;
   const listening = new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("gateway did not listen within 15 s:\n" + logs.join("\n"))), 15000);
     proc.stderr.on("data", (d) => {
@@ -64,7 +65,10 @@ export async function startGateway({ port, env = {}, quiet = true } = {}) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
         logs.push(line);
-        if (!quiet) process.stderr.write("gateway: " + line + "\n");
+        if (!quiet || raceSeen || line.includes("DATA RACE")) {
+          raceSeen ||= line.includes("DATA RACE"); // the race report follows: print it whole
+          process.stderr.write("gateway: " + line + "\n");
+        }
         if (line.includes('"msg":"listening"')) {
           clearTimeout(timer);
           resolve();
