@@ -160,6 +160,20 @@ describe("subscriptions", () => {
 });
 
 describe("reconnection", () => {
+  test("a refused connection with RATE_LIMIT waits retryAfterMs", async () => {
+    const g = await gw.startGateway({ env: { TRADEWIRE_RATE_CONNECTIONS_PER_MINUTE: "1", TRADEWIRE_DEMO_FEED: "false" } });
+    cleanups.push(() => g.stop());
+    const s = await login({}, g.url);
+    const first = client(g.url, { sessionID: s.sessionID });
+    await gw.waitFor(() => first.state === "connected");
+    const second = client(g.url, { sessionID: s.sessionID, jitter: 0 });
+    await gw.waitFor(() => second.error?.code === "RATE_LIMIT", { what: "RATE_LIMIT refusal" });
+    expect(second.state).toBe("reconnecting");
+    expect(second.error!.retryAfterMs).toBeGreaterThan(10_000); // one connection per minute
+    // the next attempt is scheduled after retryAfterMs, not after the 100 ms backoff
+    expect(second.retryAt! - Date.now()).toBeGreaterThan(second.error!.retryAfterMs! - 2000);
+  });
+
   test("after a restart (not recovered) every wanted subscription is sent again", async () => {
     const redis = await gw.startRedis();
     cleanups.push(() => redis.stop());
