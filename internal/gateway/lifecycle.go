@@ -57,6 +57,7 @@ var demoSymbols = func() []string {
 
 // demoFeed publishes a synthetic quote per demo symbol every second (dev mode).
 func (g *Gateway) demoFeed(ctx context.Context) {
+	defer close(g.demoDone)
 	prices := maps.Clone(demoPrices)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -69,6 +70,11 @@ func (g *Gateway) demoFeed(ctx context.Context) {
 			return
 		case <-t.C:
 			for _, sym := range demoSymbols {
+				select {
+				case <-g.stop:
+					return
+				default:
+				}
 				p := prices[sym] * (1 + (rand.Float64()-0.5)/500)
 				prices[sym] = p
 				_ = g.emitter.Quote(ctx, sym, map[string]any{"price": float64(int(p*100)) / 100, "source": "demo"})
@@ -122,6 +128,9 @@ func (g *Gateway) shutdown(srv *http.Server) error {
 		g.stopRouter()
 	}
 	err := srv.Shutdown(deadline)
+	if g.demoDone != nil {
+		<-g.demoDone // no publish may start once inflight is waited for
+	}
 	done := make(chan struct{})
 	go func() { g.inflight.Wait(); close(done) }()
 	select {
