@@ -109,7 +109,7 @@ export class TradewireClient {
   private stopped = false;
   private attempts = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
-  private shutdownDelay: number | null = null;
+  private shutdownAt: number | null = null;
   private queue: Pending[] = [];
   private wantPortfolio = false;
   private wantTrades: { ack: boolean } | null = null;
@@ -299,7 +299,8 @@ export class TradewireClient {
     }
     if (event === "server:shutdown") {
       const ms = Number((payload as { reconnectInMs?: number })?.reconnectInMs);
-      if (Number.isFinite(ms) && ms >= 0) this.shutdownDelay = ms;
+      // the advice counts from the notice; the connection closes a bit later
+      if (Number.isFinite(ms) && ms >= 0) this.shutdownAt = Date.now() + ms;
     }
     if (event === "error") {
       const e = payload as ErrorEvent;
@@ -330,7 +331,7 @@ export class TradewireClient {
   private onConnect(): void {
     this.clearTimer();
     this.attempts = 0;
-    this.shutdownDelay = null;
+    this.shutdownAt = null;
     this._recovered = !!this.socket.recovered;
     this._error = null;
     this.setState("connected");
@@ -397,9 +398,9 @@ export class TradewireClient {
       return;
     }
     let delay: number;
-    if (this.shutdownDelay != null) {
-      delay = this.shutdownDelay;
-      this.shutdownDelay = null;
+    if (this.shutdownAt != null) {
+      delay = Math.max(0, this.shutdownAt - Date.now());
+      this.shutdownAt = null;
     } else {
       delay = this.attempts === 0 ? 0 : this.backoff();
     }
