@@ -39,7 +39,7 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		fmt.Fprintln(stderr, "tradewire:", err)
 		return 2
 	}
-	log, err := logging.New(cfg.LogFormat, cfg.LogLevel, stderr)
+	log, err := logging.New(logFormat(cfg, args, getenv, stderr), cfg.LogLevel, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "tradewire:", err)
 		return 2
@@ -77,11 +77,54 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 	if cfg.DevMode() {
 		devBanner(ctx, log, cfg, g.DevAPIKey(), l.Addr())
 	}
+	if cfg.Dashboard {
+		log.Info("dashboard: open "+dashboardURL(l.Addr()), "url", dashboardURL(l.Addr()))
+	}
 	if err := g.Serve(ctx, l); err != nil {
 		log.Error("server stopped", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// logFormat is the configured log format, except in dev mode with logs going
+// to a terminal and no format asked for: human-readable text there.
+func logFormat(cfg *config.Config, args []string, getenv func(string) string, w io.Writer) string {
+	if !cfg.DevMode() || getenv(config.EnvPrefix+"LOG_FORMAT") != "" {
+		return cfg.LogFormat
+	}
+	for _, a := range args {
+		if strings.HasPrefix(strings.TrimLeft(a, "-"), "log-format") {
+			return cfg.LogFormat
+		}
+	}
+	if isTerminal(w) {
+		return logging.FormatText
+	}
+	return cfg.LogFormat
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// dashboardURL is the address a browser on this machine opens for the
+// dashboard: an unspecified listen address becomes localhost.
+func dashboardURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String() + "/"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
 }
 
 // serveDebug serves net/http/pprof on its own listener.

@@ -328,6 +328,9 @@ func (c *Config) derive(explicit map[string]bool) error {
 	if !explicit["DEMO_FEED"] {
 		c.DemoFeed = c.DevMode()
 	}
+	if !explicit["DASHBOARD"] {
+		c.Dashboard = c.DevMode()
+	}
 	if c.RedisURL != "" {
 		t, err := ParseRedisURL(c.RedisURL)
 		if err != nil { // checkRedisURL accepted it already

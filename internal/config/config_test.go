@@ -65,7 +65,7 @@ func TestDefaults(t *testing.T) {
 		SessionRedisPrefix: "sess:", AuthCacheTTL: 5 * time.Second, AuthCacheSize: 10000,
 		RateConnectionsPerMinute: 10, RateEventsPerMinute: 100, MaxSubscriptions: 50,
 		RateRedisTimeout: 50 * time.Millisecond, SubscriptionLeaseTTL: 30 * time.Second,
-		DrainWindow: 10 * time.Second, ShutdownTimeout: 30 * time.Second, Metrics: true, DemoFeed: true,
+		DrainWindow: 10 * time.Second, ShutdownTimeout: 30 * time.Second, Metrics: true, DemoFeed: true, Dashboard: true,
 		KeyPrefix: "tradewire", devMode: true, HTTPIdleTimeout: time.Minute, HTTPReadTimeout: 10 * time.Second,
 	}
 	want.AdminUIMode = "development" // the Admin UI settings' only non-zero default
@@ -88,8 +88,13 @@ func TestDefaults(t *testing.T) {
 
 func TestProductionDefaultsFollowMongo(t *testing.T) {
 	c := load(t, nil, prodEnv())
-	if c.SessionStore != StoreMongo || c.DevMode() || c.DemoFeed {
-		t.Fatalf("store=%q dev=%v demo=%v", c.SessionStore, c.DevMode(), c.DemoFeed)
+	if c.SessionStore != StoreMongo || c.DevMode() || c.DemoFeed || c.Dashboard {
+		t.Fatalf("store=%q dev=%v demo=%v dashboard=%v", c.SessionStore, c.DevMode(), c.DemoFeed, c.Dashboard)
+	}
+	kv := prodEnv()
+	kv["TRADEWIRE_DASHBOARD"] = "true"
+	if c := load(t, nil, kv); !c.Dashboard {
+		t.Fatal("explicit DASHBOARD=true ignored")
 	}
 	if !equalStrings(c.SessionSecrets, []string{"first-secret", "old-secret"}) {
 		t.Fatalf("secrets %q", c.SessionSecrets)
@@ -150,6 +155,7 @@ var sample = map[string][4]string{
 	"INGEST_STREAM":               {"trades", "trades", "events:in", "events:in"},
 	"METRICS":                     {"false", "false", "0", "false"},
 	"DEMO_FEED":                   {"false", "false", "f", "false"},
+	"DASHBOARD":                   {"false", "false", "f", "false"},
 	"WS_MODE":                     {"goroutine", "goroutine", "epoll", "epoll"},
 	"DEBUG_ADDR":                  {"127.0.0.1:6060", "127.0.0.1:6060", "[::1]:6061", "[::1]:6061"},
 	"ADVERTISE_URL":               {"http://10.0.0.7:8080", "http://10.0.0.7:8080", "http://b:1", "http://b:1"},

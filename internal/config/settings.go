@@ -94,6 +94,7 @@ type Config struct {
 	AdminUIMode     string
 	Metrics         bool
 	DemoFeed        bool
+	Dashboard       bool
 }
 
 // Session store names accepted by TRADEWIRE_SESSION_STORE.
@@ -165,4 +166,5 @@ var settings = []setting{
 	{name: "ADMIN_UI_MODE", def: "development", help: "Admin UI mode as instrument() takes it: development (sockets, rooms and clients pages; no event payloads are ever sent) or production (dashboard and servers only, cheaper on big nodes)", field: func(c *Config) any { return &c.AdminUIMode }, check: oneOf("development", "production")},
 	{name: "METRICS", def: "true", help: "serve Prometheus metrics on /metrics", field: func(c *Config) any { return &c.Metrics }},
 	{name: "DEMO_FEED", def: "false", show: "true in dev mode, else false", help: "publish a synthetic quote feed (dev mode only: ignored with a real session store)", field: func(c *Config) any { return &c.DemoFeed }},
+	{name: "DASHBOARD", def: "false", show: "true in dev mode, else false", help: "serve the built-in web dashboard at /", field: func(c *Config) any { return &c.Dashboard }},
 }

@@ -84,6 +84,9 @@ type Gateway struct {
 	stopIngest func()
 	stopRouter func()
 	stopOnce   sync.Once
+	// demoDone is closed when the demo feed has stopped (nil without it):
+	// shutdown waits for it before waiting for in-flight publishes.
+	demoDone chan struct{}
 }
 
 // New builds a gateway from cfg: clients for Redis and MongoDB when
@@ -645,6 +648,7 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 	go g.statsLoop(ctx)
 	go g.revalidateLoop(ctx)
 	if g.cfg.DevMode() && g.cfg.DemoFeed {
+		g.demoDone = make(chan struct{})
 		go g.demoFeed(ctx)
 	}
 	select {

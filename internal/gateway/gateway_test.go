@@ -295,8 +295,12 @@ func TestHealthMetricsStats(t *testing.T) {
 	if code != 200 || json.Unmarshal([]byte(body), &st) != nil || st.Connections != 1 || st.Users != 1 || st.Namespaces["/"] != 1 {
 		t.Fatalf("stats %d %s", code, body)
 	}
-	if code, body := get("/", ""); code != 200 || !strings.Contains(body, "dev mode") {
-		t.Fatalf("index %d %s", code, body)
+	if code, body := get("/info", ""); code != 200 || !strings.Contains(body, "dev mode") {
+		t.Fatalf("info %d %s", code, body)
+	}
+	// Dev mode serves the dashboard at /.
+	if code, body := get("/", ""); code != 200 || !strings.Contains(body, `<div id="root">`) {
+		t.Fatalf("dashboard %d %s", code, body)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/tradewire/tradewire/auth"
 	"github.com/tradewire/tradewire/publish"
 	"github.com/tradewire/tradewire/trading"
+	"github.com/tradewire/tradewire/web"
 )
 
 func (g *Gateway) setupHTTP() {
@@ -46,7 +47,15 @@ func (g *Gateway) setupHTTP() {
 		mux.Handle("POST /dev/login", http.HandlerFunc(g.devLogin))
 		mux.Handle("POST /dev/logout", http.HandlerFunc(g.devLogout))
 	}
-	mux.Handle("GET /{$}", http.HandlerFunc(g.serveIndex))
+	if g.cfg.Dashboard {
+		// The dashboard takes / (web/dist); the text summary moves to /info.
+		dash := web.Handler()
+		mux.Handle("GET /{$}", dash)
+		mux.Handle("GET /assets/", dash)
+		mux.Handle("GET /info", http.HandlerFunc(g.serveIndex))
+	} else {
+		mux.Handle("GET /{$}", http.HandlerFunc(g.serveIndex))
+	}
 	g.mux = mux
 }
 

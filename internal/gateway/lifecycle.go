@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"sort"
@@ -38,11 +39,28 @@ func (g *Gateway) statsLoop(ctx context.Context) {
 	})
 }
 
-var demoSymbols = []string{"AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "NVDA"}
+// demoPrices are the starting prices of the demo feed: the symbols people
+// are likely to type into the dashboard.
+var demoPrices = map[string]float64{
+	"AAPL": 187.12, "MSFT": 415.5, "GOOGL": 171.3, "AMZN": 182.4, "TSLA": 248.9, "NVDA": 121.7,
+	"META": 505.2, "NFLX": 640.1, "AMD": 158.3, "INTC": 31.2, "IBM": 190.4, "ORCL": 125.6,
+	"JPM": 198.5, "V": 275.3, "BRK.B": 408.9, "DIS": 101.4, "KO": 62.1, "SPY": 520.4, "QQQ": 445.8,
+}
+
+// demoSymbols are the demo feed's symbols, in a stable order.
+var demoSymbols = func() []string {
+	out := make([]string, 0, len(demoPrices))
+	for s := range demoPrices {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}()
 
 // demoFeed publishes a synthetic quote per demo symbol every second (dev mode).
 func (g *Gateway) demoFeed(ctx context.Context) {
-	prices := map[string]float64{"AAPL": 187.12, "MSFT": 415.5, "GOOGL": 171.3, "AMZN": 182.4, "TSLA": 248.9, "NVDA": 121.7}
+	defer close(g.demoDone)
+	prices := maps.Clone(demoPrices)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	_ = g.emitter.MarketStatus(ctx, map[string]any{"status": "open", "source": "demo"})
@@ -54,6 +72,11 @@ func (g *Gateway) demoFeed(ctx context.Context) {
 			return
 		case <-t.C:
 			for _, sym := range demoSymbols {
+				select {
+				case <-g.stop:
+					return
+				default:
+				}
 				p := prices[sym] * (1 + (rand.Float64()-0.5)/500)
 				prices[sym] = p
 				_ = g.emitter.Quote(ctx, sym, map[string]any{"price": float64(int(p*100)) / 100, "source": "demo"})
@@ -107,6 +130,9 @@ func (g *Gateway) shutdown(srv *http.Server) error {
 		g.stopRouter()
 	}
 	err := srv.Shutdown(deadline)
+	if g.demoDone != nil {
+		<-g.demoDone // no publish may start once inflight is waited for
+	}
 	done := make(chan struct{})
 	go func() { g.inflight.Wait(); close(done) }()
 	select {

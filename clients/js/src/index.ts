@@ -1,0 +1,3 @@
+// @tradewire/client: a typed client for the tradewire gateway.
+export * from "./events.js";
+export * from "./client.js";

@@ -1,0 +1,6 @@
+//go:build race
+
+package frontend
+
+// raceEnabled builds the fixture server with the race detector too.
+const raceEnabled = true
