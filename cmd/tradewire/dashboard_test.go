@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tradewire/tradewire/internal/config"
 )
@@ -30,19 +33,23 @@ func TestDashboardURL(t *testing.T) {
 }
 
 func TestLogFormatInDevMode(t *testing.T) {
-	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
-	dev, err := config.Load(nil, env(nil))
+	getenv := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	env := func(kv map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := kv[k]; return v, ok }
+	}
+	dev, err := config.Load(nil, getenv(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0)
+	tty := openPTY(t)
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
-		tty, err = os.OpenFile("/dev/null", os.O_WRONLY, 0) // char device too
-		if err != nil {
-			t.Skip("no character device")
-		}
+		t.Fatal(err)
 	}
-	defer tty.Close()
+	defer null.Close()
+	if f := logFormat(dev, nil, env(nil), null); f != "json" {
+		t.Fatalf("dev mode to /dev/null: %q, want json (not a terminal)", f)
+	}
 	if f := logFormat(dev, nil, env(nil), tty); f != "text" {
 		t.Fatalf("dev mode on a terminal: %q, want text", f)
 	}
@@ -55,11 +62,34 @@ func TestLogFormatInDevMode(t *testing.T) {
 	if f := logFormat(dev, []string{"-log-format=json"}, env(nil), tty); f != "json" {
 		t.Fatalf("explicit flag: %q", f)
 	}
-	prod, err := config.Load(nil, env(map[string]string{"TRADEWIRE_MONGO_URL": "mongodb://m/db", "TRADEWIRE_SESSION_SECRETS": "s", "TRADEWIRE_API_KEYS": "0123456789abcdef0"}))
+	prod, err := config.Load(nil, getenv(map[string]string{"TRADEWIRE_MONGO_URL": "mongodb://m/db", "TRADEWIRE_SESSION_SECRETS": "s", "TRADEWIRE_API_KEYS": "0123456789abcdef0"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if f := logFormat(prod, nil, env(nil), tty); f != "json" {
 		t.Fatalf("production on a terminal: %q", f)
 	}
+}
+
+// openPTY opens the terminal side of a new pseudo-terminal.
+func openPTY(t *testing.T) *os.File {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatalf("no pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

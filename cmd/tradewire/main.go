@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tradewire/tradewire/internal/config"
 	"github.com/tradewire/tradewire/internal/gateway"
 	"github.com/tradewire/tradewire/internal/logging"
@@ -39,7 +41,7 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		fmt.Fprintln(stderr, "tradewire:", err)
 		return 2
 	}
-	log, err := logging.New(logFormat(cfg, args, getenv, stderr), cfg.LogLevel, stderr)
+	log, err := logging.New(logFormat(cfg, args, lookup, stderr), cfg.LogLevel, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "tradewire:", err)
 		return 2
@@ -89,8 +91,8 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 
 // logFormat is the configured log format, except in dev mode with logs going
 // to a terminal and no format asked for: human-readable text there.
-func logFormat(cfg *config.Config, args []string, getenv func(string) string, w io.Writer) string {
-	if !cfg.DevMode() || getenv(config.EnvPrefix+"LOG_FORMAT") != "" {
+func logFormat(cfg *config.Config, args []string, lookup func(string) (string, bool), w io.Writer) string {
+	if _, set := lookup(config.EnvPrefix + "LOG_FORMAT"); !cfg.DevMode() || set {
 		return cfg.LogFormat
 	}
 	for _, a := range args {
@@ -104,14 +106,15 @@ func logFormat(cfg *config.Config, args []string, getenv func(string) string, w 
 	return cfg.LogFormat
 }
 
-// isTerminal reports whether w is a character device (a terminal).
+// isTerminal reports whether w is a terminal (it has terminal attributes;
+// /dev/null, a character device too, has none).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // dashboardURL is the address a browser on this machine opens for the
