@@ -23,10 +23,13 @@ import (
 )
 
 // Handler broadcasts one decoded entry. A returned error leaves the entry
-// pending (it is retried or claimed later); ErrInvalid drops it.
+// pending (it is retried or claimed later); ErrInvalid drops it; an error
+// wrapping trading.ErrDuplicate (the event id was delivered before)
+// acknowledges it.
 type Handler interface {
 	Event(ctx context.Context, ev *trading.DomainEvent) error
-	Emit(ctx context.Context, rooms, except []string, event string, data json.RawMessage) error
+	// Emit broadcasts a raw emit; id is its event id ("" for none).
+	Emit(ctx context.Context, id string, rooms, except []string, event string, data json.RawMessage) error
 }
 
 // ErrInvalid marks an entry that can never be processed; it is acknowledged
@@ -48,7 +51,13 @@ type Options struct {
 	DedupTTL time.Duration
 	// DedupPrefix namespaces the dedup keys (default "tradewire:dedup:").
 	DedupPrefix string
-	Logger      *slog.Logger
+	// HandlerDedups says the Handler de-duplicates event ids itself,
+	// atomically with its broadcast (trading.OnceBroadcaster): the consumer
+	// then sets no marks of its own. Without it the consumer claims an id
+	// before the broadcast and marks it done after, which can deliver twice
+	// if a node dies between the broadcast and the mark.
+	HandlerDedups bool
+	Logger        *slog.Logger
 }
 
 // Consumer is one node's member of the consumer group.
@@ -239,7 +248,8 @@ func (c *Consumer) process(parent context.Context, m redis.XMessage) {
 		return
 	}
 	key := c.opts.DedupPrefix + id
-	if id != "" {
+	marks := id != "" && !c.opts.HandlerDedups
+	if marks {
 		ok, err := c.rdb.SetNX(ctx, key, m.ID, c.opts.DedupTTL).Result()
 		if err != nil {
 			return // stays pending; retried
@@ -261,11 +271,15 @@ func (c *Consumer) process(parent context.Context, m redis.XMessage) {
 	case env.ev != nil:
 		err = c.h.Event(ctx, env.ev)
 	default:
-		err = c.h.Emit(ctx, env.emit.Rooms, env.emit.Except, env.emit.Event, env.emit.Data)
+		err = c.h.Emit(ctx, id, env.emit.Rooms, env.emit.Except, env.emit.Event, env.emit.Data)
+	}
+	if errors.Is(err, trading.ErrDuplicate) {
+		c.ack(ctx, m.ID) // delivered before (a backend retry, or our own attempt whose ack was lost)
+		return
 	}
 	if errors.Is(err, ErrInvalid) || errors.Is(err, trading.ErrInvalidEvent) {
 		c.log.Warn("ingest: dropping invalid event", "entry", m.ID, "err", err)
-		if id != "" {
+		if marks {
 			c.rdb.Del(ctx, key)
 		}
 		c.ack(ctx, m.ID)
@@ -276,7 +290,7 @@ func (c *Consumer) process(parent context.Context, m redis.XMessage) {
 		return
 	}
 	pipe := c.rdb.Pipeline()
-	if id != "" {
+	if marks {
 		pipe.Set(ctx, key, done, c.opts.DedupTTL)
 	}
 	pipe.XAck(ctx, c.opts.Stream, c.opts.Group, m.ID)

@@ -39,7 +39,7 @@ func (r *recorder) Event(ctx context.Context, ev *trading.DomainEvent) error {
 	return nil
 }
 
-func (r *recorder) Emit(ctx context.Context, rooms, except []string, event string, data json.RawMessage) error {
+func (r *recorder) Emit(ctx context.Context, id string, rooms, except []string, event string, data json.RawMessage) error {
 	r.mu.Lock()
 	r.events = append(r.events, "emit:"+event+":"+string(data))
 	r.mu.Unlock()

@@ -43,7 +43,15 @@ type Options struct {
 	Partition func(opts *adapter.BroadcastOptions) string
 	// Timeout bounds each Redis call (default 1s).
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// DedupPrefix namespaces event-id marks (default "tradewire:dedup:");
+	// a mark is <DedupPrefix>{<partition>}:<id>, in the stream's slot.
+	DedupPrefix string
+	// DedupTTL is how long an event id is remembered (default 24h).
+	DedupTTL time.Duration
+	// ShardedPublish publishes with SPUBLISH instead of PUBLISH (sharded
+	// pub/sub: the channel must hash to the partition's slot).
+	ShardedPublish bool
+	Logger         *slog.Logger
 }
 
 // Store is a Redis Streams adapter.RecoveryStore.
@@ -79,6 +87,12 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
+	}
+	if opts.DedupPrefix == "" {
+		opts.DedupPrefix = "tradewire:dedup:"
+	}
+	if opts.DedupTTL <= 0 {
+		opts.DedupTTL = 24 * time.Hour
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -117,9 +131,18 @@ func (s *Store) sessionKey(nsp, pid string) string {
 // recordPublish appends the entry (XADD with MAXLEN ~), refreshes the
 // stream's expiry and publishes the broadcast with the new id spliced in as
 // a msgpack fixstr, atomically: Redis runs the script alone, so every node
-// receives the broadcasts of a partition in stream order.
+// receives the broadcasts of a partition in stream order. With a second
+// key, the event id's dedup mark, a broadcast whose mark exists is refused
+// (false) and the mark is set together with the publish, so two nodes
+// racing with one event id deliver it once.
+//
+// KEYS: stream [, dedup mark]. ARGV: maxlen, window ms, channel, pre, post,
+// mark ttl ms, publish command (PUBLISH or SPUBLISH), fields...
 var recordPublish = redis.NewScript(`
 local key = KEYS[1]
+if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then
+  return false
+end
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local seq = 0
@@ -138,11 +161,14 @@ if redis.call('EXISTS', key) == 1 then
   end
 end
 local id = string.format('%.0f-%.0f', ms, seq)
--- Publish first: if it is refused, nothing is recorded either (a script
--- is not rolled back on error).
-redis.call('PUBLISH', ARGV[3], ARGV[4] .. string.char(160 + #id) .. id .. ARGV[5])
+-- Publish first: if it is refused, nothing is recorded or marked either (a
+-- script is not rolled back on error).
+redis.call(ARGV[7], ARGV[3], ARGV[4] .. string.char(160 + #id) .. id .. ARGV[5])
+if KEYS[2] then
+  redis.call('SET', KEYS[2], 'done', 'PX', ARGV[6])
+end
 local fields = {}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('XADD', key, 'MAXLEN', '~', tonumber(ARGV[1]), id, unpack(fields))
 redis.call('PEXPIRE', key, ARGV[2])
 return id
@@ -418,19 +444,34 @@ func decodeEntry(nsp string, e redis.XMessage) (*parser.Packet, *adapter.Broadca
 	return pkt, opts, true
 }
 
+// DedupKey is the mark of event id in partition (in the stream's slot).
+func (s *Store) DedupKey(partition, id string) string {
+	return s.opts.DedupPrefix + "{" + partition + "}:" + id
+}
+
 // RecordAndPublish records a broadcast and publishes it on channel in one
-// atomic script (classic pub/sub only: with sharded pub/sub the channel
-// and the stream live on different slots). "" and no error when pkt is
-// not recoverable (nothing published then: the caller publishes itself).
+// atomic script (with sharded pub/sub the channel must be in the stream's
+// slot, see PartitionChannel). "" and no error when pkt is not recoverable
+// (nothing published then: the caller publishes itself). With
+// opts.Flags.Once it returns adapter.ErrDuplicate, publishing nothing, when
+// that event id was already published for the partition.
 func (s *Store) RecordAndPublish(nsp string, pkt *parser.Packet, opts *adapter.BroadcastOptions, channel string, pre, post []byte) (string, error) {
 	part := s.opts.Partition(opts)
 	if part == "" {
 		return "", nil
 	}
 	key := s.streamKey(nsp, part)
+	keys := []string{key}
+	if opts.Flags.Once != "" {
+		keys = append(keys, s.DedupKey(part, opts.Flags.Once))
+	}
+	cmd := "PUBLISH"
+	if s.opts.ShardedPublish {
+		cmd = "SPUBLISH"
+	}
 	rooms, _ := json.Marshal(opts.Rooms)
 	except, _ := json.Marshal(opts.Except)
-	args := []any{s.opts.MaxLen, s.opts.Window.Milliseconds(), channel, pre, post,
+	args := []any{s.opts.MaxLen, s.opts.Window.Milliseconds(), channel, pre, post, s.opts.DedupTTL.Milliseconds(), cmd,
 		fData, string(pkt.Data), fRooms, string(rooms), fExcept, string(except)}
 	for i, a := range pkt.Attachments {
 		args = append(args, fBin+strconv.Itoa(i), a)
@@ -448,7 +489,10 @@ func (s *Store) RecordAndPublish(nsp string, pkt *parser.Packet, opts *adapter.B
 		delete(s.gaps, key)
 		s.mu.Unlock()
 	}
-	id, err := recordPublish.Run(ctx, s.rdb, []string{key}, args...).Text()
+	id, err := recordPublish.Run(ctx, s.rdb, keys, args...).Text()
+	if errors.Is(err, redis.Nil) {
+		return "", adapter.ErrDuplicate
+	}
 	if err != nil {
 		s.mu.Lock()
 		s.gaps[key] = true

@@ -342,9 +342,11 @@ func (g *Gateway) setupSocketIO() {
 	rec := adapter.Options{RecoveryWindow: cfg.RecoveryWindow, Recoverable: recoverable, Conflate: conflateQuotes}
 	if g.rdb != nil && cfg.RecoveryWindow > 0 {
 		store, err := recoverystore.New(g.rdb, recoverystore.Options{
-			Window:    cfg.RecoveryWindow,
-			Partition: userPartition,
-			Logger:    g.log,
+			Window:         cfg.RecoveryWindow,
+			Partition:      userPartition,
+			DedupPrefix:    dedupPrefix,
+			ShardedPublish: cfg.RedisSharded,
+			Logger:         g.log,
 		})
 		if err == nil {
 			g.recovery = store
@@ -481,13 +483,22 @@ func (g *Gateway) onConnection(s *socketio.Socket) {
 }
 
 // Broadcast implements trading.Broadcaster on the main namespace.
-func (g *Gateway) Broadcast(_ context.Context, rooms, except []string, event string, data any) error {
+func (g *Gateway) Broadcast(ctx context.Context, rooms, except []string, event string, data any) error {
+	return g.broadcast(ctx, "", rooms, except, event, data)
+}
+
+// broadcast sends; with an id the adapter refuses a duplicate atomically
+// (recoverable broadcasts with a Redis recovery store).
+func (g *Gateway) broadcast(_ context.Context, id string, rooms, except []string, event string, data any) error {
 	g.inflight.Add(1)
 	defer g.inflight.Done()
 	op := g.nsp.To(rooms...).Except(except...)
 	if conflateQuotes(&adapter.BroadcastOptions{Rooms: rooms}) == "" {
 		// Everything but quotes: all nodes or none, so a retry is safe.
 		op = op.Strict()
+	}
+	if id != "" {
+		op = op.Once(id)
 	}
 	if data == nil {
 		return op.Emit(event)
@@ -561,6 +572,7 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 	if g.rdb != nil && g.cfg.IngestStream != "" {
 		c, err := ingest.New(g.rdb, ingestHandler{g}, ingest.Options{
 			Stream: g.cfg.IngestStream, Consumer: g.cfg.NodeID, Logger: g.log,
+			HandlerDedups: true,
 		})
 		if err != nil {
 			return err
@@ -610,12 +622,12 @@ func (h ingestHandler) Event(ctx context.Context, ev *trading.DomainEvent) error
 	return h.g.emitter.Publish(ctx, ev)
 }
 
-func (h ingestHandler) Emit(ctx context.Context, rooms, except []string, event string, data json.RawMessage) error {
+func (h ingestHandler) Emit(ctx context.Context, id string, rooms, except []string, event string, data json.RawMessage) error {
 	if err := publish.ValidateEmit(&publish.EmitRequest{Rooms: rooms, Except: except, Event: event}); err != nil {
 		return err // the same rules as the HTTP API; the entry is dropped as invalid
 	}
 	if len(data) == 0 {
-		return h.g.Broadcast(ctx, rooms, except, event, nil)
+		return h.g.BroadcastOnce(ctx, id, rooms, except, event, nil)
 	}
-	return h.g.Broadcast(ctx, rooms, except, event, data)
+	return h.g.BroadcastOnce(ctx, id, rooms, except, event, data)
 }
