@@ -137,7 +137,9 @@ func (s *Store) sessionKey(nsp, pid string) string {
 // racing with one event id deliver it once.
 //
 // KEYS: stream [, dedup mark]. ARGV: maxlen, window ms, channel, pre, post,
-// mark ttl ms, publish command (PUBLISH or SPUBLISH), fields...
+// mark ttl ms, publish command (PUBLISH or SPUBLISH), fields... The id goes
+// between pre and post as a msgpack fixstr, or bare when the payload is
+// JSON (pre starts with '{'; the caller leaves the quotes in pre and post).
 var recordPublish = redis.NewScript(`
 local key = KEYS[1]
 if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then
@@ -163,7 +165,9 @@ end
 local id = string.format('%.0f-%.0f', ms, seq)
 -- Publish first: if it is refused, nothing is recorded or marked either (a
 -- script is not rolled back on error).
-redis.call(ARGV[7], ARGV[3], ARGV[4] .. string.char(160 + #id) .. id .. ARGV[5])
+local tag = string.char(160 + #id)
+if string.sub(ARGV[4], 1, 1) == '{' then tag = '' end
+redis.call(ARGV[7], ARGV[3], ARGV[4] .. tag .. id .. ARGV[5])
 if KEYS[2] then
   redis.call('SET', KEYS[2], 'done', 'PX', ARGV[6])
 end

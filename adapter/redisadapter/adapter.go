@@ -240,6 +240,15 @@ func (a *Adapter) recordAndPublish(pkt *parser.Packet, opts *adapter.BroadcastOp
 		return true, fmt.Errorf("redisadapter: encode broadcast: %w", err)
 	}
 	m := append([]byte{byte(0xa0 + len(offsetMarker))}, offsetMarker...)
+	if len(b) > 0 && b[0] == '{' {
+		// a sharded message without binary is JSON: the script puts the
+		// id between the quotes left in pre and post
+		q, err := wire.AppendJSON(nil, offsetMarker, nil)
+		if err != nil || len(q) < 2 {
+			return false, nil
+		}
+		m = q[1 : len(q)-1]
+	}
 	i := bytes.Index(b, m)
 	if i < 0 {
 		return false, nil

@@ -110,6 +110,9 @@ func startNode(t *testing.T, redisURL string, extra ...string) *node {
 		if strings.Contains(n.log.String(), "panic") {
 			t.Errorf("node %s panicked:\n%s", n.url, n.log.String())
 		}
+		if os.Getenv("FAULT_DUMP") != "" {
+			t.Logf("log %s:\n%s", n.url, n.log.String())
+		}
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
