@@ -552,4 +552,3 @@ func TestEmitRoomsAndExcept(t *testing.T) {
 		}
 	}
 }
-
