@@ -51,7 +51,20 @@ type Options struct {
 	// ShardedPublish publishes with SPUBLISH instead of PUBLISH (sharded
 	// pub/sub: the channel must hash to the partition's slot).
 	ShardedPublish bool
-	Logger         *slog.Logger
+	// Ack, when set, also appends ackable broadcasts to the partition's
+	// acknowledged-events stream (package acklog), in the same script.
+	Ack    AckLog
+	Logger *slog.Logger
+}
+
+// AckLog says which broadcasts clients acknowledge and where they go.
+type AckLog interface {
+	// Ackable reports whether clients acknowledge this packet.
+	Ackable(pkt *parser.Packet) bool
+	// Key is the partition's stream (in the partition's slot).
+	Key(partition string) string
+	MaxLen() int64
+	Window() time.Duration
 }
 
 // Store is a Redis Streams adapter.RecoveryStore.
@@ -136,13 +149,18 @@ func (s *Store) sessionKey(nsp, pid string) string {
 // (false) and the mark is set together with the publish, so two nodes
 // racing with one event id deliver it once.
 //
-// KEYS: stream [, dedup mark]. ARGV: maxlen, window ms, channel, pre, post,
-// mark ttl ms, publish command (PUBLISH or SPUBLISH), fields... The id goes
+// With a third key, the user's acknowledged-events stream (see package
+// acklog), an ackable event is appended to it too while it exists.
+//
+// KEYS: stream, dedup mark, ack stream (unused ones repeat the stream key).
+// ARGV: maxlen, window ms, channel, pre, post, mark ttl ms, publish command
+// (PUBLISH or SPUBLISH), use mark, ackable, ack maxlen, ack window ms,
+// fields (the first is the data)... The id goes
 // between pre and post as a msgpack fixstr, or bare when the payload is
 // JSON (pre starts with '{'; the caller leaves the quotes in pre and post).
 var recordPublish = redis.NewScript(`
 local key = KEYS[1]
-if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then
+if ARGV[8] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
   return false
 end
 local t = redis.call('TIME')
@@ -168,13 +186,17 @@ local id = string.format('%.0f-%.0f', ms, seq)
 local tag = string.char(160 + #id)
 if string.sub(ARGV[4], 1, 1) == '{' then tag = '' end
 redis.call(ARGV[7], ARGV[3], ARGV[4] .. tag .. id .. ARGV[5])
-if KEYS[2] then
+if ARGV[8] == '1' then
   redis.call('SET', KEYS[2], 'done', 'PX', ARGV[6])
 end
 local fields = {}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 12, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('XADD', key, 'MAXLEN', '~', tonumber(ARGV[1]), id, unpack(fields))
 redis.call('PEXPIRE', key, ARGV[2])
+if ARGV[9] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', tonumber(ARGV[10]), '*', 'd', fields[2])
+  redis.call('PEXPIRE', KEYS[3], ARGV[11])
+end
 return id
 `)
 
@@ -465,9 +487,17 @@ func (s *Store) RecordAndPublish(nsp string, pkt *parser.Packet, opts *adapter.B
 		return "", nil
 	}
 	key := s.streamKey(nsp, part)
-	keys := []string{key}
+	keys := []string{key, key, key}
+	useMark, ackable := "0", "0"
 	if opts.Flags.Once != "" {
-		keys = append(keys, s.DedupKey(part, opts.Flags.Once))
+		keys[1], useMark = s.DedupKey(part, opts.Flags.Once), "1"
+	}
+	if s.opts.Ack != nil && s.opts.Ack.Ackable(pkt) {
+		keys[2], ackable = s.opts.Ack.Key(part), "1"
+	}
+	var ackLen, ackWindow int64
+	if s.opts.Ack != nil {
+		ackLen, ackWindow = s.opts.Ack.MaxLen(), s.opts.Ack.Window().Milliseconds()
 	}
 	cmd := "PUBLISH"
 	if s.opts.ShardedPublish {
@@ -476,6 +506,7 @@ func (s *Store) RecordAndPublish(nsp string, pkt *parser.Packet, opts *adapter.B
 	rooms, _ := json.Marshal(opts.Rooms)
 	except, _ := json.Marshal(opts.Except)
 	args := []any{s.opts.MaxLen, s.opts.Window.Milliseconds(), channel, pre, post, s.opts.DedupTTL.Milliseconds(), cmd,
+		useMark, ackable, ackLen, ackWindow,
 		fData, string(pkt.Data), fRooms, string(rooms), fExcept, string(except)}
 	for i, a := range pkt.Attachments {
 		args = append(args, fBin+strconv.Itoa(i), a)

@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/tradewire/tradewire/acklog"
 	"github.com/tradewire/tradewire/adapter"
 	"github.com/tradewire/tradewire/adapter/redisadapter"
 	"github.com/tradewire/tradewire/auth"
@@ -75,6 +76,7 @@ type Gateway struct {
 	inflight   sync.WaitGroup
 	stop       chan struct{}
 	stopIngest func()
+	acks       *acklog.Log
 	stopRouter func()
 	stopOnce   sync.Once
 }
@@ -341,7 +343,9 @@ func (g *Gateway) setupSocketIO() {
 	}
 	rec := adapter.Options{RecoveryWindow: cfg.RecoveryWindow, Recoverable: recoverable, Conflate: conflateQuotes}
 	if g.rdb != nil && cfg.RecoveryWindow > 0 {
+		g.acks = acklog.New(g.rdb, acklog.Options{Logger: g.log})
 		store, err := recoverystore.New(g.rdb, recoverystore.Options{
+			Ack:            g.acks,
 			Window:         cfg.RecoveryWindow,
 			Partition:      userPartition,
 			DedupPrefix:    dedupPrefix,
@@ -394,6 +398,9 @@ func (g *Gateway) setupSocketIO() {
 	g.handlers = trading.NewHandlers(func(userID string) (trading.Quota, error) {
 		return g.limiter.NewSocket(userID)
 	}, g.log)
+	if g.acks != nil {
+		g.handlers.Acks = g.acks
+	}
 	g.nsp.Use(g.authenticate)
 	g.nsp.OnConnection(g.onConnection)
 }
@@ -585,6 +592,9 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 	}
 	if g.node != nil && g.recovery != nil {
 		go g.linkWatch(ctx)
+	}
+	if g.acks != nil {
+		go g.acks.Run(ctx)
 	}
 	go g.statsLoop(ctx)
 	go g.revalidateLoop(ctx)
