@@ -57,7 +57,10 @@ type Options struct {
 	// before the broadcast and marks it done after, which can deliver twice
 	// if a node dies between the broadcast and the mark.
 	HandlerDedups bool
-	Logger        *slog.Logger
+	// OnGroupSize, when set, is called with the number of consumers in the
+	// group after each claim round.
+	OnGroupSize func(n int)
+	Logger      *slog.Logger
 }
 
 // Consumer is one node's member of the consumer group.
@@ -125,6 +128,7 @@ func (c *Consumer) Run(ctx context.Context) {
 				c.pause(ctx, err)
 				continue
 			}
+			c.cleanup(ctx)
 		}
 		if err := c.read(ctx, ">"); err != nil {
 			c.pause(ctx, err)
@@ -191,6 +195,30 @@ func (c *Consumer) claim(ctx context.Context) error {
 			return nil
 		}
 		start = next
+	}
+}
+
+// cleanup deletes the consumers of departed nodes: others with no pending
+// entry left (claim took them) and idle for longer than ClaimIdle. A live
+// node deleted by mistake is recreated by its next read. It reports the
+// group size to OnGroupSize.
+func (c *Consumer) cleanup(ctx context.Context) {
+	consumers, err := c.rdb.XInfoConsumers(ctx, c.opts.Stream, c.opts.Group).Result()
+	if err != nil {
+		return
+	}
+	n := len(consumers)
+	for _, x := range consumers {
+		if x.Name == c.opts.Consumer || x.Pending > 0 || x.Idle < c.opts.ClaimIdle {
+			continue
+		}
+		if err := c.rdb.XGroupDelConsumer(ctx, c.opts.Stream, c.opts.Group, x.Name).Err(); err == nil {
+			c.log.Info("ingest: removed the consumer of a departed node", "consumer", x.Name)
+			n--
+		}
+	}
+	if c.opts.OnGroupSize != nil {
+		c.opts.OnGroupSize(n)
 	}
 }
 

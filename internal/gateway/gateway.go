@@ -580,6 +580,7 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 		c, err := ingest.New(g.rdb, ingestHandler{g}, ingest.Options{
 			Stream: g.cfg.IngestStream, Consumer: g.cfg.NodeID, Logger: g.log,
 			HandlerDedups: true,
+			OnGroupSize:   g.metrics.SetIngestConsumers,
 		})
 		if err != nil {
 			return err
