@@ -55,7 +55,7 @@ type Options struct {
 	// Events are the event names clients acknowledge (default
 	// trade:executed and trade:failed).
 	Events []string
-	Logger  *slog.Logger
+	Logger *slog.Logger
 }
 
 // Log is one node's part: the local sockets that opted in, and the loop
