@@ -34,6 +34,13 @@ type Quota interface {
 	Close(ctx context.Context)
 }
 
+// RoomCapper is implemented by quotas that can cap the user's distinct
+// rooms of one prefix across all sockets and nodes (ratelimit.Socket); the
+// tier's watchlist limit then applies per user, not only per socket.
+type RoomCapper interface {
+	SetRoomCap(prefix string, n int)
+}
+
 // QuotaFactory creates the quota of a newly connected user socket.
 type QuotaFactory func(userID string) (Quota, error)
 
@@ -155,6 +162,10 @@ func (h *Handlers) Attach(s *socketio.Socket) {
 		return
 	}
 	st := &socketState{id: id, quota: quota}
+	if c, ok := quota.(RoomCapper); ok {
+		// The tier's watchlist limit per user, across sockets and nodes.
+		c.SetRoomCap(WatchlistRoomPrefix, h.watchlistLimit(id.Tier))
+	}
 	s.Set(stateKey{}, st)
 	if s.Recovered() {
 		h.adoptRecoveredRooms(s, st)
@@ -514,6 +525,9 @@ func (h *Handlers) subscribeRooms(ctx context.Context, s *socketio.Socket, st *s
 	if !d.Allowed || len(granted) < len(rooms) {
 		if len(granted) > 0 && !allJoined(s, granted) {
 			st.quota.ReleaseSubscriptions(ctx, notJoined(s, granted))
+		}
+		if d.Capped {
+			return nil, &ClientError{Code: CodeSubscriptionLimit, Message: "watchlist limit of your subscription tier reached"}
 		}
 		return nil, &ClientError{Code: CodeSubscriptionLimit, Message: "subscription limit reached"}
 	}
