@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tradewire/tradewire/adapter"
+	"github.com/tradewire/tradewire/adapter/redisadapter/internal/wire"
 	"github.com/tradewire/tradewire/recovery"
 )
 
@@ -87,5 +88,25 @@ func TestShardedPartitionChannelAndOnce(t *testing.T) {
 			}
 			must(t, a.ad.Close())
 		})
+	}
+}
+
+// TestEmitterBroadcastsAreNotRecorded: a broadcast published by
+// @socket.io/redis-emitter (another uid, plain PUBLISH) to a user's room is
+// delivered but not recorded for recovery, as docs/API.md section 9 says:
+// no node records it, so a restore never replays it (and never replays it
+// twice).
+func TestEmitterBroadcastsAreNotRecorded(t *testing.T) {
+	_, ca := startRedis(t)
+	a := startNode(t, ca, recoveryOpts(t, ca, false), "/")
+	a.nsp.connect("a1", "u:1")
+	b, err := wire.EncodeBroadcast("emitter", event(`["trade:executed",{"n":1}]`), &adapter.BroadcastOptions{Rooms: []string{"u:1"}})
+	must(t, err)
+	must(t, ca.Publish(context.Background(), a.ad.channel+"u:1#", b).Err())
+	waitDeliveries(t, a.nsp, []string{`a1 2["trade:executed",{"n":1}]`})
+	keys, err := ca.Keys(context.Background(), "tradewire:rec:s:*").Result()
+	must(t, err)
+	if len(keys) != 0 {
+		t.Fatalf("the emitter's broadcast was recorded: %v", keys)
 	}
 }
