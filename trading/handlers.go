@@ -204,13 +204,17 @@ func (h *Handlers) onDisconnect(s *socketio.Socket, _ string) {
 // subscribes the socket to acknowledged trade events instead (never both,
 // so no trade reaches it twice).
 func (h *Handlers) subscribeTrades(ctx context.Context, s *socketio.Socket, st *socketState, e *socketio.Event) (map[string]any, *ClientError) {
+	// Anything but {ack: true, ...} is a plain subscription: the payload
+	// of subscribe:trades was always ignored, and old clients send junk.
 	var opts struct {
-		Ack    bool   `json:"ack"`
-		Device string `json:"device"`
+		Ack    bool
+		Device string
 	}
-	if e != nil && len(e.Args) > 0 && string(e.Args[0]) != "null" {
-		if err := json.Unmarshal(e.Args[0], &opts); err != nil {
-			return nil, &ClientError{Code: CodeInvalidPayload, Message: "subscribe:trades takes {ack?: boolean, device?: string}"}
+	if e != nil && len(e.Args) > 0 {
+		var m map[string]any
+		if json.Unmarshal(e.Args[0], &m) == nil {
+			opts.Ack = m["ack"] == true
+			opts.Device, _ = m["device"].(string)
 		}
 	}
 	user := st.id.UserID
