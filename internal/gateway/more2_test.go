@@ -130,7 +130,10 @@ func TestDedupAndIngestAcrossNodes(t *testing.T) {
 			t.Fatalf("publish %s: %d %s, want %d", body, code, resp, want)
 		}
 	}
-	pub := func(node *testGateway, body string) { t.Helper(); pubCode(node, "/api/v1/events", body, http.StatusAccepted) }
+	pub := func(node *testGateway, body string) {
+		t.Helper()
+		pubCode(node, "/api/v1/events", body, http.StatusAccepted)
+	}
 	pub(a, trade(id, "AAPL"))
 	if _, err := c.WaitEvent("trade:executed", 5*time.Second); err != nil {
 		t.Fatal(err)
