@@ -19,6 +19,10 @@ import (
 // ErrTimeout is returned by cluster requests that did not get every answer in time.
 var ErrTimeout = errors.New("adapter: request timed out")
 
+// ErrDuplicate is returned by Broadcast when a broadcast with the same
+// Flags.Once id was already delivered (nothing is delivered again).
+var ErrDuplicate = errors.New("adapter: duplicate event id")
+
 // Flags modify a broadcast.
 type Flags struct {
 	// Volatile packets may be dropped for sockets that are not ready to write.
@@ -36,6 +40,11 @@ type Flags struct {
 	// the publish to the other nodes fails: the caller gets the error and
 	// retries, and no client sees the event twice. Local only.
 	Strict bool `json:"-" msgpack:"-"`
+	// Once, when set, is the broadcast's event id: a cluster adapter whose
+	// recovery store marks ids atomically with the record-and-publish
+	// delivers the broadcast only if no broadcast with that id was
+	// delivered before, and returns ErrDuplicate otherwise. Local only.
+	Once string `json:"-" msgpack:"-"`
 }
 
 // BroadcastOptions select recipients: sockets in any of Rooms (every socket

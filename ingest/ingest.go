@@ -23,10 +23,13 @@ import (
 )
 
 // Handler broadcasts one decoded entry. A returned error leaves the entry
-// pending (it is retried or claimed later); ErrInvalid drops it.
+// pending (it is retried or claimed later); ErrInvalid drops it; an error
+// wrapping trading.ErrDuplicate (the event id was delivered before)
+// acknowledges it.
 type Handler interface {
 	Event(ctx context.Context, ev *trading.DomainEvent) error
-	Emit(ctx context.Context, rooms, except []string, event string, data json.RawMessage) error
+	// Emit broadcasts a raw emit; id is its event id ("" for none).
+	Emit(ctx context.Context, id string, rooms, except []string, event string, data json.RawMessage) error
 }
 
 // ErrInvalid marks an entry that can never be processed; it is acknowledged
@@ -48,6 +51,15 @@ type Options struct {
 	DedupTTL time.Duration
 	// DedupPrefix namespaces the dedup keys (default "tradewire:dedup:").
 	DedupPrefix string
+	// HandlerDedups says the Handler de-duplicates event ids itself,
+	// atomically with its broadcast (trading.OnceBroadcaster): the consumer
+	// then sets no marks of its own. Without it the consumer claims an id
+	// before the broadcast and marks it done after, which can deliver twice
+	// if a node dies between the broadcast and the mark.
+	HandlerDedups bool
+	// OnGroupSize, when set, is called with the number of consumers in the
+	// group after each claim round.
+	OnGroupSize func(n int)
 	Logger      *slog.Logger
 }
 
@@ -116,6 +128,7 @@ func (c *Consumer) Run(ctx context.Context) {
 				c.pause(ctx, err)
 				continue
 			}
+			c.cleanup(ctx)
 		}
 		if err := c.read(ctx, ">"); err != nil {
 			c.pause(ctx, err)
@@ -185,6 +198,30 @@ func (c *Consumer) claim(ctx context.Context) error {
 	}
 }
 
+// cleanup deletes the consumers of departed nodes: others with no pending
+// entry left (claim took them) and idle for longer than ClaimIdle. A live
+// node deleted by mistake is recreated by its next read. It reports the
+// group size to OnGroupSize.
+func (c *Consumer) cleanup(ctx context.Context) {
+	consumers, err := c.rdb.XInfoConsumers(ctx, c.opts.Stream, c.opts.Group).Result()
+	if err != nil {
+		return
+	}
+	n := len(consumers)
+	for _, x := range consumers {
+		if x.Name == c.opts.Consumer || x.Pending > 0 || x.Idle < c.opts.ClaimIdle {
+			continue
+		}
+		if err := c.rdb.XGroupDelConsumer(ctx, c.opts.Stream, c.opts.Group, x.Name).Err(); err == nil {
+			c.log.Info("ingest: removed the consumer of a departed node", "consumer", x.Name)
+			n--
+		}
+	}
+	if c.opts.OnGroupSize != nil {
+		c.opts.OnGroupSize(n)
+	}
+}
+
 type envelope struct {
 	ev   *trading.DomainEvent
 	emit *struct {
@@ -239,7 +276,8 @@ func (c *Consumer) process(parent context.Context, m redis.XMessage) {
 		return
 	}
 	key := c.opts.DedupPrefix + id
-	if id != "" {
+	marks := id != "" && !c.opts.HandlerDedups
+	if marks {
 		ok, err := c.rdb.SetNX(ctx, key, m.ID, c.opts.DedupTTL).Result()
 		if err != nil {
 			return // stays pending; retried
@@ -261,11 +299,15 @@ func (c *Consumer) process(parent context.Context, m redis.XMessage) {
 	case env.ev != nil:
 		err = c.h.Event(ctx, env.ev)
 	default:
-		err = c.h.Emit(ctx, env.emit.Rooms, env.emit.Except, env.emit.Event, env.emit.Data)
+		err = c.h.Emit(ctx, id, env.emit.Rooms, env.emit.Except, env.emit.Event, env.emit.Data)
+	}
+	if errors.Is(err, trading.ErrDuplicate) {
+		c.ack(ctx, m.ID) // delivered before (a backend retry, or our own attempt whose ack was lost)
+		return
 	}
 	if errors.Is(err, ErrInvalid) || errors.Is(err, trading.ErrInvalidEvent) {
 		c.log.Warn("ingest: dropping invalid event", "entry", m.ID, "err", err)
-		if id != "" {
+		if marks {
 			c.rdb.Del(ctx, key)
 		}
 		c.ack(ctx, m.ID)
@@ -276,7 +318,7 @@ func (c *Consumer) process(parent context.Context, m redis.XMessage) {
 		return
 	}
 	pipe := c.rdb.Pipeline()
-	if id != "" {
+	if marks {
 		pipe.Set(ctx, key, done, c.opts.DedupTTL)
 	}
 	pipe.XAck(ctx, c.opts.Stream, c.opts.Group, m.ID)

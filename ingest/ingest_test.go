@@ -39,7 +39,7 @@ func (r *recorder) Event(ctx context.Context, ev *trading.DomainEvent) error {
 	return nil
 }
 
-func (r *recorder) Emit(ctx context.Context, rooms, except []string, event string, data json.RawMessage) error {
+func (r *recorder) Emit(ctx context.Context, id string, rooms, except []string, event string, data json.RawMessage) error {
 	r.mu.Lock()
 	r.events = append(r.events, "emit:"+event+":"+string(data))
 	r.mu.Unlock()
@@ -169,4 +169,68 @@ func TestOptionsValidationAndRedisDown(t *testing.T) {
 	srv.Restart()
 	add(t, rdb, "event", `{"type":"notification","id":"after","userId":"u1"}`)
 	waitFor(t, "consumption after a Redis restart", func() bool { return len(r.got()) == 1 })
+}
+
+// TestDepartedConsumersAreRemoved: a node that left (its consumer idle, its
+// pending entries claimed) is removed from the group; the group size is
+// reported; the live consumer stays.
+func TestDepartedConsumersAreRemoved(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	dead := &recorder{block: make(chan struct{})}
+	stopDead := start(t, rdb, dead, "node-gone")
+	add(t, rdb, "event", `{"type":"notification","id":"g1","userId":"u1"}`)
+	waitFor(t, "the departing node to take the entry", func() bool { return pending(t, rdb) == 1 })
+	close(dead.block)
+	stopDead()
+	var mu sync.Mutex
+	sizes := []int{}
+	alive := &recorder{}
+	c, err := New(rdb, alive, Options{Stream: "in", Consumer: "node-alive", ClaimIdle: 500 * time.Millisecond, Block: 100 * time.Millisecond,
+		OnGroupSize: func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the departed consumer to be removed", func() bool {
+		cs, err := rdb.XInfoConsumers(context.Background(), "in", "tradewire").Result()
+		return err == nil && len(cs) == 1 && cs[0].Name == "node-alive"
+	})
+	if got := alive.got(); len(got) != 1 || got[0] != "g1/u1" {
+		t.Errorf("claimed %v, want the departed node's entry", got)
+	}
+	waitFor(t, "a group size of 1", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(sizes) > 0 && sizes[len(sizes)-1] == 1
+	})
+}
+
+// TestHandlerDedups: with HandlerDedups the consumer sets no marks of its
+// own, and an entry the handler reports as a duplicate is acknowledged.
+func TestHandlerDedups(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	r := &recorder{fail: fmt.Errorf("seen: %w", trading.ErrDuplicate)}
+	c, err := New(rdb, r, Options{Stream: "in", Consumer: "n1", HandlerDedups: true, Block: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	add(t, rdb, "event", `{"type":"notification","id":"d1","userId":"u1"}`)
+	waitFor(t, "the duplicate acknowledged", func() bool {
+		n, _ := rdb.XLen(context.Background(), "in").Result()
+		return n == 1 && pending(t, rdb) == 0
+	})
+	if n, _ := rdb.Exists(context.Background(), "tradewire:dedup:d1").Result(); n != 0 {
+		t.Error("the consumer set a mark of its own")
+	}
 }

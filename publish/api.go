@@ -27,6 +27,8 @@ const MaxBatch = 1000
 // EmitRequest is a raw emit: event and data to rooms (all sockets when
 // rooms is empty), minus sockets in except.
 type EmitRequest struct {
+	// ID identifies the emit for de-duplication (optional).
+	ID     string          `json:"id,omitempty"`
 	Rooms  []string        `json:"rooms"`
 	Except []string        `json:"except,omitempty"`
 	Event  string          `json:"event"`
@@ -35,8 +37,34 @@ type EmitRequest struct {
 
 // Response is the JSON body of every API answer.
 type Response struct {
-	Accepted int       `json:"accepted"`
-	Error    *APIError `json:"error,omitempty"`
+	// Accepted counts the items delivered by this request.
+	Accepted int `json:"accepted"`
+	// Duplicates counts the items whose event id was delivered before.
+	Duplicates int `json:"duplicates,omitempty"`
+	// Duplicate is true when a single-event request was a duplicate.
+	Duplicate bool `json:"duplicate,omitempty"`
+	// Results has one entry per item, in request order (publishes only).
+	Results []ItemResult `json:"results,omitempty"`
+	Error   *APIError    `json:"error,omitempty"`
+}
+
+// Item statuses.
+const (
+	StatusAccepted  = "accepted"
+	StatusDuplicate = "duplicate"
+	StatusRejected  = "rejected"
+)
+
+// ItemResult is the outcome of one item of a publish request.
+type ItemResult struct {
+	Index  int    `json:"index"`
+	Status string `json:"status"`
+	// Code is set for rejected items: PUBLISH_FAILED (the broadcast was
+	// refused; nothing of it was delivered), IN_PROGRESS (the same event id
+	// is being delivered by another request), NOT_ATTEMPTED (an earlier
+	// item was rejected; items are sent in order and stop at the first
+	// failure, so a user's events never arrive out of order).
+	Code string `json:"code,omitempty"`
 }
 
 // APIError describes a refused request.
@@ -53,10 +81,6 @@ type Handler struct {
 	b       trading.Broadcaster
 	keys    []apiKey
 	log     *slog.Logger
-	// Dedup, when set, drops events whose id was already published;
-	// Published, when set, records an id after its broadcast succeeded.
-	Dedup     func(id string) bool
-	Published func(id string)
 }
 
 // Scope is what an API key may do.
@@ -235,22 +259,61 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, items []json.Ra
 		routed = append(routed, rt)
 		ids = append(ids, ev.ID)
 	}
-	n := 0
+	send := make([]func() error, len(routed))
 	for i, rt := range routed {
-		if ids[i] != "" && h.Dedup != nil && h.Dedup(ids[i]) {
+		send[i] = func() error {
+			return trading.BroadcastEvent(r.Context(), h.b, ids[i], rt.Rooms, nil, rt.Event, rt.Data)
+		}
+	}
+	h.sendAll(w, "publish", send)
+}
+
+// sendAll sends the items in order, stopping at the first failure, and
+// answers with one result per item: 202 when every item was accepted, 200
+// when every item was a duplicate, 503 when the first item failed, 207
+// (Multi-Status) for any mix. Items before a failure stay delivered; a
+// retry of the whole request with the same event ids delivers only the
+// rest (the others answer duplicate).
+func (h *Handler) sendAll(w http.ResponseWriter, what string, send []func() error) {
+	resp := Response{Results: make([]ItemResult, len(send))}
+	failed := -1
+	for i, f := range send {
+		res := &resp.Results[i]
+		res.Index = i
+		if failed >= 0 {
+			res.Status, res.Code = StatusRejected, "NOT_ATTEMPTED"
 			continue
 		}
-		if err := h.b.Broadcast(r.Context(), rt.Rooms, nil, rt.Event, rt.Data); err != nil {
-			h.log.Error("publish failed", "event", rt.Event, "err", err)
-			writeErr(w, http.StatusServiceUnavailable, "PUBLISH_FAILED", "broadcast failed", &i)
-			return
+		err := f()
+		switch {
+		case err == nil:
+			res.Status = StatusAccepted
+			resp.Accepted++
+		case errors.Is(err, trading.ErrDuplicate):
+			res.Status = StatusDuplicate
+			resp.Duplicates++
+		case errors.Is(err, trading.ErrInProgress):
+			res.Status, res.Code = StatusRejected, "IN_PROGRESS"
+			failed = i
+		default:
+			h.log.Error(what+" failed", "index", i, "err", err)
+			res.Status, res.Code = StatusRejected, "PUBLISH_FAILED"
+			failed = i
 		}
-		if ids[i] != "" && h.Published != nil {
-			h.Published(ids[i])
-		}
-		n++
 	}
-	writeJSON(w, http.StatusAccepted, Response{Accepted: n})
+	status := http.StatusAccepted
+	switch {
+	case failed == 0:
+		status = http.StatusServiceUnavailable
+		idx := 0
+		resp.Error = &APIError{Code: resp.Results[0].Code, Message: "broadcast failed; nothing was delivered, retry", Index: &idx}
+	case failed > 0 || (resp.Duplicates > 0 && resp.Accepted > 0):
+		status = http.StatusMultiStatus
+	case resp.Duplicates > 0:
+		status = http.StatusOK
+		resp.Duplicate = len(send) == 1
+	}
+	writeJSON(w, status, resp)
 }
 
 var reservedEvents = map[string]bool{
@@ -289,18 +352,15 @@ func (h *Handler) emit(w http.ResponseWriter, r *http.Request, items []json.RawM
 			return
 		}
 	}
+	send := make([]func() error, len(reqs))
 	for i := range reqs {
 		var data any
 		if len(reqs[i].Data) > 0 {
 			data = reqs[i].Data
 		}
-		args := data
-		if err := h.b.Broadcast(r.Context(), reqs[i].Rooms, reqs[i].Except, reqs[i].Event, args); err != nil {
-			idx := i
-			h.log.Error("emit failed", "event", reqs[i].Event, "err", err)
-			writeErr(w, http.StatusServiceUnavailable, "PUBLISH_FAILED", "broadcast failed", &idx)
-			return
+		send[i] = func() error {
+			return trading.BroadcastEvent(r.Context(), h.b, reqs[i].ID, reqs[i].Rooms, reqs[i].Except, reqs[i].Event, data)
 		}
 	}
-	writeJSON(w, http.StatusAccepted, Response{Accepted: len(reqs)})
+	h.sendAll(w, "emit", send)
 }

@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tradewire/tradewire/trading"
 )
 
 var errBroadcast = errors.New("adapter unavailable")
@@ -273,7 +276,7 @@ func TestRoutesAndMethods(t *testing.T) {
 func TestAcceptedResponse(t *testing.T) {
 	rec, _, url := recorderServer(t, testKey)
 	st, hdr, _, raw := postTo(t, url+"/api/v1/events", "[\n"+validEvent+","+validEvent+","+validEvent+"]\n", authz...)
-	if st != http.StatusAccepted || strings.TrimSpace(raw) != `{"accepted":3}` || hdr.Get("Content-Type") != "application/json" {
+	if st != http.StatusAccepted || strings.TrimSpace(raw) != `{"accepted":3,"results":[{"index":0,"status":"accepted"},{"index":1,"status":"accepted"},{"index":2,"status":"accepted"}]}` || hdr.Get("Content-Type") != "application/json" {
 		t.Errorf("batch: %d %q %q", st, raw, hdr.Get("Content-Type"))
 	}
 	calls := rec.take()
@@ -324,8 +327,9 @@ func TestBroadcastFailure(t *testing.T) {
 		rec.take()
 		rec.failAt = 2
 		st, _, r, raw := postTo(t, url+ep.path, "["+ep.valid+","+ep.valid+","+ep.valid+"]", authz...)
-		if st != http.StatusServiceUnavailable || r.Error == nil || r.Error.Code != "PUBLISH_FAILED" || r.Error.Index == nil || *r.Error.Index != 1 {
-			t.Errorf("%s: %d %s, want 503 PUBLISH_FAILED at index 1", ep.path, st, raw)
+		want := []ItemResult{{0, StatusAccepted, ""}, {1, StatusRejected, "PUBLISH_FAILED"}, {2, StatusRejected, "NOT_ATTEMPTED"}}
+		if st != http.StatusMultiStatus || r.Accepted != 1 || !reflect.DeepEqual(r.Results, want) {
+			t.Errorf("%s: %d %s, want 207 with %v", ep.path, st, raw, want)
 		}
 		if strings.Contains(raw, errBroadcast.Error()) {
 			t.Errorf("%s: internal error leaked: %s", ep.path, raw)
@@ -334,56 +338,79 @@ func TestBroadcastFailure(t *testing.T) {
 		if n := len(rec.take()); n != 2 {
 			t.Errorf("%s: %d broadcasts attempted, want 2", ep.path, n)
 		}
+		// The first item fails: 503, nothing delivered.
+		rec.failAt = 1
+		st, _, r, raw = postTo(t, url+ep.path, "["+ep.valid+","+ep.valid+"]", authz...)
+		if st != http.StatusServiceUnavailable || r.Error == nil || r.Error.Code != "PUBLISH_FAILED" || r.Error.Index == nil || *r.Error.Index != 0 || len(r.Results) != 2 {
+			t.Errorf("%s: %d %s, want 503 PUBLISH_FAILED at index 0", ep.path, st, raw)
+		}
+		rec.take()
 	}
 }
 
-// dedupSet is a Dedup hook remembering ids, as a Redis SETNX would.
-type dedupSet struct {
+// onceBroadcaster is a OnceBroadcaster remembering ids in memory, as the
+// gateway's Redis marks do (internal/gateway and tests/fault test those).
+type onceBroadcaster struct {
+	nspBroadcaster
 	mu    sync.Mutex
 	seen  map[string]bool
 	calls []string
 }
 
-func (d *dedupSet) check(id string) bool {
+func (d *onceBroadcaster) BroadcastOnce(ctx context.Context, id string, rooms, except []string, event string, data any) error {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.calls = append(d.calls, id)
-	if d.seen[id] {
-		return true
-	}
+	dup := d.seen[id]
 	d.seen[id] = true
-	return false
+	d.mu.Unlock()
+	if dup {
+		return fmt.Errorf("%q: %w", id, trading.ErrDuplicate)
+	}
+	return d.Broadcast(ctx, rooms, except, event, data)
 }
 
-func TestDedupHook(t *testing.T) {
+func TestDedupPerItem(t *testing.T) {
 	g := newGateway(t)
-	d := &dedupSet{seen: map[string]bool{}}
-	g.api.Dedup = d.check
+	d := &onceBroadcaster{nspBroadcaster: g.api.b.(nspBroadcaster), seen: map[string]bool{}}
+	g.api.b = d
 	u1 := g.connect("u1")
 	note := func(id, msg string) string {
 		return fmt.Sprintf(`{"type":"notification","id":%q,"userId":"u1","notification":{"title":"t","message":%q}}`, id, msg)
 	}
-	post := func(body string, wantAccepted int) {
+	post := func(path, body string, wantStatus int, want ...string) Response {
 		t.Helper()
-		st, _, r, raw := g.post("/api/v1/events", body, authz...)
-		if st != http.StatusAccepted || r.Accepted != wantAccepted {
-			t.Fatalf("POST %s: %d %s, want 202 accepted %d", body, st, raw, wantAccepted)
+		st, _, r, raw := g.post(path, body, authz...)
+		var got []string
+		for _, res := range r.Results {
+			got = append(got, res.Status+res.Code)
 		}
+		if st != wantStatus || !reflect.DeepEqual(got, want) {
+			t.Fatalf("POST %s: %d %s, want %d %v", body, st, raw, wantStatus, want)
+		}
+		return r
 	}
-	post(note("n1", "first"), 1)
-	post(note("n1", "again"), 0)                                           // already published
-	post("["+note("n2", "a")+","+note("n2", "b")+","+note("", "c")+"]", 2) // dup inside a batch; no id is never deduped
-	post(note("", "c"), 1)
+	post("/api/v1/events", note("n1", "first"), 202, "accepted")
+	if r := post("/api/v1/events", note("n1", "again"), 200, "duplicate"); !r.Duplicate || r.Accepted != 0 || r.Duplicates != 1 {
+		t.Errorf("duplicate answer %+v", r)
+	}
+	// dup inside a batch; no id is never deduped
+	post("/api/v1/events", "["+note("n2", "a")+","+note("n2", "b")+","+note("", "c")+"]", 207, "accepted", "duplicate", "accepted")
+	post("/api/v1/events", note("", "c"), 202, "accepted")
 	// A refused batch does not consume its ids.
 	if st, _, _, _ := g.post("/api/v1/events", "["+note("n3", "x")+`,{"type":"nope"}]`, authz...); st != http.StatusBadRequest {
 		t.Fatalf("invalid batch: %d", st)
 	}
-	post(note("n3", "x"), 1)
-	// Raw emits have no dedup.
-	for range 2 {
-		if st, _, _, _ := g.post("/api/v1/emit", `{"rooms":["user:u1"],"event":"raw"}`, authz...); st != http.StatusAccepted {
-			t.Fatal("emit refused")
+	post("/api/v1/events", note("n3", "x"), 202, "accepted")
+	// Raw emits are deduplicated by their optional id.
+	for i, want := range []int{202, 200} {
+		_ = i
+		st, _, _, _ := g.post("/api/v1/emit", `{"id":"raw1","rooms":["user:u1"],"event":"raw"}`, authz...)
+		if st != want {
+			t.Fatalf("emit: %d, want %d", st, want)
 		}
+	}
+	if st, _, _, _ := g.post("/api/v1/emit", `{"rooms":["user:u1"],"event":"raw"}`, authz...); st != 202 {
+		t.Fatal("emit without id refused")
 	}
 	got := g.barrier(u1)[0]
 	var msgs []string
@@ -401,8 +428,8 @@ func TestDedupHook(t *testing.T) {
 		t.Errorf("notifications %v, want %v", msgs, want)
 	}
 	assertNames(t, "u1", got, "notification", "notification", "notification", "notification", "notification", "raw", "raw")
-	if want := []string{"n1", "n1", "n2", "n2", "n3"}; !reflect.DeepEqual(d.calls, want) {
-		t.Errorf("Dedup called with %v, want %v", d.calls, want)
+	if want := []string{"n1", "n1", "n2", "n2", "n3", "raw1", "raw1"}; !reflect.DeepEqual(d.calls, want) {
+		t.Errorf("BroadcastOnce called with %v, want %v", d.calls, want)
 	}
 }
 
@@ -523,62 +550,6 @@ func TestEmitRoomsAndExcept(t *testing.T) {
 				t.Errorf("%s args %s, want %s", p.name, b, want)
 			}
 		}
-	}
-}
-
-// TestPublishedHook: Published records an id only once its broadcast
-// succeeded, so with a check-only Dedup (the gateway's) an event whose
-// broadcast failed is delivered when the backend retries it.
-func TestPublishedHook(t *testing.T) {
-	rec, h, url := recorderServer(t, testKey)
-	var mu sync.Mutex
-	done := map[string]bool{}
-	var published []string
-	h.Dedup = func(id string) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return done[id]
-	}
-	h.Published = func(id string) {
-		mu.Lock()
-		defer mu.Unlock()
-		done[id] = true
-		published = append(published, id)
-	}
-	ev := func(id string) string {
-		return fmt.Sprintf(`{"type":"market.status","id":%q,"status":{"open":true}}`, id)
-	}
-	// The second item fails: a is published, b and c are not.
-	rec.failAt = 2
-	st, _, r, raw := postTo(t, url+"/api/v1/events", "["+ev("a")+","+ev("b")+","+ev("c")+"]", authz...)
-	if st != http.StatusServiceUnavailable || r.Error == nil || *r.Error.Index != 1 {
-		t.Fatalf("%d %s", st, raw)
-	}
-	if !reflect.DeepEqual(published, []string{"a"}) {
-		t.Errorf("published %v after the failure, want [a]", published)
-	}
-	rec.take()
-	rec.failAt = 0
-	// The retry delivers b and c, skips a; ids inside one batch are
-	// de-duplicated too; events without id are never recorded.
-	st, _, r, raw = postTo(t, url+"/api/v1/events", "["+ev("a")+","+ev("b")+","+ev("c")+","+ev("c")+","+ev("")+"]", authz...)
-	if st != http.StatusAccepted || r.Accepted != 3 {
-		t.Fatalf("retry: %d %s, want 3 accepted", st, raw)
-	}
-	var ids []any
-	for _, c := range rec.take() {
-		ids = append(ids, c.data.(map[string]any)["eventId"])
-	}
-	if !reflect.DeepEqual(ids, []any{"b", "c", nil}) {
-		t.Errorf("delivered ids %v, want [b c <none>]", ids)
-	}
-	if !reflect.DeepEqual(published, []string{"a", "b", "c"}) {
-		t.Errorf("published %v", published)
-	}
-	// Everything already published: 202 with nothing accepted.
-	st, _, r, raw = postTo(t, url+"/api/v1/events", ev("a"), authz...)
-	if st != http.StatusAccepted || r.Accepted != 0 || r.Error != nil || len(rec.take()) != 0 {
-		t.Errorf("duplicate: %d %s", st, raw)
 	}
 }
 

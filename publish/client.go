@@ -36,6 +36,8 @@ func NewClient(baseURL, apiKey string) *Client {
 type Error struct {
 	Status int
 	APIError
+	// Results are the per-item outcomes, when the server sent them.
+	Results []ItemResult
 }
 
 func (e *Error) Error() string {
@@ -61,8 +63,21 @@ func (c *Client) post(ctx context.Context, path string, body any) (int, error) {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	var out Response
 	_ = json.Unmarshal(raw, &out)
+	if resp.StatusCode == http.StatusMultiStatus {
+		// Some items were delivered, some not: retrying the whole request
+		// with the same event ids delivers only the rest.
+		for _, r := range out.Results {
+			if r.Status == StatusRejected {
+				idx := r.Index
+				e := &Error{Status: resp.StatusCode, Results: out.Results}
+				e.Code, e.Message, e.Index = r.Code, "some items were not delivered; retry the request with the same event ids", &idx
+				return out.Accepted, e
+			}
+		}
+		return out.Accepted, nil
+	}
 	if resp.StatusCode >= 300 {
-		e := &Error{Status: resp.StatusCode}
+		e := &Error{Status: resp.StatusCode, Results: out.Results}
 		if out.Error != nil {
 			e.APIError = *out.Error
 		} else {

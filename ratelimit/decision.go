@@ -80,6 +80,9 @@ type Decision struct {
 	// socket keeps sending events after being rate limited (see
 	// Config.FloodMaxDenials); the gateway should disconnect it.
 	Disconnect bool
+	// Capped is set on a denied subscription when a room was refused by the
+	// socket's room cap (Socket.SetRoomCap) rather than by the quota.
+	Capped bool
 }
 
 // Code returns "" for allowed decisions, CodeSubscriptionLimit for denied

@@ -46,17 +46,18 @@ type acquireResult struct {
 	event   gcraResult // meaningful when an event was charged
 	count   int        // distinct rooms of the user after the call
 	granted []bool     // per requested room
+	capped  bool       // some room was refused by the room cap
 }
 
 // redisAcquire optionally charges one event and grants rooms against the
 // cluster-wide quota, atomically, in one round trip.
-func (l *Limiter) redisAcquire(ctx context.Context, user string, charge bool, rooms []string) (acquireResult, error) {
+func (l *Limiter) redisAcquire(ctx context.Context, user string, charge bool, rooms []string, rc roomCap) (acquireResult, error) {
 	var interval int64
 	if charge {
 		interval = usec(l.events.interval)
 	}
-	args := make([]any, 0, 5+len(rooms))
-	args = append(args, interval, max(l.events.burst, 1), l.cfg.NodeID, l.cfg.MaxSubscriptions, l.cfg.LeaseTTL.Milliseconds())
+	args := make([]any, 0, 7+len(rooms))
+	args = append(args, interval, max(l.events.burst, 1), l.cfg.NodeID, l.cfg.MaxSubscriptions, l.cfg.LeaseTTL.Milliseconds(), rc.prefix, rc.limit())
 	for _, r := range rooms {
 		args = append(args, r)
 	}
@@ -93,6 +94,7 @@ func parseAcquire(v []any, n int) (acquireResult, error) {
 	r.granted = make([]bool, len(flags))
 	for i := range flags {
 		r.granted[i] = flags[i] == '1'
+		r.capped = r.capped || flags[i] == '2'
 	}
 	return r, nil
 }

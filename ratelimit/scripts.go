@@ -56,8 +56,9 @@ return {a, r, w}
 // counted once). Granting is idempotent: the member of this node is upserted.
 // KEYS[1] event bucket, KEYS[2] subscription zset;
 // ARGV interval_us (0 = do not charge an event), burst, node, max, lease_ms,
-// rooms... Returns {event_allowed, event_remaining, wait_us, count, flags}
-// where flags has '1' (granted) or '0' per room.
+// cap_prefix, cap (-1 = none: rooms starting with cap_prefix count at most
+// cap), rooms... Returns {event_allowed, event_remaining, wait_us, count,
+// flags} where flags has '1' (granted), '0' (quota) or '2' (cap) per room.
 var scriptAcquire = redis.NewScript(luaCommon + `
 local now = now_us()
 local interval = tonumber(ARGV[1])
@@ -75,7 +76,11 @@ redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms)
 local prefix = ARGV[3] .. '|'
 local max = tonumber(ARGV[4])
 local expires = now_ms + tonumber(ARGV[5])
-local held, count = {}, 0
+local cap_prefix, cap = ARGV[6], tonumber(ARGV[7])
+local function capped(room)
+  return cap >= 0 and string.sub(room, 1, #cap_prefix) == cap_prefix
+end
+local held, count, cap_count = {}, 0, 0
 for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
   local i = string.find(m, '|', 1, true)
   if i then
@@ -83,24 +88,30 @@ for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
     if not held[room] then
       held[room] = true
       count = count + 1
+      if capped(room) then cap_count = cap_count + 1 end
     end
   end
 end
 local flags = {}
-for j = 6, #ARGV do
+for j = 8, #ARGV do
   local room = ARGV[j]
   local grant = held[room]
+  local flag = '0'
   if not grant and count < max then
-    grant = true
-    held[room] = true
-    count = count + 1
+    if capped(room) and cap_count >= cap then
+      flag = '2'
+    else
+      grant = true
+      held[room] = true
+      count = count + 1
+      if capped(room) then cap_count = cap_count + 1 end
+    end
   end
   if grant then
     redis.call('ZADD', key, expires, prefix .. room)
-    flags[#flags + 1] = '1'
-  else
-    flags[#flags + 1] = '0'
+    flag = '1'
   end
+  flags[#flags + 1] = flag
 end
 set_expiry(key)
 return {1, remaining, 0, count, table.concat(flags)}

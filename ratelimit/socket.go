@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -65,10 +66,39 @@ type Socket struct {
 	mu     sync.Mutex
 	rooms  roomSet
 	closed bool
+	cap    roomCap
 
 	fmu        sync.Mutex
 	denials    int   // consecutive event denials
 	floodStart int64 // time of the first of them
+}
+
+// roomCap limits the user's distinct rooms whose name starts with prefix
+// (n < 0 or an empty prefix: no cap).
+type roomCap struct {
+	prefix string
+	n      int
+}
+
+func (c roomCap) limit() int {
+	if c.prefix == "" {
+		return -1
+	}
+	return c.n
+}
+
+func (c roomCap) applies(room string) bool {
+	return c.limit() >= 0 && strings.HasPrefix(room, c.prefix)
+}
+
+// SetRoomCap limits the user's distinct rooms starting with prefix (e.g.
+// "watchlist:") to n, across all sockets and, in Redis mode, all nodes,
+// checked with the quota in the same round trip (in memory mode: this
+// node's rooms). A room refused by the cap makes the Decision Capped.
+func (s *Socket) SetRoomCap(prefix string, n int) {
+	s.mu.Lock()
+	s.cap = roomCap{prefix, n}
+	s.mu.Unlock()
 }
 
 // NewSocket returns the limiter state of one socket of userID.
@@ -150,7 +180,7 @@ func (s *Socket) acquire(ctx context.Context, rooms []string, charge bool) ([]st
 			}
 		}
 	}
-	flags, count, ev := l.decideRooms(ctx, e, need, charge)
+	flags, count, capped, ev := l.decideRooms(ctx, e, need, charge, s.cap)
 	if ev != nil {
 		s.flood(ev)
 		l.observe(*ev)
@@ -171,6 +201,7 @@ func (s *Socket) acquire(ctx context.Context, rooms []string, charge bool) ([]st
 		}
 		if refused[r] {
 			sub.Allowed = false
+			sub.Capped = sub.Capped || capped
 			continue
 		}
 		s.rooms.add(r)
@@ -190,17 +221,17 @@ func (s *Socket) acquire(ctx context.Context, rooms []string, charge bool) ([]st
 // decideRooms decides the rooms in need (new to this node) and, if charge,
 // the event; user e is locked. count is the user's distinct room count after
 // the decision, or -1 if unknown. ev is nil when no event was charged.
-func (l *Limiter) decideRooms(ctx context.Context, e *userSubs, need []string, charge bool) (flags []bool, count int, ev *Decision) {
+func (l *Limiter) decideRooms(ctx context.Context, e *userSubs, need []string, charge bool, rc roomCap) (flags []bool, count int, capped bool, ev *Decision) {
 	evKey := l.eventKey(e.user)
 	now := l.now()
 	chargeRedis := charge && l.events.enabled
 	if len(need) > 0 && l.Mode() == ModeRedis {
 		if chargeRedis {
 			if w := l.denied.wait(evKey, now); w > 0 {
-				return nil, 0, &Decision{Kind: KindEvent, Limit: l.events.perMin, RetryAfter: time.Duration(w)}
+				return nil, 0, false, &Decision{Kind: KindEvent, Limit: l.events.perMin, RetryAfter: time.Duration(w)}
 			}
 		}
-		r, err := l.redisAcquire(ctx, e.user, chargeRedis, need)
+		r, err := l.redisAcquire(ctx, e.user, chargeRedis, need, rc)
 		if err == nil {
 			if charge {
 				ev = &Decision{Kind: KindEvent, Allowed: true}
@@ -210,10 +241,10 @@ func (l *Limiter) decideRooms(ctx context.Context, e *userSubs, need []string, c
 					Remaining: r.event.remaining, RetryAfter: r.event.wait}
 				if !ev.Allowed {
 					l.denied.block(evKey, now+int64(r.event.wait), now)
-					return nil, 0, ev
+					return nil, 0, false, ev
 				}
 			}
-			return r.granted, r.count, ev
+			return r.granted, r.count, r.capped, ev
 		}
 		l.redisFailed(ctx, err)
 	}
@@ -221,22 +252,36 @@ func (l *Limiter) decideRooms(ctx context.Context, e *userSubs, need []string, c
 		d := l.rate(ctx, KindEvent, evKey, l.events)
 		ev = &d
 		if !d.Allowed {
-			return nil, 0, ev
+			return nil, 0, false, ev
 		}
 	}
 	if len(need) == 0 {
-		return nil, -1, ev
+		return nil, -1, false, ev
 	}
 	// Memory mode: this node's distinct rooms.
 	count = len(e.rooms)
-	flags = make([]bool, len(need))
-	for i := range need {
-		if count < l.cfg.MaxSubscriptions {
-			flags[i] = true
-			count++
+	capCount := 0
+	for _, r := range e.rooms.names() {
+		if rc.applies(r) {
+			capCount++
 		}
 	}
-	return flags, count, ev
+	flags = make([]bool, len(need))
+	for i, r := range need {
+		if count >= l.cfg.MaxSubscriptions {
+			continue
+		}
+		if rc.applies(r) {
+			if capCount >= rc.n {
+				capped = true
+				continue
+			}
+			capCount++
+		}
+		flags[i] = true
+		count++
+	}
+	return flags, count, capped, ev
 }
 
 // ReleaseSubscriptions gives back rooms the socket left. Rooms the socket

@@ -43,7 +43,28 @@ type Options struct {
 	Partition func(opts *adapter.BroadcastOptions) string
 	// Timeout bounds each Redis call (default 1s).
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// DedupPrefix namespaces event-id marks (default "tradewire:dedup:");
+	// a mark is <DedupPrefix>{<partition>}:<id>, in the stream's slot.
+	DedupPrefix string
+	// DedupTTL is how long an event id is remembered (default 24h).
+	DedupTTL time.Duration
+	// ShardedPublish publishes with SPUBLISH instead of PUBLISH (sharded
+	// pub/sub: the channel must hash to the partition's slot).
+	ShardedPublish bool
+	// Ack, when set, also appends ackable broadcasts to the partition's
+	// acknowledged-events stream (package acklog), in the same script.
+	Ack    AckLog
+	Logger *slog.Logger
+}
+
+// AckLog says which broadcasts clients acknowledge and where they go.
+type AckLog interface {
+	// Ackable reports whether clients acknowledge this packet.
+	Ackable(pkt *parser.Packet) bool
+	// Key is the partition's stream (in the partition's slot).
+	Key(partition string) string
+	MaxLen() int64
+	Window() time.Duration
 }
 
 // Store is a Redis Streams adapter.RecoveryStore.
@@ -79,6 +100,12 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
+	}
+	if opts.DedupPrefix == "" {
+		opts.DedupPrefix = "tradewire:dedup:"
+	}
+	if opts.DedupTTL <= 0 {
+		opts.DedupTTL = 24 * time.Hour
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -117,9 +144,25 @@ func (s *Store) sessionKey(nsp, pid string) string {
 // recordPublish appends the entry (XADD with MAXLEN ~), refreshes the
 // stream's expiry and publishes the broadcast with the new id spliced in as
 // a msgpack fixstr, atomically: Redis runs the script alone, so every node
-// receives the broadcasts of a partition in stream order.
+// receives the broadcasts of a partition in stream order. With a second
+// key, the event id's dedup mark, a broadcast whose mark exists is refused
+// (false) and the mark is set together with the publish, so two nodes
+// racing with one event id deliver it once.
+//
+// With a third key, the user's acknowledged-events stream (see package
+// acklog), an ackable event is appended to it too while it exists.
+//
+// KEYS: stream, dedup mark, ack stream (unused ones repeat the stream key).
+// ARGV: maxlen, window ms, channel, pre, post, mark ttl ms, publish command
+// (PUBLISH or SPUBLISH), use mark, ackable, ack maxlen, ack window ms,
+// fields (the first is the data)... The id goes
+// between pre and post as a msgpack fixstr, or bare when the payload is
+// JSON (pre starts with '{'; the caller leaves the quotes in pre and post).
 var recordPublish = redis.NewScript(`
 local key = KEYS[1]
+if ARGV[8] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
+  return false
+end
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local seq = 0
@@ -138,13 +181,22 @@ if redis.call('EXISTS', key) == 1 then
   end
 end
 local id = string.format('%.0f-%.0f', ms, seq)
--- Publish first: if it is refused, nothing is recorded either (a script
--- is not rolled back on error).
-redis.call('PUBLISH', ARGV[3], ARGV[4] .. string.char(160 + #id) .. id .. ARGV[5])
+-- Publish first: if it is refused, nothing is recorded or marked either (a
+-- script is not rolled back on error).
+local tag = string.char(160 + #id)
+if string.sub(ARGV[4], 1, 1) == '{' then tag = '' end
+redis.call(ARGV[7], ARGV[3], ARGV[4] .. tag .. id .. ARGV[5])
+if ARGV[8] == '1' then
+  redis.call('SET', KEYS[2], 'done', 'PX', ARGV[6])
+end
 local fields = {}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 12, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('XADD', key, 'MAXLEN', '~', tonumber(ARGV[1]), id, unpack(fields))
 redis.call('PEXPIRE', key, ARGV[2])
+if ARGV[9] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', tonumber(ARGV[10]), '*', 'd', fields[2])
+  redis.call('PEXPIRE', KEYS[3], ARGV[11])
+end
 return id
 `)
 
@@ -418,19 +470,43 @@ func decodeEntry(nsp string, e redis.XMessage) (*parser.Packet, *adapter.Broadca
 	return pkt, opts, true
 }
 
+// DedupKey is the mark of event id in partition (in the stream's slot).
+func (s *Store) DedupKey(partition, id string) string {
+	return s.opts.DedupPrefix + "{" + partition + "}:" + id
+}
+
 // RecordAndPublish records a broadcast and publishes it on channel in one
-// atomic script (classic pub/sub only: with sharded pub/sub the channel
-// and the stream live on different slots). "" and no error when pkt is
-// not recoverable (nothing published then: the caller publishes itself).
+// atomic script (with sharded pub/sub the channel must be in the stream's
+// slot, see PartitionChannel). "" and no error when pkt is not recoverable
+// (nothing published then: the caller publishes itself). With
+// opts.Flags.Once it returns adapter.ErrDuplicate, publishing nothing, when
+// that event id was already published for the partition.
 func (s *Store) RecordAndPublish(nsp string, pkt *parser.Packet, opts *adapter.BroadcastOptions, channel string, pre, post []byte) (string, error) {
 	part := s.opts.Partition(opts)
 	if part == "" {
 		return "", nil
 	}
 	key := s.streamKey(nsp, part)
+	keys := []string{key, key, key}
+	useMark, ackable := "0", "0"
+	if opts.Flags.Once != "" {
+		keys[1], useMark = s.DedupKey(part, opts.Flags.Once), "1"
+	}
+	if s.opts.Ack != nil && s.opts.Ack.Ackable(pkt) {
+		keys[2], ackable = s.opts.Ack.Key(part), "1"
+	}
+	var ackLen, ackWindow int64
+	if s.opts.Ack != nil {
+		ackLen, ackWindow = s.opts.Ack.MaxLen(), s.opts.Ack.Window().Milliseconds()
+	}
+	cmd := "PUBLISH"
+	if s.opts.ShardedPublish {
+		cmd = "SPUBLISH"
+	}
 	rooms, _ := json.Marshal(opts.Rooms)
 	except, _ := json.Marshal(opts.Except)
-	args := []any{s.opts.MaxLen, s.opts.Window.Milliseconds(), channel, pre, post,
+	args := []any{s.opts.MaxLen, s.opts.Window.Milliseconds(), channel, pre, post, s.opts.DedupTTL.Milliseconds(), cmd,
+		useMark, ackable, ackLen, ackWindow,
 		fData, string(pkt.Data), fRooms, string(rooms), fExcept, string(except)}
 	for i, a := range pkt.Attachments {
 		args = append(args, fBin+strconv.Itoa(i), a)
@@ -448,7 +524,10 @@ func (s *Store) RecordAndPublish(nsp string, pkt *parser.Packet, opts *adapter.B
 		delete(s.gaps, key)
 		s.mu.Unlock()
 	}
-	id, err := recordPublish.Run(ctx, s.rdb, []string{key}, args...).Text()
+	id, err := recordPublish.Run(ctx, s.rdb, keys, args...).Text()
+	if errors.Is(err, redis.Nil) {
+		return "", adapter.ErrDuplicate
+	}
 	if err != nil {
 		s.mu.Lock()
 		s.gaps[key] = true

@@ -69,6 +69,15 @@ func (b *BroadcastOperator) Strict() *BroadcastOperator {
 	return c
 }
 
+// Once gives the broadcast an event id: an adapter that can mark ids
+// atomically with its publish (see adapter.Flags.Once) refuses a second
+// broadcast with the same id with adapter.ErrDuplicate.
+func (b *BroadcastOperator) Once(id string) *BroadcastOperator {
+	c := b.clone()
+	c.flags.Once = id
+	return c
+}
+
 // Timeout sets the ack timeout for EmitWithAck.
 func (b *BroadcastOperator) Timeout(d time.Duration) *BroadcastOperator {
 	c := b.clone()

@@ -14,6 +14,31 @@ type Broadcaster interface {
 	Broadcast(ctx context.Context, rooms, except []string, event string, data any) error
 }
 
+// OnceBroadcaster is a Broadcaster that also delivers an event at most
+// once per event id, cluster-wide: a second broadcast with the same id
+// returns an error wrapping ErrDuplicate and delivers nothing.
+type OnceBroadcaster interface {
+	Broadcaster
+	BroadcastOnce(ctx context.Context, id string, rooms, except []string, event string, data any) error
+}
+
+// ErrDuplicate is wrapped by the error of a broadcast whose event id was
+// already delivered.
+var ErrDuplicate = errors.New("duplicate event id")
+
+// ErrInProgress is wrapped by the error of a broadcast whose event id is
+// being delivered by another request right now (retry later).
+var ErrInProgress = errors.New("event id in progress")
+
+// BroadcastEvent broadcasts through b, at most once per id when id is set
+// and b is a OnceBroadcaster.
+func BroadcastEvent(ctx context.Context, b Broadcaster, id string, rooms, except []string, event string, data any) error {
+	if ob, ok := b.(OnceBroadcaster); ok && id != "" {
+		return ob.BroadcastOnce(ctx, id, rooms, except, event, data)
+	}
+	return b.Broadcast(ctx, rooms, except, event, data)
+}
+
 // Emitter publishes the typed server events of the seed.
 type Emitter struct {
 	b   Broadcaster
@@ -193,7 +218,7 @@ func (e *Emitter) Publish(ctx context.Context, ev *DomainEvent) error {
 	if err != nil {
 		return err
 	}
-	return e.b.Broadcast(ctx, r.Rooms, nil, r.Event, r.Data)
+	return BroadcastEvent(ctx, e.b, ev.ID, r.Rooms, nil, r.Event, r.Data)
 }
 
 func marshalRaw(v any) json.RawMessage {

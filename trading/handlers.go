@@ -20,6 +20,9 @@ const (
 	CodeRateLimit         = ratelimit.CodeRateLimit
 	CodeSubscriptionLimit = ratelimit.CodeSubscriptionLimit
 	CodeForbidden         = "FORBIDDEN"
+	// CodeAckUnavailable: subscribe:trades with {ack: true} cannot be
+	// served (no Redis, or Redis failed); subscribe again later.
+	CodeAckUnavailable = "ACK_UNAVAILABLE"
 )
 
 // Quota is the per-socket limiter view (ratelimit.Socket implements it).
@@ -29,6 +32,13 @@ type Quota interface {
 	AcquireSubscriptions(ctx context.Context, rooms []string) ([]string, ratelimit.Decision)
 	ReleaseSubscriptions(ctx context.Context, rooms []string)
 	Close(ctx context.Context)
+}
+
+// RoomCapper is implemented by quotas that can cap the user's distinct
+// rooms of one prefix across all sockets and nodes (ratelimit.Socket); the
+// tier's watchlist limit then applies per user, not only per socket.
+type RoomCapper interface {
+	SetRoomCap(prefix string, n int)
 }
 
 // QuotaFactory creates the quota of a newly connected user socket.
@@ -52,10 +62,29 @@ type Handlers struct {
 	WatchlistLimits map[string]int
 	now             func() time.Time
 
+	// Acks, when set, serves subscribe:trades with {ack: true}: trade
+	// events sent with a Socket.IO ack and resent until acknowledged.
+	Acks AckSubscriber
+
 	mu          sync.Mutex
 	connections map[string]int // active sockets per user on this node
 	registered  map[*socketio.Namespace]bool
 }
+
+// AckSubscriber sends a user's trade events to a socket with Socket.IO
+// acks, resending those its device did not acknowledge (see acklog).
+type AckSubscriber interface {
+	Subscribe(ctx context.Context, s *socketio.Socket, userID, device string) error
+	Unsubscribe(s *socketio.Socket)
+}
+
+// TradesAckRoom is the room of a user's sockets that receive trade events
+// with acks; nothing is broadcast to it (the quota counts it like
+// TradesRoom).
+func TradesAckRoom(userID string) string { return "trades-ack:" + userID }
+
+// DefaultDevice is the device of an ack subscription without one.
+const DefaultDevice = "default"
 
 // NewHandlers returns Handlers drawing quotas from quotas.
 func NewHandlers(quotas QuotaFactory, log *slog.Logger) *Handlers {
@@ -133,6 +162,10 @@ func (h *Handlers) Attach(s *socketio.Socket) {
 		return
 	}
 	st := &socketState{id: id, quota: quota}
+	if c, ok := quota.(RoomCapper); ok {
+		// The tier's watchlist limit per user, across sockets and nodes.
+		c.SetRoomCap(WatchlistRoomPrefix, h.watchlistLimit(id.Tier))
+	}
 	s.Set(stateKey{}, st)
 	if s.Recovered() {
 		h.adoptRecoveredRooms(s, st)
@@ -159,9 +192,71 @@ func (h *Handlers) onDisconnect(s *socketio.Socket, _ string) {
 		delete(h.connections, st.id.UserID)
 	}
 	h.mu.Unlock()
+	if h.Acks != nil {
+		h.Acks.Unsubscribe(s)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	st.quota.Close(ctx)
+}
+
+// subscribeTrades joins the trades room, or, with {ack: true[, device]},
+// subscribes the socket to acknowledged trade events instead (never both,
+// so no trade reaches it twice).
+func (h *Handlers) subscribeTrades(ctx context.Context, s *socketio.Socket, st *socketState, e *socketio.Event) (map[string]any, *ClientError) {
+	// Anything but {ack: true, ...} is a plain subscription: the payload
+	// of subscribe:trades was always ignored, and old clients send junk.
+	var opts struct {
+		Ack    bool
+		Device string
+	}
+	if e != nil && len(e.Args) > 0 {
+		var m map[string]any
+		if json.Unmarshal(e.Args[0], &m) == nil {
+			opts.Ack = m["ack"] == true
+			opts.Device, _ = m["device"].(string)
+		}
+	}
+	user := st.id.UserID
+	if !opts.Ack {
+		if h.Acks != nil && s.InRoom(TradesAckRoom(user)) {
+			h.Acks.Unsubscribe(s)
+			h.unsubscribeRooms(ctx, s, st, []string{TradesAckRoom(user)})
+		}
+		return h.subscribeRooms(ctx, s, st, []string{TradesRoom(user)}, nil)
+	}
+	if opts.Device == "" {
+		opts.Device = DefaultDevice
+	}
+	if h.Acks == nil {
+		return nil, &ClientError{Code: CodeAckUnavailable, Message: "acknowledged trade events need Redis"}
+	}
+	if !acklogValidDevice(opts.Device) {
+		return nil, &ClientError{Code: CodeInvalidPayload, Message: "device must be 1-64 printable characters"}
+	}
+	reply, cerr := h.subscribeRooms(ctx, s, st, []string{TradesAckRoom(user)}, nil)
+	if cerr != nil {
+		return nil, cerr
+	}
+	if s.InRoom(TradesRoom(user)) {
+		h.unsubscribeRooms(ctx, s, st, []string{TradesRoom(user)})
+	}
+	if err := h.Acks.Subscribe(ctx, s, user, opts.Device); err != nil {
+		h.log.Warn("ack subscription failed", "user_id", user, "err", err)
+		h.unsubscribeRooms(ctx, s, st, []string{TradesAckRoom(user)})
+		return nil, &ClientError{Code: CodeAckUnavailable, Message: "acknowledged trade events are unavailable, retry"}
+	}
+	reply["ack"] = true
+	reply["device"] = opts.Device
+	return reply, nil
+}
+
+// acklogValidDevice: 1-64 characters, no control characters.
+func acklogValidDevice(d string) bool {
+	if d == "" || len(d) > 64 {
+		return false
+	}
+	return !strings.ContainsFunc(d, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 // register installs the client event handlers on nsp once.
@@ -180,14 +275,15 @@ func (h *Handlers) register(nsp *socketio.Namespace) {
 	nsp.On("subscribe:portfolio", h.handleEvent("subscribed:portfolio", true, func(ctx context.Context, s *socketio.Socket, st *socketState, _ *socketio.Event) (map[string]any, *ClientError) {
 		return h.subscribeRooms(ctx, s, st, []string{PortfolioRoom(st.id.UserID)}, nil)
 	}))
-	nsp.On("subscribe:trades", h.handleEvent("subscribed:trades", true, func(ctx context.Context, s *socketio.Socket, st *socketState, _ *socketio.Event) (map[string]any, *ClientError) {
-		return h.subscribeRooms(ctx, s, st, []string{TradesRoom(st.id.UserID)}, nil)
-	}))
+	nsp.On("subscribe:trades", h.handleEvent("subscribed:trades", true, h.subscribeTrades))
 	nsp.On("unsubscribe:portfolio", h.handleEvent("unsubscribed:portfolio", false, func(ctx context.Context, s *socketio.Socket, st *socketState, _ *socketio.Event) (map[string]any, *ClientError) {
 		return h.unsubscribeRooms(ctx, s, st, []string{PortfolioRoom(st.id.UserID)}), nil
 	}))
 	nsp.On("unsubscribe:trades", h.handleEvent("unsubscribed:trades", false, func(ctx context.Context, s *socketio.Socket, st *socketState, _ *socketio.Event) (map[string]any, *ClientError) {
-		return h.unsubscribeRooms(ctx, s, st, []string{TradesRoom(st.id.UserID)}), nil
+		if h.Acks != nil {
+			h.Acks.Unsubscribe(s)
+		}
+		return h.unsubscribeRooms(ctx, s, st, []string{TradesRoom(st.id.UserID), TradesAckRoom(st.id.UserID)}), nil
 	}))
 	nsp.On("subscribe:watchlist", h.handleEvent("subscribed:watchlist", true, h.subscribeWatchlist))
 	nsp.On("unsubscribe:watchlist", h.handleEvent("unsubscribed:watchlist", false, func(ctx context.Context, s *socketio.Socket, st *socketState, e *socketio.Event) (map[string]any, *ClientError) {
@@ -433,6 +529,9 @@ func (h *Handlers) subscribeRooms(ctx context.Context, s *socketio.Socket, st *s
 	if !d.Allowed || len(granted) < len(rooms) {
 		if len(granted) > 0 && !allJoined(s, granted) {
 			st.quota.ReleaseSubscriptions(ctx, notJoined(s, granted))
+		}
+		if d.Capped {
+			return nil, &ClientError{Code: CodeSubscriptionLimit, Message: "watchlist limit of your subscription tier reached"}
 		}
 		return nil, &ClientError{Code: CodeSubscriptionLimit, Message: "subscription limit reached"}
 	}

@@ -314,6 +314,28 @@ func TestWatchlistTierLimit(t *testing.T) {
 	okReply(t, evs, ack, "subscribed:watchlist")
 }
 
+// TestWatchlistTierLimitPerUser: the tier limit counts the user's symbols
+// over all its sockets (a second tab cannot add another tier's worth).
+func TestWatchlistTierLimitPerUser(t *testing.T) {
+	f := newFixture(t, ratelimit.Config{})
+	f.h.WatchlistLimits = map[string]int{"free": 3}
+	tab1 := f.connect("u1", "user", "free")
+	tab2 := f.connect("u1", "user", "free")
+	evs, ack := tab1.call("subscribe:watchlist", symbolsJSON("A", "B"))
+	okReply(t, evs, ack, "subscribed:watchlist")
+	// The second tab: A is held already (free), C fits, D would be the 4th.
+	evs, ack = tab2.call("subscribe:watchlist", symbolsJSON("A", "C", "D"))
+	ev := errReply(t, evs, ack, CodeSubscriptionLimit)
+	if !strings.Contains(ev["message"].(string), "tier") {
+		t.Errorf("message %q does not mention the tier", ev["message"])
+	}
+	assertRooms(t, f, tab2.sid, "user:u1")
+	evs, ack = tab2.call("subscribe:watchlist", symbolsJSON("A", "C"))
+	okReply(t, evs, ack, "subscribed:watchlist")
+	evs, ack = tab1.call("subscribe:watchlist", symbolsJSON("E"))
+	errReply(t, evs, ack, CodeSubscriptionLimit)
+}
+
 func TestTotalSubscriptionLimitAllOrNothing(t *testing.T) {
 	f := newFixture(t, ratelimit.Config{MaxSubscriptions: 3})
 	c := f.connect("u1", "user", "premium")

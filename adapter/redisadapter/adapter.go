@@ -3,6 +3,7 @@ package redisadapter
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -33,6 +34,9 @@ type Adapter struct {
 	dynamic  bool
 	roomMu   sync.Mutex
 	roomSubs map[string]bool
+	// partRooms: the local rooms of each recovery partition whose channel
+	// this node subscribes (sharded mode with a shared recovery store).
+	partRooms map[string]map[string]struct{}
 }
 
 type request struct {
@@ -63,6 +67,8 @@ func newAdapter(n *Node, nsp adapter.Namespace) *Adapter {
 		requests: map[string]*request{},
 		acks:     map[string]*ackRequest{},
 		roomSubs: map[string]bool{},
+
+		partRooms: map[string]map[string]struct{}{},
 	}
 	if n.opts.Sharded {
 		a.responseChannel = a.channel + n.uid + "#"
@@ -122,7 +128,11 @@ func (a *Adapter) Close() error {
 		for r := range a.roomSubs {
 			chans = append(chans, a.roomChannel(r))
 		}
+		for part := range a.partRooms {
+			chans = append(chans, a.partitionChannel(part))
+		}
 		a.roomSubs = map[string]bool{}
+		a.partRooms = map[string]map[string]struct{}{}
 		a.roomMu.Unlock()
 		a.node.unsubscribe(ctx, kindShard, chans...)
 	} else {
@@ -194,14 +204,20 @@ func (a *Adapter) deliverLocal(pkt *parser.Packet, opts *adapter.BroadcastOption
 const offsetMarker = "\x01tradewire-offset\x01"
 
 // recordAndPublish records a recoverable broadcast and publishes it in one
-// atomic step when the store can (classic mode), then delivers it locally.
-// done is false when the caller must take the usual path.
+// atomic step when the store can, then delivers it locally. In classic mode
+// it goes to the room's channel; in sharded mode to the partition's channel
+// (see partitionChannel), which hashes to the stream's slot. done is false
+// when the caller must take the usual path.
 func (a *Adapter) recordAndPublish(pkt *parser.Packet, opts *adapter.BroadcastOptions) (done bool, err error) {
 	ap, ok := a.Memory.Store().(adapter.AtomicPublisher)
-	if !ok || a.node.opts.Sharded || opts.Flags.Local {
+	if !ok || opts.Flags.Local {
 		return false, nil
 	}
-	if p, ok := a.Memory.Store().(adapter.Partitioner); !ok || p.PartitionOf(opts) == "" {
+	part := ""
+	if p, ok := a.Memory.Store().(adapter.Partitioner); ok {
+		part = p.PartitionOf(opts)
+	}
+	if part == "" {
 		return false, nil
 	}
 	marked := *pkt
@@ -209,20 +225,38 @@ func (a *Adapter) recordAndPublish(pkt *parser.Packet, opts *adapter.BroadcastOp
 	// Sent under a sibling uid so this node's own subscriber delivers it
 	// too: local sockets then get the partition's broadcasts in the one
 	// order Redis publishes them, whichever node sent them.
-	b, err := wire.EncodeBroadcast(a.node.uid+"~", &marked, opts)
+	var b []byte
+	channel := a.channel
+	if a.node.opts.Sharded {
+		b, err = wire.EncodeCluster(&wire.ClusterMessage{Type: wire.MsgBroadcast, UID: a.node.uid + "~", Nsp: a.name, Packet: &marked, Opts: *opts})
+		channel = a.partitionChannel(part)
+	} else {
+		b, err = wire.EncodeBroadcast(a.node.uid+"~", &marked, opts)
+		if len(opts.Rooms) == 1 {
+			channel += opts.Rooms[0] + "#"
+		}
+	}
 	if err != nil {
 		return true, fmt.Errorf("redisadapter: encode broadcast: %w", err)
 	}
 	m := append([]byte{byte(0xa0 + len(offsetMarker))}, offsetMarker...)
+	if len(b) > 0 && b[0] == '{' {
+		// a sharded message without binary is JSON: the script puts the
+		// id between the quotes left in pre and post
+		q, err := wire.AppendJSON(nil, offsetMarker, nil)
+		if err != nil || len(q) < 2 {
+			return false, nil
+		}
+		m = q[1 : len(q)-1]
+	}
 	i := bytes.Index(b, m)
 	if i < 0 {
 		return false, nil
 	}
-	channel := a.channel
-	if len(opts.Rooms) == 1 {
-		channel += opts.Rooms[0] + "#"
-	}
 	offset, err := ap.RecordAndPublish(a.name, pkt, opts, channel, b[:i], b[i+len(m):])
+	if errors.Is(err, adapter.ErrDuplicate) {
+		return true, err // delivered before: nothing published, nothing delivered
+	}
 	if err != nil {
 		a.node.observeError("publish", err)
 		if opts.Flags.Strict {

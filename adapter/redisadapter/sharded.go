@@ -7,6 +7,38 @@ import (
 	"github.com/tradewire/tradewire/adapter/redisadapter/internal/wire"
 )
 
+// partitionChannel is the sharded channel of a recovery partition (a user),
+// <prefix>#<nsp>#{<partition>}#: its hash tag puts it in the slot of the
+// partition's stream, so one script records and publishes. Every node with
+// a local room of the partition subscribes it; only recoverable broadcasts,
+// published by that script, travel on it, so each node receives a user's
+// events in stream order whichever node sent them.
+func (a *Adapter) partitionChannel(part string) string { return a.channel + "{" + part + "}#" }
+
+// roomPartition is the recovery partition of broadcasts to room alone ("" for none).
+func (a *Adapter) roomPartition(room string) string {
+	if !a.node.opts.Sharded {
+		return ""
+	}
+	if _, ok := a.Memory.Store().(adapter.AtomicPublisher); !ok {
+		return ""
+	}
+	p, ok := a.Memory.Store().(adapter.Partitioner)
+	if !ok {
+		return ""
+	}
+	return p.PartitionOf(&adapter.BroadcastOptions{Rooms: []string{room}})
+}
+
+// partitioned reports whether this adapter subscribes partition channels.
+func (a *Adapter) partitioned() bool {
+	if !a.node.opts.Sharded || !a.Memory.SharedRecovery() {
+		return false
+	}
+	_, ok := a.Memory.Store().(adapter.AtomicPublisher)
+	return ok
+}
+
 // roomChannel is the sharded per-room channel <prefix>#<nsp>#<room>#.
 func (a *Adapter) roomChannel(room string) string { return a.channel + room + "#" }
 
@@ -39,7 +71,7 @@ func (a *Adapter) separateChannel(room string) bool {
 // AddAll adds a socket to rooms (and, in the dynamic sharded modes,
 // subscribes the channels of rooms that now exist locally).
 func (a *Adapter) AddAll(id string, rooms []string) {
-	if !a.dynamic {
+	if !a.dynamic && !a.partitioned() {
 		a.Memory.AddAll(id, rooms)
 		return
 	}
@@ -51,7 +83,7 @@ func (a *Adapter) AddAll(id string, rooms []string) {
 
 // Del removes a socket from a room.
 func (a *Adapter) Del(id, room string) {
-	if !a.dynamic {
+	if !a.dynamic && !a.partitioned() {
 		a.Memory.Del(id, room)
 		return
 	}
@@ -63,7 +95,7 @@ func (a *Adapter) Del(id, room string) {
 
 // DelAll removes a socket from every room.
 func (a *Adapter) DelAll(id string) {
-	if !a.dynamic {
+	if !a.dynamic && !a.partitioned() {
 		a.Memory.DelAll(id)
 		return
 	}
@@ -85,6 +117,29 @@ func (a *Adapter) syncRoomsLocked(rooms []string) {
 	}
 	var add, del []string
 	for _, r := range rooms {
+		if part := a.roomPartition(r); part != "" {
+			set := a.partRooms[part]
+			had := len(set) > 0
+			if a.HasRoom(r) {
+				if set == nil {
+					set = map[string]struct{}{}
+					a.partRooms[part] = set
+				}
+				set[r] = struct{}{}
+			} else {
+				delete(set, r)
+			}
+			switch has := len(set) > 0; {
+			case has && !had:
+				add = append(add, a.partitionChannel(part))
+			case !has && had:
+				delete(a.partRooms, part)
+				del = append(del, a.partitionChannel(part))
+			}
+		}
+		if !a.dynamic {
+			continue
+		}
 		want := a.HasRoom(r) && a.separateChannel(r)
 		if want == a.roomSubs[r] {
 			continue

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -302,7 +303,7 @@ func parsePrefixes(raw string) ([]netip.Prefix, error) {
 // derive fills the settings whose defaults depend on other settings.
 func (c *Config) derive(explicit map[string]bool) error {
 	if c.NodeID == "" {
-		c.NodeID = defaultNodeID()
+		c.NodeID = stableNodeID(c.AdvertiseURL, c.Addr)
 	}
 	for _, name := range deploymentSettings {
 		if name == "SESSION_STORE" && c.SessionStore == StoreMemory {
@@ -341,6 +342,37 @@ func (c *Config) derive(explicit map[string]bool) error {
 	return nil
 }
 
+// stableNodeID is the default node id: the advertise URL's host:port, or
+// the hostname and the listen port, so a restarted node keeps its id (and
+// its ingest consumer, its subscription leases). With no fixed port (":0")
+// it falls back to a random id.
+func stableNodeID(advertise, addr string) string {
+	var id string
+	if u, err := url.Parse(advertise); err == nil && advertise != "" && u.Host != "" {
+		id = u.Host
+	} else if _, port, err := net.SplitHostPort(addr); err == nil && port != "" && port != "0" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "tradewire"
+		}
+		id = host + ":" + port
+	}
+	if id == "" {
+		return defaultNodeID()
+	}
+	b := []byte(id)
+	for i, ch := range b {
+		if !nodeIDChar(ch) {
+			b[i] = '-'
+		}
+	}
+	if len(b) > 64 {
+		b = b[len(b)-64:] // keep the port
+	}
+	return string(b)
+}
+
+// defaultNodeID is a random id: hostname-<6 hex digits>.
 func defaultNodeID() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {

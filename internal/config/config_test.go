@@ -75,14 +75,47 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("defaults\n got %+v\nwant %+v", *c, want)
 	}
 	host, _ := os.Hostname()
-	if !regexp.MustCompile(`^[A-Za-z0-9._:-]+-[0-9a-f]{6}$`).MatchString(nodeID) || (host != "" && !strings.HasPrefix(nodeID, host[:min(len(host), 10)])) {
-		t.Errorf("generated node id %q (hostname %q)", nodeID, host)
+	if !regexp.MustCompile(`^[A-Za-z0-9._:-]+:8080$`).MatchString(nodeID) || (host != "" && !strings.HasPrefix(nodeID, host[:min(len(host), 10)])) {
+		t.Errorf("default node id %q (hostname %q), want <hostname>:8080", nodeID, host)
 	}
 	if !c.DevMode() {
 		t.Error("no session store configured should be dev mode")
 	}
-	if other := load(t, nil, nil); other.NodeID == nodeID {
-		t.Errorf("two instances got the same node id %q", nodeID)
+	// Stable: a restart gets the same id (its ingest consumer and leases).
+	if other := load(t, nil, nil); other.NodeID != nodeID {
+		t.Errorf("two starts got node ids %q and %q", nodeID, other.NodeID)
+	}
+}
+
+func TestStableNodeID(t *testing.T) {
+	host, _ := os.Hostname()
+	for _, c := range []struct{ advertise, addr, want string }{
+		{"http://10.0.0.7:8080", ":9000", "10.0.0.7:8080"},
+		{"https://gw-1.example.com", ":9000", "gw-1.example.com"},
+		{"", "127.0.0.1:9001", ""},
+	} {
+		got := stableNodeID(c.advertise, c.addr)
+		want := c.want
+		if want == "" {
+			want = strings.Map(func(r rune) rune {
+				if nodeIDChar(byte(r)) && r < 128 {
+					return r
+				}
+				return '-'
+			}, host) + ":9001"
+		}
+		if got != want {
+			t.Errorf("stableNodeID(%q, %q) = %q, want %q", c.advertise, c.addr, got, want)
+		}
+	}
+	// No fixed port: random, so two in-process gateways on ":0" differ.
+	a, b := stableNodeID("", "127.0.0.1:0"), stableNodeID("", "127.0.0.1:0")
+	if a == b || !regexp.MustCompile(`-[0-9a-f]{6}$`).MatchString(a) {
+		t.Errorf("port 0: %q and %q", a, b)
+	}
+	long := stableNodeID("http://"+strings.Repeat("h", 80)+":8080", "")
+	if len(long) != 64 || !strings.HasSuffix(long, ":8080") {
+		t.Errorf("long id %q", long)
 	}
 }
 

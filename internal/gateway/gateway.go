@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/tradewire/tradewire/acklog"
 	"github.com/tradewire/tradewire/adapter"
 	"github.com/tradewire/tradewire/adapter/redisadapter"
 	"github.com/tradewire/tradewire/auth"
@@ -82,6 +83,7 @@ type Gateway struct {
 	inflight   sync.WaitGroup
 	stop       chan struct{}
 	stopIngest func()
+	acks       *acklog.Log
 	stopRouter func()
 	stopOnce   sync.Once
 	// demoDone is closed when the demo feed has stopped (nil without it):
@@ -377,11 +379,15 @@ func (g *Gateway) setupSocketIO() {
 	}
 	rec := adapter.Options{RecoveryWindow: cfg.RecoveryWindow, Recoverable: recoverable, Conflate: conflateQuotes}
 	if g.rdb != nil && cfg.RecoveryWindow > 0 {
+		g.acks = acklog.New(g.rdb, acklog.Options{Prefix: cfg.KeyPrefix + ":ack:", Logger: g.log})
 		store, err := recoverystore.New(g.rdb, recoverystore.Options{
-			Window:    cfg.RecoveryWindow,
-			Prefix:    cfg.KeyPrefix + ":rec",
-			Partition: userPartition,
-			Logger:    g.log,
+			Ack:            g.acks,
+			Window:         cfg.RecoveryWindow,
+			Prefix:         cfg.KeyPrefix + ":rec",
+			Partition:      userPartition,
+			DedupPrefix:    g.dedupPrefix(),
+			ShardedPublish: cfg.RedisSharded,
+			Logger:         g.log,
 		})
 		if err == nil {
 			g.recovery = store
@@ -429,6 +435,9 @@ func (g *Gateway) setupSocketIO() {
 	g.handlers = trading.NewHandlers(func(userID string) (trading.Quota, error) {
 		return g.limiter.NewSocket(userID)
 	}, g.log)
+	if g.acks != nil {
+		g.handlers.Acks = g.acks
+	}
 	g.nsp.Use(g.authenticate)
 	g.nsp.OnConnection(g.onConnection)
 }
@@ -529,13 +538,22 @@ func (g *Gateway) onConnection(s *socketio.Socket) {
 }
 
 // Broadcast implements trading.Broadcaster on the main namespace.
-func (g *Gateway) Broadcast(_ context.Context, rooms, except []string, event string, data any) error {
+func (g *Gateway) Broadcast(ctx context.Context, rooms, except []string, event string, data any) error {
+	return g.broadcast(ctx, "", rooms, except, event, data)
+}
+
+// broadcast sends; with an id the adapter refuses a duplicate atomically
+// (recoverable broadcasts with a Redis recovery store).
+func (g *Gateway) broadcast(_ context.Context, id string, rooms, except []string, event string, data any) error {
 	g.inflight.Add(1)
 	defer g.inflight.Done()
 	op := g.nsp.To(rooms...).Except(except...)
 	if conflateQuotes(&adapter.BroadcastOptions{Rooms: rooms}) == "" {
 		// Everything but quotes: all nodes or none, so a retry is safe.
 		op = op.Strict()
+	}
+	if id != "" {
+		op = op.Once(id)
 	}
 	if data == nil {
 		return op.Emit(event)
@@ -631,7 +649,8 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 	if g.rdb != nil && g.cfg.IngestStream != "" {
 		c, err := ingest.New(g.rdb, ingestHandler{g}, ingest.Options{
 			Stream: g.cfg.IngestStream, Consumer: g.cfg.NodeID, Logger: g.log,
-			DedupPrefix: g.cfg.KeyPrefix + ":dedup:",
+			HandlerDedups: true,
+			OnGroupSize:   g.metrics.SetIngestConsumers,
 		})
 		if err != nil {
 			return err
@@ -644,6 +663,9 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 	}
 	if g.node != nil && g.recovery != nil {
 		go g.linkWatch(ctx)
+	}
+	if g.acks != nil {
+		go g.acks.Run(ctx)
 	}
 	go g.statsLoop(ctx)
 	go g.revalidateLoop(ctx)
@@ -682,12 +704,12 @@ func (h ingestHandler) Event(ctx context.Context, ev *trading.DomainEvent) error
 	return h.g.emitter.Publish(ctx, ev)
 }
 
-func (h ingestHandler) Emit(ctx context.Context, rooms, except []string, event string, data json.RawMessage) error {
+func (h ingestHandler) Emit(ctx context.Context, id string, rooms, except []string, event string, data json.RawMessage) error {
 	if err := publish.ValidateEmit(&publish.EmitRequest{Rooms: rooms, Except: except, Event: event}); err != nil {
 		return err // the same rules as the HTTP API; the entry is dropped as invalid
 	}
 	if len(data) == 0 {
-		return h.g.Broadcast(ctx, rooms, except, event, nil)
+		return h.g.BroadcastOnce(ctx, id, rooms, except, event, nil)
 	}
-	return h.g.Broadcast(ctx, rooms, except, event, data)
+	return h.g.BroadcastOnce(ctx, id, rooms, except, event, data)
 }

@@ -38,7 +38,6 @@ func (g *Gateway) setupHTTP() {
 		keys = append(append([]string(nil), keys...), g.devKey)
 	}
 	g.api = publish.NewHandler(g, keys, g.log)
-	g.api.Dedup, g.api.Published = g.dedupSeen, g.dedupPublished
 	g.api.Mount(mux)
 	mux.Handle("GET /api/v1/stats", http.HandlerFunc(g.serveStats))
 	mux.Handle("GET /api/v1/users/{id}/connections", http.HandlerFunc(g.serveUserConnections))

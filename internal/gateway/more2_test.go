@@ -86,8 +86,11 @@ func TestEventIDsAreDeliveredOnce(t *testing.T) {
 	id := uniqueID(t, "evt")
 	withID := `{"type":"trade.executed","id":"` + id + `","userId":"u1","trade":{"symbol":"AAPL","side":"buy","quantity":1,"price":1}}`
 	noID := `{"type":"trade.executed","userId":"u1","trade":{"symbol":"MSFT","side":"buy","quantity":1,"price":1}}`
-	for _, body := range []string{withID, withID, noID, noID, "[" + withID + "," + noID + "]"} {
-		publishOK(t, g, "/api/v1/events", body)
+	for i, body := range []string{withID, withID, noID, noID, "[" + withID + "," + noID + "]"} {
+		want := []int{http.StatusAccepted, http.StatusOK, http.StatusAccepted, http.StatusAccepted, http.StatusMultiStatus}[i]
+		if code, resp := post(t, g.URL+"/api/v1/events", g.DevAPIKey(), body); code != want {
+			t.Fatalf("POST %s: %d %s, want %d", body, code, resp, want)
+		}
 	}
 	roundTrip(t, c)
 	evs := c.EventsNamed("trade:executed")
@@ -121,17 +124,31 @@ func TestDedupAndIngestAcrossNodes(t *testing.T) {
 	trade := func(id, sym string) string {
 		return `{"type":"trade.executed","id":"` + id + `","userId":"u1","trade":{"symbol":"` + sym + `","side":"buy","quantity":1,"price":1}}`
 	}
+	pubCode := func(node *testGateway, path, body string, want int) {
+		t.Helper()
+		if code, resp := post(t, node.URL+path, testAPIKey, body); code != want {
+			t.Fatalf("publish %s: %d %s, want %d", body, code, resp, want)
+		}
+	}
 	pub := func(node *testGateway, body string) {
 		t.Helper()
-		if code, resp := post(t, node.URL+"/api/v1/events", testAPIKey, body); code != http.StatusAccepted {
-			t.Fatalf("publish: %d %s", code, resp)
-		}
+		pubCode(node, "/api/v1/events", body, http.StatusAccepted)
 	}
 	pub(a, trade(id, "AAPL"))
 	if _, err := c.WaitEvent("trade:executed", 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	pub(b, trade(id, "AAPL")) // a retry through the other node
+	pubCode(b, "/api/v1/events", trade(id, "AAPL"), http.StatusOK) // a retry through the other node: duplicate
+	// Events that are not recorded (market status, a raw emit to a room
+	// that is no user's) claim their id: once too.
+	status := `{"type":"market.status","id":"` + id + `-ms","status":{"open":true}}`
+	pub(a, status)
+	pubCode(b, "/api/v1/events", status, http.StatusOK)
+	emit := `{"id":"` + id + `-emit","rooms":["nobody-room"],"event":"x"}`
+	pubCode(b, "/api/v1/emit", emit, http.StatusAccepted)
+	pubCode(a, "/api/v1/emit", emit, http.StatusOK)
+	mixed := "[" + status + "," + `{"type":"market.status","id":"` + id + `-ms2","status":{"open":false}}` + "]"
+	pubCode(a, "/api/v1/events", mixed, http.StatusMultiStatus)
 	ctx := context.Background()
 	add := func(field, value string) {
 		t.Helper()
@@ -146,6 +163,9 @@ func TestDedupAndIngestAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	roundTrip(t, c)
+	if n := len(c.EventsNamed("market:status")); n != 2 {
+		t.Errorf("%d market:status, want 2 (ms and ms2 once each)", n)
+	}
 	evs := c.EventsNamed("trade:executed")
 	if len(evs) != 2 || firstArg(t, evs[1])["eventId"] != id+"-2" {
 		var got []any

@@ -114,6 +114,7 @@ type Metrics struct {
 	slowConsumers     prometheus.Counter
 	rateLimit         *prometheus.CounterVec
 	limiterRedis      prometheus.Gauge
+	ingestConsumers   prometheus.Gauge
 	redisPublishes    prometheus.Counter
 	redisReceives     prometheus.Counter
 	redisErrors       *prometheus.CounterVec
@@ -144,6 +145,7 @@ func New(opts Options) *Metrics {
 	m.slowConsumers = f.counter("slow_consumer_disconnects_total", "Connections closed because they did not drain their send queue.")
 	m.rateLimit = f.counterVec("rate_limit_decisions_total", "Rate-limit decisions by kind and result.", "kind", "result")
 	m.limiterRedis = f.gauge("rate_limiter_redis", "1 while rate limits are enforced in Redis, 0 while the in-memory fallback is used.")
+	m.ingestConsumers = f.gauge("ingest_consumers", "Consumers in the ingest stream's consumer group (one per live node; departed nodes are removed once their entries are claimed).")
 	m.redisPublishes = f.counter("redis_adapter_publishes_total", "Messages published by the Redis adapter.")
 	m.redisReceives = f.counter("redis_adapter_receives_total", "Messages received by the Redis adapter.")
 	m.redisErrors = f.counterVec("redis_adapter_errors_total", "Redis adapter errors by operation.", "op")
@@ -332,6 +334,14 @@ func (m *Metrics) RateLimit(kind string, allowed bool) {
 		result = "allowed"
 	}
 	m.rateLimit.WithLabelValues(pick(kind, limitKinds), result).Inc()
+}
+
+// SetIngestConsumers records the size of the ingest consumer group.
+func (m *Metrics) SetIngestConsumers(n int) {
+	if m == nil {
+		return
+	}
+	m.ingestConsumers.Set(float64(n))
 }
 
 // SetLimiterRedis records whether rate limits are enforced in Redis (true)

@@ -40,6 +40,10 @@ var buildErr error
 func binary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		if p := os.Getenv("TRADEWIRE_FAULT_GATEWAY_BIN"); p != "" {
+			binPath = p // a prebuilt binary, e.g. of an older commit
+			return
+		}
 		dir, err := os.MkdirTemp("", "tradewire-fault-")
 		if err != nil {
 			buildErr = err
@@ -106,6 +110,9 @@ func startNode(t *testing.T, redisURL string, extra ...string) *node {
 		defer n.mu.Unlock()
 		if strings.Contains(n.log.String(), "panic") {
 			t.Errorf("node %s panicked:\n%s", n.url, n.log.String())
+		}
+		if os.Getenv("FAULT_DUMP") != "" {
+			t.Logf("log %s:\n%s", n.url, n.log.String())
 		}
 	})
 	deadline := time.Now().Add(15 * time.Second)

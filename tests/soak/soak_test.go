@@ -67,11 +67,14 @@ type config struct {
 	// Per 100 ms tick: trades and quotes in each node's HTTP batch, and in
 	// the ingest stream.
 	httpTrades, httpQuotes, ingestTrades, ingestQuotes int
+	// twin: every HTTP batch is posted to both nodes at once (two
+	// publishers per event; TRADEWIRE_SOAK_TWIN=false turns it off).
+	twin bool
 }
 
 func loadConfig(t *testing.T) config {
 	c := config{duration: 45 * time.Second, clients: 300, churn: 0.10,
-		httpTrades: 4, httpQuotes: 4, ingestTrades: 4, ingestQuotes: 4}
+		httpTrades: 4, httpQuotes: 4, ingestTrades: 4, ingestQuotes: 4, twin: os.Getenv("TRADEWIRE_SOAK_TWIN") != "false"}
 	if v := os.Getenv("TRADEWIRE_SOAK_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 30*time.Second {
@@ -177,6 +180,46 @@ func (e *epoch) inversionDupes() int {
 
 func (e *epoch) last() *sioclient.Client { return e.conns[len(e.conns)-1] }
 
+// orderViolations counts, per connection, trades whose offset is not above
+// the previous trade's (the user's stream order) or whose number is below
+// an earlier trade of the same publisher (each publisher sends a user's
+// trades in ascending numbers, one request after the other).
+func (e *epoch) orderViolations() int {
+	bad := 0
+	for _, c := range e.conns {
+		var last streamID
+		first := true
+		byPub := map[string]int{}
+		for _, ev := range c.EventsNamed("trade:executed") {
+			var p struct {
+				Trade struct {
+					N   int    `json:"n"`
+					Pub string `json:"pub"`
+				} `json:"trade"`
+			}
+			var off string
+			if len(ev.Args) < 2 || json.Unmarshal(ev.Args[0], &p) != nil || json.Unmarshal(ev.Args[len(ev.Args)-1], &off) != nil {
+				continue
+			}
+			id, ok := parseStreamID(off)
+			if ok {
+				if !first && !last.less(id) {
+					bad++
+				}
+				last, first = id, false
+			}
+			if p.Trade.Pub == "ingest" {
+				continue // the consumer group spreads one stream over the nodes: no order between entries
+			}
+			if prev, seen := byPub[p.Trade.Pub]; seen && p.Trade.N <= prev {
+				bad++
+			}
+			byPub[p.Trade.Pub] = max(byPub[p.Trade.Pub], p.Trade.N)
+		}
+	}
+	return bad
+}
+
 // received counts trade numbers, trades addressed to another user and
 // quotes over the epoch's connections.
 func (e *epoch) received() (nums map[int]int, misrouted, quotes int) {
@@ -250,6 +293,11 @@ type stats struct {
 	unexpected, epochs, checked, lost, dupes, misrouted, quotes                   atomic.Int64
 	httpPosts, httpFail, httpTrades, ingestEntries, ingestFail, ingestTrades      atomic.Int64
 	slowestDelivery                                                               atomic.Int64
+	// orderBad: trades a connection got with an offset not above the
+	// previous one, or before an earlier trade of the same publisher;
+	// twinDupes: HTTP items the second publisher's request got back as
+	// duplicates (expected: each trade is raced through both nodes).
+	orderBad, twinDupes, twinAccepted atomic.Int64
 }
 
 type world struct {
@@ -499,6 +547,10 @@ func (w *world) finish(ep *epoch, kind leaveKind, cut time.Time) {
 	}
 	w.st.misrouted.Add(int64(misrouted))
 	w.st.quotes.Add(int64(quotes))
+	if bad := ep.orderViolations(); bad > 0 {
+		w.st.orderBad.Add(int64(bad))
+		w.note("user %s: %d trades out of order; received%s", ep.u.id, bad, ep.describe())
+	}
 	if len(missing) > 0 {
 		detail, inv := w.lossOffsets(ep, missing)
 		w.st.lostInversion.Add(int64(inv))
@@ -590,6 +642,12 @@ type tradeOut struct {
 }
 
 func (w *world) trades(r *rand.Rand, k int, via string) []tradeOut {
+	return w.tradesFrom(r, k, via, via)
+}
+
+// tradesFrom builds k trades of publisher pub (numbered per user; a
+// publisher's trades of one user are published in ascending order).
+func (w *world) tradesFrom(r *rand.Rand, k int, via, pub string) []tradeOut {
 	var out []tradeOut
 	for range k {
 		u := w.pickUser(r)
@@ -600,7 +658,7 @@ func (w *world) trades(r *rand.Rand, k int, via string) []tradeOut {
 		b, _ := json.Marshal(map[string]any{
 			"type": "trade.executed", "id": fmt.Sprintf("soak-%s-%d", u.id, n), "userId": u.id,
 			"trade": map[string]any{"symbol": w.symbols[r.Intn(nSymbols)], "side": "buy", "quantity": 1 + r.Intn(100),
-				"price": 100 + r.Float64(), "n": n, "via": via},
+				"price": 100 + r.Float64(), "n": n, "via": via, "pub": pub},
 		})
 		out = append(out, tradeOut{u, n, b})
 	}
@@ -625,7 +683,7 @@ func (w *world) publishHTTP(n *node, seed int64) {
 			return
 		case <-tick.C:
 		}
-		ts := w.trades(r, w.cfg.httpTrades, "http")
+		ts := w.tradesFrom(r, w.cfg.httpTrades, "http", "http-"+n.name)
 		parts := make([]string, 0, len(ts)+w.cfg.httpQuotes)
 		for _, t := range ts {
 			parts = append(parts, string(t.body))
@@ -638,30 +696,75 @@ func (w *world) publishHTTP(n *node, seed int64) {
 				"portfolio": map[string]any{"value": 10000 + r.Float64(), "cash": 500}})
 			parts = append(parts, string(b))
 		}
-		start := time.Now()
-		req, _ := http.NewRequest(http.MethodPost, n.url+"/api/v1/events", strings.NewReader("["+strings.Join(parts, ",")+"]"))
-		req.Header.Set("Authorization", "Bearer "+apiKey)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := w.pubHTTP.Do(req)
-		if err != nil {
-			w.st.httpFail.Add(1)
-			w.note("POST /api/v1/events to %s: %v", n.name, err)
-			continue
+		body := "[" + strings.Join(parts, ",") + "]"
+		// Two publishers per event: the same batch (same event ids) goes to
+		// this node and, at the same moment, to the other one, as a backend
+		// whose retry races its first attempt. Every trade must still reach
+		// its user once.
+		targets := []*node{n}
+		if w.cfg.twin {
+			for _, o := range w.nodes {
+				if o != n {
+					targets = append(targets, o)
+					break
+				}
+			}
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			w.st.httpFail.Add(1)
-			w.note("POST /api/v1/events to %s: %d %s", n.name, resp.StatusCode, body)
+		start := time.Now()
+		oks := make([]bool, len(targets))
+		var wg sync.WaitGroup
+		for i, tn := range targets {
+			wg.Add(1)
+			go func(i int, tn *node) {
+				defer wg.Done()
+				oks[i] = w.postBatch(tn, body, i > 0)
+			}(i, tn)
+		}
+		wg.Wait()
+		if !slices.Contains(oks, true) {
 			continue
 		}
 		end := time.Now()
-		w.st.httpPosts.Add(1)
 		w.st.httpTrades.Add(int64(len(ts)))
 		for _, t := range ts {
 			t.u.record(t.n, start, end)
 		}
 	}
+}
+
+// postBatch posts one batch; every item must be accepted or a duplicate.
+func (w *world) postBatch(n *node, body string, twin bool) bool {
+	req, _ := http.NewRequest(http.MethodPost, n.url+"/api/v1/events", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := w.pubHTTP.Do(req)
+	if err != nil {
+		w.st.httpFail.Add(1)
+		w.note("POST /api/v1/events to %s: %v", n.name, err)
+		return false
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var ans struct {
+		Accepted, Duplicates int
+		Results              []struct{ Status string }
+	}
+	_ = json.Unmarshal(raw, &ans)
+	ok := resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusMultiStatus
+	for _, r := range ans.Results {
+		ok = ok && (r.Status == "accepted" || r.Status == "duplicate")
+	}
+	if !ok {
+		w.st.httpFail.Add(1)
+		w.note("POST /api/v1/events to %s: %d %s", n.name, resp.StatusCode, raw)
+		return false
+	}
+	w.st.httpPosts.Add(1)
+	if twin {
+		w.st.twinDupes.Add(int64(ans.Duplicates))
+		w.st.twinAccepted.Add(int64(ans.Accepted))
+	}
+	return true
 }
 
 // publishIngest appends trades and quotes to the ingest stream every 100 ms
@@ -1060,6 +1163,8 @@ func TestSoak(t *testing.T) {
 	t.Logf("published: %d HTTP batches (%d trades, %d failed), %d stream entries (%d trades, %d failed); quotes received %d",
 		st.httpPosts.Load(), st.httpTrades.Load(), st.httpFail.Load(), st.ingestEntries.Load(), st.ingestTrades.Load(),
 		st.ingestFail.Load(), st.quotes.Load())
+	t.Logf("two publishers per HTTP event: %v; the second request of each pair: %d items accepted, %d answered duplicate; trades out of order: %d",
+		cfg.twin, st.twinAccepted.Load(), st.twinDupes.Load(), st.orderBad.Load())
 	t.Logf("trades checked %d, lost %d, duplicates %d (%d after an offset inversion), misrouted %d, slowest wait for the last expected trade %v",
 		st.checked.Load(), st.lost.Load(), st.dupes.Load(), st.dupesInversion.Load(), st.misrouted.Load(), time.Duration(st.slowestDelivery.Load()).Round(time.Millisecond))
 	w.errMu.Lock()
@@ -1115,6 +1220,7 @@ func TestSoak(t *testing.T) {
 		{st.dupes.Load() != 0, fmt.Sprintf("%d trades delivered twice, %d of them because the connection before the recovery got offsets out of order (see TestOffsetsArriveInStreamOrder)",
 			st.dupes.Load(), st.dupesInversion.Load())},
 		{st.misrouted.Load() != 0, fmt.Sprintf("%d trades delivered to another user", st.misrouted.Load())},
+		{st.orderBad.Load() != 0, fmt.Sprintf("%d trades out of order (offset not ascending, or a publisher's trades reordered)", st.orderBad.Load())},
 		{st.unexpected.Load() != 0, fmt.Sprintf("%d connections closed by the server", st.unexpected.Load())},
 		{st.notRecovered.Load() != 0, fmt.Sprintf("%d sessions not recovered", st.notRecovered.Load())},
 		{st.connectFail.Load() != 0, fmt.Sprintf("%d connection attempts failed", st.connectFail.Load())},

@@ -21,6 +21,8 @@ import (
 type Event struct {
 	Name string
 	Args []json.RawMessage
+	// AckID is the id of a server event expecting an ack (-1: none).
+	AckID int
 }
 
 // Client is one test connection.
@@ -40,6 +42,7 @@ type Client struct {
 	closeErr   error
 	lastOffset string
 	noPong     bool
+	manualAcks bool
 }
 
 // Options configure Dial.
@@ -51,6 +54,9 @@ type Options struct {
 	Timeout time.Duration
 	// Dialer, when set, dials the websocket (e.g. with a source address).
 	Dialer *websocket.Dialer
+	// ManualAcks leaves server events expecting an ack unanswered until
+	// Ack is called (by default they are answered at once with "ok").
+	ManualAcks bool
 }
 
 // ErrConnectRefused is returned by Dial when the server answered CONNECT_ERROR.
@@ -93,7 +99,7 @@ func Dial(base string, opts Options) (*Client, error) {
 		}
 		return nil, fmt.Errorf("sioclient: dial: %w", err)
 	}
-	c := &Client{conn: conn, acks: make(map[int]chan []json.RawMessage)}
+	c := &Client{conn: conn, acks: make(map[int]chan []json.RawMessage), manualAcks: opts.ManualAcks}
 	c.cond = sync.NewCond(&c.mu)
 	_, open, err := conn.ReadMessage()
 	if err != nil || len(open) == 0 || open[0] != '0' {
@@ -266,12 +272,28 @@ func (c *Client) handle(msg []byte) {
 				c.lastOffset = off
 			}
 		}
-		c.events = append(c.events, Event{Name: name, Args: args})
+		ackID := -1
 		if hasID {
+			ackID = id
+		}
+		c.events = append(c.events, Event{Name: name, Args: args, AckID: ackID})
+		if hasID && !c.manualAcks {
 			// Answer server acks with the event name, as a test client.
 			go c.write([]byte("43" + strconv.Itoa(id) + `["ok"]`))
 		}
 	}
+}
+
+// Ack answers the server event with ack id id (see Options.ManualAcks).
+func (c *Client) Ack(id int, args ...any) error {
+	if args == nil {
+		args = []any{}
+	}
+	b, err := json.Marshal(args)
+	if err != nil {
+		return err
+	}
+	return c.write(append([]byte("43"+strconv.Itoa(id)), b...))
 }
 
 // Emit sends an event without ack.
