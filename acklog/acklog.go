@@ -27,8 +27,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tradewire/tradewire/parser"
 	"github.com/tradewire/tradewire/socketio"
-	"github.com/tradewire/tradewire/socketio/parser"
 )
 
 // Field is the stream entry field holding the Socket.IO event data

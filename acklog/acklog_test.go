@@ -14,8 +14,8 @@ import (
 
 	"github.com/tradewire/tradewire/internal/testutil/redistest"
 	"github.com/tradewire/tradewire/internal/testutil/sioclient"
+	"github.com/tradewire/tradewire/parser"
 	"github.com/tradewire/tradewire/socketio"
-	"github.com/tradewire/tradewire/socketio/parser"
 )
 
 // fixture: a Socket.IO server whose sockets subscribe to the ack log of

@@ -13,7 +13,7 @@ import (
 	"iter"
 	"time"
 
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 // ErrTimeout is returned by cluster requests that did not get every answer in time.

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 // ErrRecoveryDisabled is returned by RestoreSession when recovery is off.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 // recordingNS is a Namespace that records what the adapter asks of it. Its

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/tradewire/tradewire/engineio"
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 	"github.com/tradewire/tradewire/transport/websocket"
 )
 

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/tradewire/tradewire/engineio"
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 // client is one Engine.IO session multiplexing namespace sockets.

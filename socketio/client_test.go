@@ -13,7 +13,7 @@ import (
 
 	gws "github.com/gorilla/websocket"
 
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

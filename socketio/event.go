@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 // ErrNoAck is returned by Event.Ack when the client asked for no ack or the

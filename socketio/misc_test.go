@@ -13,7 +13,7 @@ import (
 	gws "github.com/gorilla/websocket"
 
 	"github.com/tradewire/tradewire/adapter"
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 // memStore is an in-process adapter.RecoveryStore: it records session

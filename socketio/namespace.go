@@ -10,7 +10,7 @@ import (
 
 	"github.com/tradewire/tradewire/adapter"
 	"github.com/tradewire/tradewire/engineio"
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 // Middleware runs before a socket connects; a non-nil error refuses it

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tradewire/tradewire/adapter"
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 // hookAdapter is the in-memory adapter with a hook run once at the start of

@@ -18,7 +18,7 @@ import (
 
 	"github.com/tradewire/tradewire/adapter"
 	"github.com/tradewire/tradewire/engineio"
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 func TestConnectNamespaces(t *testing.T) {

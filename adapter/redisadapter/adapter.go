@@ -11,7 +11,7 @@ import (
 
 	"github.com/tradewire/tradewire/adapter"
 	"github.com/tradewire/tradewire/adapter/redisadapter/internal/wire"
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 // Adapter is the adapter of one namespace: the embedded in-memory adapter

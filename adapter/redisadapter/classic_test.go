@@ -13,7 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tradewire/tradewire/adapter"
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 // twoNodes starts nodes A and B on one Redis with sockets:

@@ -18,7 +18,7 @@ import (
 
 	"github.com/tradewire/tradewire/adapter"
 	"github.com/tradewire/tradewire/internal/testutil/redistest"
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 // delivery is one packet written to one local socket.

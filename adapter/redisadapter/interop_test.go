@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/tradewire/tradewire/adapter"
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 // nodeDir is the Node side of the interop tests.

@@ -614,15 +614,25 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 		rdone := make(chan struct{})
 		go func() { defer close(rdone); r.Run(rctx) }()
 		g.stopRouter = func() { rcancel(); <-rdone }
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = g.node.WaitReady(wctx)
-		cancel()
-		if err != nil {
-			g.log.Warn("redis adapter not ready yet; readiness stays false until it is", "err", err)
-		}
+	}
+	// Health, readiness and metrics answer at once; Socket.IO requests wait
+	// (at most 10 s) until the Redis adapter is subscribed, so no client
+	// joins a room this node cannot hear yet.
+	started := make(chan struct{})
+	if g.node != nil {
+		go func() {
+			defer close(started)
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := g.node.WaitReady(wctx); err != nil {
+				g.log.Warn("redis adapter not ready yet; readiness stays false until it is", "err", err)
+			}
+		}()
+	} else {
+		close(started)
 	}
 	srv := &http.Server{
-		Handler:           g.hardenHTTP(g.mux),
+		Handler:           g.hardenHTTP(holdUntil(started, g.cfg.Path, g.mux)),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       g.cfg.HTTPIdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
@@ -712,4 +722,19 @@ func (h ingestHandler) Emit(ctx context.Context, id string, rooms, except []stri
 		return h.g.BroadcastOnce(ctx, id, rooms, except, event, nil)
 	}
 	return h.g.BroadcastOnce(ctx, id, rooms, except, event, data)
+}
+
+// holdUntil makes requests under path wait until started is closed (or the
+// request is cancelled); other paths are served at once.
+func holdUntil(started <-chan struct{}, path string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, path) {
+			select {
+			case <-started:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/tradewire/tradewire/adapter"
 	"github.com/tradewire/tradewire/adapter/redisadapter/internal/msgpack"
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 // Request types of the classic adapter (request and response channels).

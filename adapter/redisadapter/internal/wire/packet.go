@@ -5,7 +5,7 @@ import (
 
 	"github.com/tradewire/tradewire/adapter"
 	"github.com/tradewire/tradewire/adapter/redisadapter/internal/msgpack"
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 // PacketData returns the packet's payload as generic values with each

@@ -3,7 +3,7 @@ package wire
 import (
 	"github.com/tradewire/tradewire/adapter"
 	"github.com/tradewire/tradewire/adapter/redisadapter/internal/msgpack"
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 // Message types of the sharded adapter (socket.io-adapter's ClusterAdapter).

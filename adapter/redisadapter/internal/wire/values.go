@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/tradewire/tradewire/adapter/redisadapter/internal/msgpack"
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 // ErrInvalid is wrapped by every decoding error of this package.

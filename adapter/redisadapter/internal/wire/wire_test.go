@@ -13,7 +13,7 @@ import (
 
 	"github.com/tradewire/tradewire/adapter"
 	"github.com/tradewire/tradewire/adapter/redisadapter/internal/msgpack"
-	"github.com/tradewire/tradewire/socketio/parser"
+	"github.com/tradewire/tradewire/parser"
 )
 
 func unhex(t testing.TB, s string) []byte {
