@@ -216,14 +216,15 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 		_ = json.Unmarshal(auth, &authMap)
 	}
 	var restored *adapter.SessionState
-	if n.srv.opts.Recovery.MaxDisconnection > 0 {
-		pid, _ := authMap["pid"].(string)
-		offset, _ := authMap["offset"].(string)
-		if pid != "" && offset != "" {
-			st, err := n.adapter.RestoreSession(pid, offset)
-			if err == nil {
-				restored = st
-			}
+	pid, _ := authMap["pid"].(string)
+	offset, _ := authMap["offset"].(string)
+	if pid != "" && offset != "" {
+		if n.srv.opts.Recovery.MaxDisconnection <= 0 {
+			n.observeRecovery(RecoveryDisabled)
+		} else if st, err := n.adapter.RestoreSession(pid, offset); err == nil {
+			restored = st // counted once the socket is accepted
+		} else {
+			n.observeRecovery(RecoveryNotFound)
 		}
 	}
 	s := newSocket(n, c, auth, restored)
@@ -255,6 +256,9 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 		s.markDisconnected()
 		n.adapter.DelAll(s.id) // rooms a middleware joined
 		return
+	}
+	if restored != nil {
+		n.observeRecovery(RecoveryRecovered)
 	}
 	n.mu.Lock()
 	stale := n.sockets[s.id]
@@ -398,4 +402,23 @@ func (n *Namespace) ServerSideEmit(ctx context.Context, args []any, onReply func
 // FetchSockets returns every socket of the namespace in the cluster.
 func (n *Namespace) FetchSockets(ctx context.Context) ([]adapter.SocketInfo, error) {
 	return (&BroadcastOperator{nsp: n}).FetchSockets(ctx)
+}
+
+// Recovery outcomes reported to a RecoveryObserver.
+const (
+	RecoveryRecovered = "recovered" // the session and its missed packets came back
+	RecoveryNotFound  = "not_found" // unknown or expired pid, or its offset no longer buffered
+	RecoveryDisabled  = "disabled"  // the client asked, recovery is off
+)
+
+// RecoveryObserver is an Observer that also counts connection state
+// recovery attempts.
+type RecoveryObserver interface {
+	Recovery(outcome string)
+}
+
+func (n *Namespace) observeRecovery(outcome string) {
+	if o, ok := n.srv.opts.Observer.(RecoveryObserver); ok {
+		o.Recovery(outcome)
+	}
 }

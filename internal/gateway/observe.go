@@ -74,3 +74,6 @@ func (o adapterObserver) OnPublish(string, int)      { o.m.RedisPublish() }
 func (o adapterObserver) OnReceive(string, int)      { o.m.RedisReceive() }
 func (o adapterObserver) OnError(op string, _ error) { o.m.RedisError(op) }
 func (o adapterObserver) OnResubscribe(string)       { o.m.RedisError("resubscribe") }
+
+// Recovery implements socketio.RecoveryObserver.
+func (o socketObserver) Recovery(outcome string) { o.m.Recovery(outcome) }
