@@ -24,6 +24,9 @@ func TestFrontend(t *testing.T) {
 	npmCI(t, filepath.Join(root, "tests/frontend/react18"), "react")
 	bin := buildGateway(t, root)
 	env := []string{"TRADEWIRE_BIN=" + bin, "NO_COLOR=1", "FORCE_COLOR=0"}
+	// @tradewire/react and the type checks import the client's built
+	// declarations (clients/js/dist is not committed).
+	runNode(t, root, env, node, filepath.Join(root, "node_modules/typescript/bin/tsc"), "-p", "clients/js")
 	vitest := filepath.Join(root, "node_modules/vitest/vitest.mjs")
 
 	t.Run("vitest-react19", func(t *testing.T) {

@@ -45,6 +45,7 @@ export async function startGateway({ port, env = {}, quiet = true } = {}) {
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
+      TRADEWIRE_DEV_MODE: "true",
       TRADEWIRE_API_KEYS: API_KEY,
       TRADEWIRE_RATE_CONNECTIONS_PER_MINUTE: "10000",
       TRADEWIRE_RATE_EVENTS_PER_MINUTE: "10000",
@@ -191,7 +192,9 @@ export function redisSession(redis, userId, { secret = SESSION_SECRET, prefix = 
 /** Gateway settings of a Redis-backed, non-dev node (sessions survive a restart). */
 export function redisNodeEnv(redis, extra = {}) {
   return {
+    TRADEWIRE_DEV_MODE: "false",
     TRADEWIRE_REDIS_URL: redis.url,
+    TRADEWIRE_CLUSTER_SECRET: "frontend-e2e-cluster-secret-0123456789",
     TRADEWIRE_SESSION_STORE: "redis",
     TRADEWIRE_SESSION_SECRETS: SESSION_SECRET,
     TRADEWIRE_DEMO_FEED: "true",

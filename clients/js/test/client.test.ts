@@ -121,7 +121,7 @@ describe("subscriptions", () => {
     const got: unknown[][] = [];
     const h = (...args: unknown[]) => got.push(args);
     c.on("trade:executed", h);
-    await c.subscribeTrades({ ack: true });
+    await c.subscribeTrades(); // acknowledged trades need Redis: clients/js/test/ack.test.ts
     const trade = { id: "t-" + n, symbol: "AAPL", side: "buy", quantity: 10, price: 187.12 };
     expect((await gw.publish(url, { type: "trade.executed", id: "e-" + s.userId, userId: s.userId, trade })).status).toBe(202);
     await gw.waitFor(() => got.length === 1, { what: "trade" });
