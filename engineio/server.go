@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tradewire/tradewire/internal/timewheel"
@@ -70,6 +71,8 @@ type Server struct {
 	ws    *websocket.Server
 	log   *slog.Logger
 	wheel *timewheel.Wheel // every session's heartbeat timer
+	// conflated counts polling packets replaced by a newer one of their key.
+	conflated atomic.Int64
 
 	// OnConnection is called for each new session before any message of it
 	// is delivered. It must set the session's handlers.
@@ -116,6 +119,20 @@ func NewServer(opts Options) *Server {
 // heartbeat period, between 1 ms and 50 ms.
 func heartbeatTick(interval, timeout time.Duration) time.Duration {
 	return min(max(min(interval, timeout)/20, time.Millisecond), 50*time.Millisecond)
+}
+
+// Conflated returns the number of queued packets replaced by a newer one of
+// the same conflation key (quotes of a symbol for a lagging client), on
+// both transports, since the server started.
+func (srv *Server) Conflated() int64 { return srv.conflated.Load() + srv.ws.Conflated() }
+
+// QueuedBytes returns the bytes waiting to be written to all clients.
+func (srv *Server) QueuedBytes() int64 {
+	var n int64
+	for _, s := range srv.Sessions() {
+		n += int64(s.Buffered())
+	}
+	return n
 }
 
 // Options returns the effective options.

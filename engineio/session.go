@@ -304,6 +304,7 @@ func (s *Session) sendKeyed(p *Packet) error {
 		s.bufBytes += p.pollingSize() - s.buf[i].pollingSize()
 		s.buf[i] = p
 		s.mu.Unlock()
+		s.srv.conflated.Add(1)
 		return nil
 	}
 	if len(s.buf) > 0 {

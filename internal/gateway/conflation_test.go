@@ -69,6 +69,13 @@ func TestLaggingClientGetsLatestQuotes(t *testing.T) {
 	if b := sessions[0].Buffered(); b > 64<<10 {
 		t.Fatalf("queued %d bytes for a lagging client; conflation should keep it to a few quotes", b)
 	}
+	// What tradewire_conflated_total and tradewire_send_queue_bytes report.
+	if c := g.SocketIO().Engine().Conflated(); c == 0 {
+		t.Fatalf("no quote conflated of %d sent to a stalled client", 3*n)
+	}
+	if q, b := g.SocketIO().Engine().QueuedBytes(), sessions[0].Buffered(); q != int64(b) {
+		t.Fatalf("QueuedBytes %d, the one session holds %d", q, b)
+	}
 
 	// Resume: read until the last quote of every symbol has arrived.
 	last := map[string]float64{}

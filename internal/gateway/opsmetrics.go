@@ -34,6 +34,15 @@ func (g *Gateway) registerOpsMetrics() {
 		Namespace: "tradewire", Name: "draining",
 		Help: "1 while the node drains for shutdown, else 0.",
 	}, func() float64 { return boolGauge(g.health.Draining()) }))
+	eio := g.sio.Engine()
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "tradewire", Name: "send_queue_bytes",
+		Help: "Bytes queued for clients and not yet written, all connections together (a rise means clients or the network lag).",
+	}, func() float64 { return float64(eio.QueuedBytes()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "tradewire", Name: "conflated_total",
+		Help: "Queued quotes replaced by a newer quote of the same symbol before a lagging client got them.",
+	}, func() float64 { return float64(eio.Conflated()) }))
 	if g.node != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "tradewire", Name: "redis_adapter_up",

@@ -66,7 +66,13 @@ type Server struct {
 	next    uint32
 	mu      sync.Mutex
 	open    atomic.Int64
+	// conflated counts queued frames replaced by a newer one of their key.
+	conflated atomic.Int64
 }
+
+// Conflated returns the number of queued frames replaced by a newer frame
+// of the same key since the server started.
+func (s *Server) Conflated() int64 { return s.conflated.Load() }
 
 // Open returns the number of connections not yet torn down.
 func (s *Server) Open() int { return int(s.open.Load()) }
@@ -426,6 +432,7 @@ func (c *Conn) WriteKeyed(key string, frame []byte) error {
 		c.queued += len(frame) - len((*c.queue)[i])
 		(*c.queue)[i] = frame
 		c.mu.Unlock()
+		c.srv.conflated.Add(1)
 		return nil
 	}
 	if c.queued+len(frame) > c.srv.opts.MaxQueue {
