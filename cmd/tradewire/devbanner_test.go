@@ -53,8 +53,8 @@ func TestDevBannerWarnsEveryIntervalOffLoopback(t *testing.T) {
 
 func TestLoopbackAndLocalURL(t *testing.T) {
 	for addr, want := range map[string]bool{"127.0.0.1:1": true, "[::1]:1": true, "localhost:1": true, ":1": false, "0.0.0.0:1": false, "10.0.0.1:1": false, "bad": false} {
-		if isLoopback(addr) != want {
-			t.Errorf("isLoopback(%q) != %v", addr, want)
+		if config.IsLoopback(addr) != want {
+			t.Errorf("IsLoopback(%q) != %v", addr, want)
 		}
 	}
 	if h := localURLHost(&net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 9}); h != "10.1.2.3:9" {

@@ -152,7 +152,7 @@ func devBanner(ctx context.Context, log *slog.Logger, cfg *config.Config, key st
 	log.Warn("DEV MODE: POST /dev/login logs anyone in as anyone, demo quote feed; not for production",
 		"session_store", cfg.SessionStore, "explicit", cfg.DevModeExplicit(),
 		"publish_example", "curl -H 'Authorization: Bearer "+key+"' -H 'Content-Type: application/json' -d '{\"type\":\"notification\",\"userId\":\"u1\",\"notification\":{\"title\":\"Hi\",\"message\":\"Hello\"}}' "+base+"/api/v1/events")
-	if !cfg.DevModeExplicit() || isLoopback(cfg.Addr) {
+	if !cfg.DevModeExplicit() || config.IsLoopback(cfg.Addr) {
 		return
 	}
 	warn := func() {
@@ -176,20 +176,6 @@ func devBanner(ctx context.Context, log *slog.Logger, cfg *config.Config, key st
 
 // devWarnInterval is how often the non-loopback dev-mode warning repeats.
 var devWarnInterval = time.Minute
-
-// isLoopback reports whether the listen address addr (host:port) only
-// accepts connections from this machine.
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
-}
 
 // localURLHost is addr with an unspecified host replaced by 127.0.0.1, for
 // a URL that works from this machine.

@@ -440,7 +440,7 @@ func (c *Config) validate() error {
 			}
 		}
 	}
-	if c.DebugAddr != "" && !c.DebugAddrPublic && !loopbackAddr(c.DebugAddr) {
+	if c.DebugAddr != "" && !c.DebugAddrPublic && !IsLoopback(c.DebugAddr) {
 		return fmt.Errorf("%sDEBUG_ADDR %q is not a loopback address: pprof must not be reachable from the network (use 127.0.0.1:PORT, or set %sDEBUG_ADDR_PUBLIC=true to expose it on purpose)", p, c.DebugAddr, p)
 	}
 	if c.RedisSharded && c.RedisURL == "" {
@@ -597,9 +597,9 @@ func typeName(ptr any) string {
 	return "string"
 }
 
-// loopbackAddr reports whether the listen address addr (host:port) accepts
+// IsLoopback reports whether the listen address addr (host:port) accepts
 // connections from this machine only.
-func loopbackAddr(addr string) bool {
+func IsLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false
