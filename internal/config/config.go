@@ -443,6 +443,9 @@ func (c *Config) validate() error {
 	if c.DebugAddr != "" && !c.DebugAddrPublic && !IsLoopback(c.DebugAddr) {
 		return fmt.Errorf("%sDEBUG_ADDR %q is not a loopback address: pprof must not be reachable from the network (use 127.0.0.1:PORT, or set %sDEBUG_ADDR_PUBLIC=true to expose it on purpose)", p, c.DebugAddr, p)
 	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return fmt.Errorf("%sTLS_CERT_FILE and %sTLS_KEY_FILE go together: give both or neither", p, p)
+	}
 	if c.RedisSharded && c.RedisURL == "" {
 		return fmt.Errorf("%sREDIS_SHARDED=true requires %sREDIS_URL", p, p)
 	}

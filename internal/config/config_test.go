@@ -155,6 +155,8 @@ var sample = map[string][4]string{
 	"CLUSTER_SECRET":              {"c0123456789abcdef0123456789abcdef", "c0123456789abcdef0123456789abcdef", "d0123456789abcdef0123456789abcdef", "d0123456789abcdef0123456789abcdef"},
 	"KEY_PREFIX":                  {"tw1", "tw1", "app:tw", "app:tw"},
 	"DEBUG_ADDR_PUBLIC":           {"true", "true", "1", "true"},
+	"TLS_CERT_FILE":               {"/etc/tw/cert.pem", "/etc/tw/cert.pem", "c.pem", "c.pem"},
+	"TLS_KEY_FILE":                {"/etc/tw/key.pem", "/etc/tw/key.pem", "k.pem", "k.pem"},
 	"ADMIN_ADDR":                  {"127.0.0.1:9090", "127.0.0.1:9090", ":9091", ":9091"},
 	"HTTP_IDLE_TIMEOUT":           {"30s", "30s", "2m", "2m0s"},
 	"HTTP_READ_TIMEOUT":           {"5s", "5s", "1m", "1m0s"},
@@ -234,6 +236,9 @@ func TestEverySettingFromEnvAndFlag(t *testing.T) {
 			}
 			kv := prodEnv()
 			kv["TRADEWIRE_REDIS_URL"] = "redis://redis:6379" // needed by SESSION_STORE=redis
+			if strings.HasPrefix(s.name, "TLS_") { // the pair goes together
+				kv["TRADEWIRE_TLS_CERT_FILE"], kv["TRADEWIRE_TLS_KEY_FILE"] = "x.pem", "x.key"
+			}
 			kv[s.env()] = v[0]
 			c := load(t, nil, kv)
 			if got := render(s.field(c)); got != v[1] {

@@ -29,6 +29,10 @@ type Config struct {
 	AdminAddr string
 	// DebugAddrPublic allows DebugAddr on a non-loopback address.
 	DebugAddrPublic bool
+	// TLSCertFile and TLSKeyFile, when set, serve https/wss on Addr (TLS
+	// 1.2+); the pair is read again on SIGHUP.
+	TLSCertFile string
+	TLSKeyFile  string
 	// HTTPIdleTimeout closes idle keep-alive connections.
 	HTTPIdleTimeout time.Duration
 	// HTTPReadTimeout bounds the arrival of a request body.
@@ -125,6 +129,8 @@ var settings = []setting{
 	{name: "WS_MODE", def: "epoll", help: "websocket connection layer: epoll (Linux; no goroutine or buffer per idle connection) or goroutine (one reader goroutine per connection)", field: func(c *Config) any { return &c.WSMode }, check: oneOf("epoll", "goroutine")},
 	{name: "DEBUG_ADDR", def: "", help: "listen address of a separate debug server with /debug/pprof (e.g. 127.0.0.1:6060); empty = off. Never expose it publicly", field: func(c *Config) any { return &c.DebugAddr }},
 	{name: "ADMIN_ADDR", def: "", help: "listen address of an admin port with /metrics, the detailed /readyz and /debug/pprof (e.g. 10.0.0.7:9090); the public port then keeps only /healthz and a bare /readyz; empty = all on ADDR, no pprof", field: func(c *Config) any { return &c.AdminAddr }, check: optionalAddr},
+	{name: "TLS_CERT_FILE", def: "", help: "PEM certificate (chain) to serve https/wss on ADDR, with TLS_KEY_FILE; read again on SIGHUP; empty = plain http (terminate TLS at the load balancer)", field: func(c *Config) any { return &c.TLSCertFile }},
+	{name: "TLS_KEY_FILE", def: "", help: "PEM private key of TLS_CERT_FILE", field: func(c *Config) any { return &c.TLSKeyFile }},
 	{name: "DEBUG_ADDR_PUBLIC", def: "false", help: "allow DEBUG_ADDR on an address other than loopback (pprof exposes memory contents and can slow the process)", field: func(c *Config) any { return &c.DebugAddrPublic }},
 	{name: "HTTP_IDLE_TIMEOUT", def: "60s", help: "idle keep-alive HTTP connections are closed after this long", field: func(c *Config) any { return &c.HTTPIdleTimeout }, check: positive},
 	{name: "HTTP_READ_TIMEOUT", def: "10s", help: "a request body (polling POST, API, /dev/login) must arrive within this, or the connection is closed; long-polling GETs and websockets are not cut", field: func(c *Config) any { return &c.HTTPReadTimeout }, check: positive},

@@ -602,6 +602,9 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 		u := g.cfg.AdvertiseURL
 		if u == "" {
 			u = advertiseURL(l.Addr())
+			if g.cfg.TLSCertFile != "" {
+				u = "https://" + strings.TrimPrefix(u, "http://") // node-to-node proxying in TLS too
+			}
 		}
 		r, err := cluster.NewRouter(g.rdb, cluster.Options{URL: u, KeyPrefix: g.cfg.KeyPrefix, Secret: g.cfg.ClusterSecret, Logger: g.log})
 		if err != nil {
@@ -637,6 +640,17 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 		IdleTimeout:       g.cfg.HTTPIdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          acceptErrorLog(g.log),
+	}
+	if g.cfg.TLSCertFile != "" {
+		certs, err := newCertReloader(g.cfg.TLSCertFile, g.cfg.TLSKeyFile, g.log)
+		if err != nil {
+			return err
+		}
+		wctx, wcancel := context.WithCancel(ctx)
+		defer wcancel()
+		go certs.watch(wctx)
+		l = tlsListener(l, certs)
+		g.log.Info("serving TLS (https, wss); SIGHUP reloads the certificate", "cert_file", g.cfg.TLSCertFile)
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(l) }()

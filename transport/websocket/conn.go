@@ -228,21 +228,24 @@ func (s *Server) UpgradeWith(w http.ResponseWriter, r *http.Request, h Handler, 
 	if err != nil {
 		return nil, fmt.Errorf("websocket: hijack: %w", err)
 	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		nc.Close()
-		return nil, &HandshakeError{"connection has no file descriptor"}
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("websocket: raw conn: %w", err)
+	// A connection without a file descriptor (TLS) is a stream connection:
+	// read by its own goroutine and written by a goroutine per flush, in
+	// either mode; the others use the raw fd.
+	var rc syscall.RawConn
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err = sc.SyscallConn(); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("websocket: raw conn: %w", err)
+		}
 	}
 	c := &Conn{srv: s, nc: nc, rc: rc, h: h, fd: -1}
 	s.open.Add(1)
 	c.rd.max = s.opts.MaxMessage
-	_ = rc.Control(func(fd uintptr) { c.fd = int(fd) })
+	if rc != nil {
+		_ = rc.Control(func(fd uintptr) { c.fd = int(fd) })
+	}
 	_ = nc.SetDeadline(time.Time{})
+	epoll := s.opts.Mode == ModeEpoll && rc != nil
 
 	resp := make([]byte, 0, 160)
 	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
@@ -263,7 +266,7 @@ func (s *Server) UpgradeWith(w http.ResponseWriter, r *http.Request, h Handler, 
 		early = append([]byte(nil), early...)
 	}
 	var p *poller
-	if s.opts.Mode == ModeEpoll {
+	if epoll {
 		// Chosen before Before: once the owner has the connection, writes
 		// (and a teardown reading c.poller) may start.
 		p = s.pollers[int(s.nextIndex())%len(s.pollers)]
@@ -272,7 +275,7 @@ func (s *Server) UpgradeWith(w http.ResponseWriter, r *http.Request, h Handler, 
 	if opts.Before != nil {
 		opts.Before(c)
 	}
-	if s.opts.Mode == ModeEpoll {
+	if epoll {
 		if len(early) > 0 {
 			if err := c.rd.feed(early, c.emit); err != nil {
 				c.fail(err)
@@ -532,6 +535,35 @@ func (c *Conn) pending() int {
 	return len(*c.queue)
 }
 
+// streamWriteTimeout bounds one write to a stream (TLS) connection.
+const streamWriteTimeout = time.Minute
+
+// streamWrite writes a stream connection's frames, then does what flush
+// does after a write.
+func (c *Conn) streamWrite(q *[][]byte) {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	bufs := net.Buffers(*q)
+	written, err := bufs.WriteTo(c.nc)
+	c.mu.Lock()
+	c.queued -= int(written)
+	recycle(q)
+	c.waiting = false
+	more := err == nil && c.pending() > 0 && !c.closed
+	if !more {
+		c.scheduled = false
+	}
+	done := c.closing && c.queued == 0
+	c.mu.Unlock()
+	switch {
+	case err != nil:
+		c.teardown(fmt.Errorf("websocket: write: %w", err))
+	case done:
+		c.teardown(c.closeErr)
+	case more:
+		c.srv.flusher.add(c)
+	}
+}
+
 // recycle returns a written queue's array to the pool.
 func recycle(q *[][]byte) {
 	if cap(*q) > maxPooledFrames {
@@ -553,7 +585,20 @@ func (c *Conn) flush(w *writer) {
 	}
 	q := c.queue
 	c.queue = nil
-	c.keyed = nil // frames taken for writing can no longer be replaced
+	c.keyed = nil
+	if c.rc == nil {
+		// A stream connection blocks in Write: its own goroutine writes,
+		// so a slow TLS peer never stalls the flusher.
+		if q == nil {
+			c.scheduled = false
+			c.mu.Unlock()
+			return
+		}
+		c.waiting = true
+		c.mu.Unlock()
+		go c.streamWrite(q)
+		return
+	} // frames taken for writing can no longer be replaced
 	c.mu.Unlock()
 	var bufs [][]byte
 	if q != nil {
