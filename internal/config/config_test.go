@@ -236,7 +236,7 @@ func TestEverySettingFromEnvAndFlag(t *testing.T) {
 			}
 			kv := prodEnv()
 			kv["TRADEWIRE_REDIS_URL"] = "redis://redis:6379" // needed by SESSION_STORE=redis
-			if strings.HasPrefix(s.name, "TLS_") { // the pair goes together
+			if strings.HasPrefix(s.name, "TLS_") {           // the pair goes together
 				kv["TRADEWIRE_TLS_CERT_FILE"], kv["TRADEWIRE_TLS_KEY_FILE"] = "x.pem", "x.key"
 			}
 			kv[s.env()] = v[0]
