@@ -34,3 +34,24 @@ func TestHandshakeCompactKeepsNamedHeadersPacked(t *testing.T) {
 		t.Fatalf("nothing kept: Headers() = %v", got)
 	}
 }
+
+// With KeepHeaders, a session keeps only the named headers of its
+// handshake from the start: a client that never authenticates holds none
+// of the rest.
+func TestSessionKeepsOnlyNamedHeaders(t *testing.T) {
+	srv := NewServer(Options{KeepHeaders: []string{"Cookie", "user-agent"}})
+	defer srv.Close()
+	r, _ := http.NewRequest("GET", "/engine.io/?EIO=4&transport=polling", nil)
+	r.Header.Set("Cookie", "connect.sid=x")
+	r.Header.Set("User-Agent", "ua")
+	r.Header.Set("X-Padding", string(make([]byte, 8<<10)))
+	s := newSession(srv, "sid", r, "polling")
+	want := http.Header{"Cookie": {"connect.sid=x"}, "User-Agent": {"ua"}}
+	if !reflect.DeepEqual(s.Handshake().Header, want) {
+		t.Fatalf("kept %v, want %v", s.Handshake().Header, want)
+	}
+	all := newSession(NewServer(Options{}), "sid2", r, "polling")
+	if len(all.Handshake().Header) != 3 {
+		t.Fatalf("without KeepHeaders every header is kept: %v", all.Handshake().Header)
+	}
+}

@@ -30,6 +30,10 @@ type Options struct {
 	// MaxBufferedBytes bounds what a session may have queued before it is
 	// closed as a slow consumer (default 4 MiB).
 	MaxBufferedBytes int
+	// KeepHeaders, when not nil, are the only request headers a session
+	// keeps from its handshake (the rest are dropped at once, so a client
+	// that never authenticates holds none of them); nil keeps them all.
+	KeepHeaders []string
 	// Origins is the CORS / Origin policy, applied to polling, preflights and
 	// websocket upgrades.
 	Origins OriginPolicy

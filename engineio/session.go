@@ -88,6 +88,25 @@ func (h *Handshake) Headers() http.Header {
 	return out
 }
 
+// keepHeaders copies the named headers of h (all of them when keep is nil),
+// so a session shares no memory with its request.
+func keepHeaders(h http.Header, keep []string) http.Header {
+	if keep == nil {
+		return h.Clone()
+	}
+	out := make(http.Header, len(keep))
+	for _, k := range keep {
+		if v := h.Values(k); len(v) > 0 {
+			cp := make([]string, len(v))
+			for i := range v {
+				cp[i] = strings.Clone(v[i])
+			}
+			out[http.CanonicalHeaderKey(k)] = cp
+		}
+	}
+	return out
+}
+
 // IP returns the remote address without its port.
 func (h *Handshake) IP() string {
 	host, _, err := net.SplitHostPort(h.RemoteAddr)
@@ -138,7 +157,7 @@ type Session struct {
 }
 
 func newSession(srv *Server, id string, r *http.Request, transport string) *Session {
-	h := r.Header.Clone()
+	h := keepHeaders(r.Header, srv.opts.KeepHeaders)
 	s := &Session{
 		srv:       srv,
 		id:        id,

@@ -141,6 +141,10 @@ var clientEventNames = []string{
 	"unsubscribed:portfolio", "unsubscribed:trades", "subscribed:admin", "pong",
 }
 
+// keptHeaders are the request headers a socket keeps after CONNECT (for
+// fetchSockets and the Admin UI): no credentials.
+var keptHeaders = []string{"User-Agent", "Origin", "X-Forwarded-For", "Forwarded"}
+
 func newRedis(cfg *config.Config) (redis.UniversalClient, error) {
 	return redisClient("TRADEWIRE_REDIS_URL", cfg.Redis)
 }
@@ -364,10 +368,13 @@ func (g *Gateway) setupSocketIO() {
 		UpgradeTimeout:   cfg.UpgradeTimeout,
 		MaxPayload:       int(cfg.MaxPayload),
 		MaxBufferedBytes: int(cfg.SendQueueLimit),
-		Origins:          engineio.OriginPolicy{Allowed: cfg.CORSOrigins},
-		Logger:           g.log,
-		Tag:              g.tagHandshake,
-		AllowRequest:     g.allowHandshake,
+		// At the handshake: what is kept after CONNECT, and the cookie the
+		// auth middleware reads at CONNECT (then dropped).
+		KeepHeaders:  append([]string{"Cookie"}, keptHeaders...),
+		Origins:      engineio.OriginPolicy{Allowed: cfg.CORSOrigins},
+		Logger:       g.log,
+		Tag:          g.tagHandshake,
+		AllowRequest: g.allowHandshake,
 	}
 	if cfg.WSMode == "goroutine" {
 		eopts.WebSocket.Mode = websocket.ModeGoroutine
@@ -428,7 +435,7 @@ func (g *Gateway) setupSocketIO() {
 		Observer:       sobs,
 		// After authentication only these headers are kept (the cookie
 		// carries the session id: not kept in memory for nothing).
-		KeepHeaders: []string{"User-Agent", "Origin", "X-Forwarded-For", "Forwarded"},
+		KeepHeaders: keptHeaders,
 	})
 	g.nsp = g.sio.Of("/")
 	g.emitter = trading.NewEmitter(g)
@@ -686,7 +693,7 @@ func (g *Gateway) Serve(ctx context.Context, l net.Listener) error {
 		g.stopIngest = func() { icancel(); <-idone }
 	}
 	if g.node != nil && g.recovery != nil {
-		go g.linkWatch(ctx)
+		go func() { <-started; g.linkWatch(ctx) }() // from the first ready link, as before
 	}
 	if g.acks != nil {
 		go g.acks.Run(ctx)
