@@ -73,16 +73,7 @@ func TestRacedIdenticalPublishesOverTwoNodes(t *testing.T) {
 	defer rdb.Close()
 	a, b := startNode(t, srv.URL()), startNode(t, srv.URL())
 	cookies := seedSessions(t, rdb, nUsers)
-	users := make([]*user, nUsers)
-	for i := range users {
-		users[i] = &user{idx: i, cookie: cookies[i]}
-	}
-	connectAll(t, users, func(i int) string {
-		if i%2 == 0 {
-			return a.url
-		}
-		return b.url
-	})
+	users := connectAlternating(t, cookies, a, b)
 	type outcome struct{ id, status string }
 	results := make(chan outcome, 4*(nUsers*perUser+statuses))
 	race := func(id, body string) {
@@ -181,16 +172,7 @@ func TestBatchRefusedMidwayAnswersPerItem(t *testing.T) {
 	defer rdb.Close()
 	a, b := startNode(t, srv.URL()), startNode(t, srv.URL())
 	cookies := seedSessions(t, rdb, nUsers)
-	users := make([]*user, nUsers)
-	for i := range users {
-		users[i] = &user{idx: i, cookie: cookies[i]}
-	}
-	connectAll(t, users, func(i int) string {
-		if i%2 == 0 {
-			return a.url
-		}
-		return b.url
-	})
+	users := connectAlternating(t, cookies, a, b)
 	items := make([]string, nUsers)
 	for u := range items {
 		items[u] = trade(u, 1)

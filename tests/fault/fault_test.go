@@ -206,6 +206,23 @@ func publishRound(t *testing.T, base string, users, n int) error {
 	return nil
 }
 
+// connectAlternating makes one user per cookie and connects them, even
+// indexes to a, odd ones to b.
+func connectAlternating(t *testing.T, cookies []string, a, b *node) []*user {
+	t.Helper()
+	users := make([]*user, len(cookies))
+	for i := range users {
+		users[i] = &user{idx: i, cookie: cookies[i]}
+	}
+	connectAll(t, users, func(i int) string {
+		if i%2 == 0 {
+			return a.url
+		}
+		return b.url
+	})
+	return users
+}
+
 func connectAll(t *testing.T, users []*user, pick func(i int) string) {
 	t.Helper()
 	var wg sync.WaitGroup
@@ -295,16 +312,7 @@ func TestKillNodeDuringTradeStream(t *testing.T) {
 	a := startNode(t, srv.URL())
 	b := startNode(t, srv.URL())
 	cookies := seedSessions(t, rdb, nUsers)
-	users := make([]*user, nUsers)
-	for i := range users {
-		users[i] = &user{idx: i, cookie: cookies[i]}
-	}
-	connectAll(t, users, func(i int) string {
-		if i%2 == 0 {
-			return a.url
-		}
-		return b.url
-	})
+	users := connectAlternating(t, cookies, a, b)
 	// Round 1 gives every client an offset to recover from.
 	if err := publishRound(t, b.url, nUsers, 1); err != nil {
 		t.Fatal(err)
@@ -414,16 +422,7 @@ func TestRedisRestartMidStream(t *testing.T) {
 	a := startNode(t, bus.URL(), extra)
 	b := startNode(t, bus.URL(), extra)
 	cookies := seedSessions(t, srdb, nUsers)
-	users := make([]*user, nUsers)
-	for i := range users {
-		users[i] = &user{idx: i, cookie: cookies[i]}
-	}
-	connectAll(t, users, func(i int) string {
-		if i%2 == 0 {
-			return a.url
-		}
-		return b.url
-	})
+	users := connectAlternating(t, cookies, a, b)
 	refused := 0
 	for n := 1; n <= rounds; n++ {
 		if n == killAt {
