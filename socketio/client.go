@@ -204,7 +204,28 @@ func encodeForEngine(p *parser.Packet) []*engineio.Packet {
 	return out
 }
 
+// OnClose runs on the transport's goroutine when the connection ends. The
+// client's worker may still hold packets that arrived before the close: a
+// namespace DISCONNECT among them is honoured first, in order, so the socket
+// ends with "client namespace disconnect" as the client asked (a client
+// that disconnects and closes at once sends both). The other queued packets
+// are dropped: their acks could not be answered on a closed connection.
 func (c *client) OnClose(reason string) {
+	c.qmu.Lock()
+	queued := c.queue
+	c.queue = nil
+	c.qmu.Unlock()
+	for _, p := range queued {
+		if p.Type != parser.Disconnect {
+			continue
+		}
+		c.mu.Lock()
+		s := c.socketOf(p.Nsp)
+		c.mu.Unlock()
+		if s != nil {
+			s.onClose(ReasonClientNamespaceDisconnect)
+		}
+	}
 	c.mu.Lock()
 	c.closed = true
 	if c.connectTimer != nil {

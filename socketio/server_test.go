@@ -686,6 +686,35 @@ func TestTransportCloseReason(t *testing.T) {
 	eventually(t, "socket removed", func() bool { return srv.io.Of("/").Count() == 0 })
 }
 
+// A client that disconnects its namespace and closes the connection at once
+// (socket.io-client's socket.disconnect() on the last socket) sends both;
+// the DISCONNECT may still wait in the worker's inbox behind a busy handler
+// when the close arrives, and must decide the reason all the same.
+func TestClientDisconnectQueuedBeforeClose(t *testing.T) {
+	srv := newTestServer(t, Options{})
+	release := make(chan struct{})
+	started := make(chan struct{})
+	ss := collectSockets(srv.io.Of("/"))
+	srv.io.Of("/").OnConnection(func(s *Socket) {
+		s.On("busy", func(*Socket, *Event) {
+			close(started)
+			<-release
+		})
+	})
+	c := srv.dial("")
+	s := ss.get(t, c.connect("/", ""))
+	r := onDisconnect(s)
+	c.send(`2["busy"]`)
+	<-started // the worker is busy: the DISCONNECT below waits in the inbox
+	c.send("1")
+	c.close()
+	if reason := r.wait(t); reason != ReasonClientNamespaceDisconnect {
+		t.Fatalf("reason %q, want %q", reason, ReasonClientNamespaceDisconnect)
+	}
+	close(release)
+	eventually(t, "socket removed", func() bool { return srv.io.Of("/").Count() == 0 })
+}
+
 func TestConnectTimeout(t *testing.T) {
 	srv := newTestServer(t, Options{ConnectTimeout: 150 * time.Millisecond})
 	idle := srv.dial("")
