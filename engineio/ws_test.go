@@ -213,9 +213,10 @@ func TestUpgrade(t *testing.T) {
 				t.Fatalf("flushed binary %d %q", typ, s)
 			}
 			eventually(t, "upgrade complete", func() bool { return rec.s.Transport() == "websocket" })
-			if obs.get(func(o *countingObserver) int { return o.upgraded }) != 1 {
-				t.Fatal("SessionUpgraded not observed")
-			}
+			// The observer hears of it right after the switch (outside the session lock).
+			eventually(t, "SessionUpgraded observed", func() bool {
+				return obs.get(func(o *countingObserver) int { return o.upgraded }) == 1
+			})
 			// Polling on the sid is now refused with 400 (code 3).
 			if r := h.get(sid); r.status != 400 || !strings.Contains(r.body, `"code":3`) {
 				t.Fatalf("GET after upgrade: %d %s", r.status, r.body)

@@ -272,21 +272,21 @@ func (h *Handlers) register(nsp *socketio.Namespace) {
 		return
 	}
 	nsp.OnDisconnect(h.onDisconnect)
-	nsp.On("subscribe:portfolio", h.handleEvent("subscribed:portfolio", true, func(ctx context.Context, s *socketio.Socket, st *socketState, _ *socketio.Event) (map[string]any, *ClientError) {
+	nsp.On(EventSubscribePortfolio, h.handleEvent(EventSubscribedPortfolio, true, func(ctx context.Context, s *socketio.Socket, st *socketState, _ *socketio.Event) (map[string]any, *ClientError) {
 		return h.subscribeRooms(ctx, s, st, []string{PortfolioRoom(st.id.UserID)}, nil)
 	}))
-	nsp.On("subscribe:trades", h.handleEvent("subscribed:trades", true, h.subscribeTrades))
-	nsp.On("unsubscribe:portfolio", h.handleEvent("unsubscribed:portfolio", false, func(ctx context.Context, s *socketio.Socket, st *socketState, _ *socketio.Event) (map[string]any, *ClientError) {
+	nsp.On(EventSubscribeTrades, h.handleEvent(EventSubscribedTrades, true, h.subscribeTrades))
+	nsp.On(EventUnsubscribePortfolio, h.handleEvent(EventUnsubscribedPortfolio, false, func(ctx context.Context, s *socketio.Socket, st *socketState, _ *socketio.Event) (map[string]any, *ClientError) {
 		return h.unsubscribeRooms(ctx, s, st, []string{PortfolioRoom(st.id.UserID)}), nil
 	}))
-	nsp.On("unsubscribe:trades", h.handleEvent("unsubscribed:trades", false, func(ctx context.Context, s *socketio.Socket, st *socketState, _ *socketio.Event) (map[string]any, *ClientError) {
+	nsp.On(EventUnsubscribeTrades, h.handleEvent(EventUnsubscribedTrades, false, func(ctx context.Context, s *socketio.Socket, st *socketState, _ *socketio.Event) (map[string]any, *ClientError) {
 		if h.Acks != nil {
 			h.Acks.Unsubscribe(s)
 		}
 		return h.unsubscribeRooms(ctx, s, st, []string{TradesRoom(st.id.UserID), TradesAckRoom(st.id.UserID)}), nil
 	}))
-	nsp.On("subscribe:watchlist", h.handleEvent("subscribed:watchlist", true, h.subscribeWatchlist))
-	nsp.On("unsubscribe:watchlist", h.handleEvent("unsubscribed:watchlist", false, func(ctx context.Context, s *socketio.Socket, st *socketState, e *socketio.Event) (map[string]any, *ClientError) {
+	nsp.On(EventSubscribeWatchlist, h.handleEvent(EventSubscribedWatchlist, true, h.subscribeWatchlist))
+	nsp.On(EventUnsubscribeWatchlist, h.handleEvent(EventUnsubscribedWatchlist, false, func(ctx context.Context, s *socketio.Socket, st *socketState, e *socketio.Event) (map[string]any, *ClientError) {
 		syms, cerr := h.symbols(e, nil)
 		if cerr != nil {
 			return nil, cerr
@@ -302,14 +302,14 @@ func (h *Handlers) register(nsp *socketio.Namespace) {
 		reply["symbols"] = syms
 		return reply, nil
 	}))
-	nsp.On("subscribe:admin", h.handleEvent("subscribed:admin", false, func(_ context.Context, s *socketio.Socket, st *socketState, _ *socketio.Event) (map[string]any, *ClientError) {
+	nsp.On(EventSubscribeAdmin, h.handleEvent(EventSubscribedAdmin, false, func(_ context.Context, s *socketio.Socket, st *socketState, _ *socketio.Event) (map[string]any, *ClientError) {
 		if err := auth.RequireAdmin(st.id); err != nil {
 			return nil, &ClientError{Code: CodeForbidden, Message: "admin role required"}
 		}
 		s.Join(AdminRoom)
 		return map[string]any{"success": true}, nil
 	}))
-	nsp.On("ping", h.handleEvent("pong", false, func(context.Context, *socketio.Socket, *socketState, *socketio.Event) (map[string]any, *ClientError) {
+	nsp.On(EventPing, h.handleEvent(EventPong, false, func(context.Context, *socketio.Socket, *socketState, *socketio.Event) (map[string]any, *ClientError) {
 		return map[string]any{"timestamp": h.now().UnixMilli()}, nil
 	}))
 	nsp.OnAny(h.handleEvent("", false, func(_ context.Context, _ *socketio.Socket, _ *socketState, e *socketio.Event) (map[string]any, *ClientError) {

@@ -97,7 +97,7 @@ type Gateway struct {
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: log, started: time.Now(), stop: make(chan struct{}), recent: newRecentIDs(time.Hour, 200000)}
 	if cfg.Metrics {
-		g.metrics = metrics.New(metrics.Options{EventNames: clientEventNames})
+		g.metrics = metrics.New(metrics.Options{EventNames: trading.EventNames()})
 	}
 	g.health = health.New(health.Options{})
 	g.ips = clientip.New(cfg.TrustedProxies, clientip.XForwardedFor)
@@ -129,16 +129,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, e
 		g.registerOpsMetrics()
 	}
 	return g, nil
-}
-
-var clientEventNames = []string{
-	"subscribe:portfolio", "subscribe:trades", "subscribe:watchlist", "unsubscribe:watchlist",
-	"unsubscribe:portfolio", "unsubscribe:trades", "subscribe:admin", "ping",
-	trading.EventPortfolioUpdated, trading.EventTradeExecuted, trading.EventTradeFailed,
-	trading.EventPositionClosed, trading.EventNotification, trading.EventQuoteUpdate,
-	trading.EventMarketStatus, trading.EventStatsUpdate, trading.EventServerShutdown, trading.EventError,
-	"subscribed:portfolio", "subscribed:trades", "subscribed:watchlist", "unsubscribed:watchlist",
-	"unsubscribed:portfolio", "unsubscribed:trades", "subscribed:admin", "pong",
 }
 
 // keptHeaders are the request headers a socket keeps after CONNECT (for
@@ -317,48 +307,10 @@ func (g *Gateway) setupLimiter() error {
 	return nil
 }
 
-// recoverable keeps user-room events for connection state recovery, not
-// quotes, market status, stats, or replies to one socket (confirmations,
-// errors: they answer requests of a connection that no longer exists).
-func recoverable(opts *adapter.BroadcastOptions) bool {
-	for _, r := range opts.Rooms {
-		if trading.Recoverable(r) {
-			return true
-		}
-	}
-	return false
-}
-
-// conflateQuotes keys quotes by symbol: a client that lags keeps only the
-// latest quote of each symbol instead of every tick.
-func conflateQuotes(opts *adapter.BroadcastOptions) string {
-	if len(opts.Rooms) == 1 && strings.HasPrefix(opts.Rooms[0], trading.WatchlistRoomPrefix) {
-		return opts.Rooms[0]
-	}
-	return ""
-}
-
-// userPartition puts a broadcast to one user's rooms into that user's
-// recovery stream; anything else is not recoverable across nodes.
-func userPartition(opts *adapter.BroadcastOptions) string {
-	user := ""
-	for _, r := range opts.Rooms {
-		var id string
-		for _, p := range []string{trading.UserRoomPrefix, trading.PortfolioRoomPrefix, trading.TradesRoomPrefix} {
-			if strings.HasPrefix(r, p) {
-				id = r[len(p):]
-			}
-		}
-		if id == "" {
-			continue
-		}
-		if user != "" && id != user {
-			return "" // several users: no single stream can hold it
-		}
-		user = id
-	}
-	return user
-}
+// The trading policy, applied to adapter broadcasts (the domain decides by rooms).
+func recoverable(o *adapter.BroadcastOptions) bool      { return trading.RecoverableRooms(o.Rooms) }
+func conflateQuotes(o *adapter.BroadcastOptions) string { return trading.ConflationKey(o.Rooms) }
+func userPartition(o *adapter.BroadcastOptions) string  { return trading.UserPartition(o.Rooms) }
 
 func (g *Gateway) setupSocketIO() {
 	cfg := g.cfg
@@ -555,8 +507,7 @@ func (g *Gateway) broadcast(_ context.Context, id string, rooms, except []string
 	g.inflight.Add(1)
 	defer g.inflight.Done()
 	op := g.nsp.To(rooms...).Except(except...)
-	if conflateQuotes(&adapter.BroadcastOptions{Rooms: rooms}) == "" {
-		// Everything but quotes: all nodes or none, so a retry is safe.
+	if trading.AllOrNone(rooms) {
 		op = op.Strict()
 	}
 	if id != "" {
