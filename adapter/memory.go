@@ -3,12 +3,11 @@ package adapter
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"iter"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -66,7 +65,7 @@ type Memory struct {
 
 	recMu      sync.Mutex
 	orderLocks [64]sync.Mutex
-	epoch      string
+	epoch      uint64 // this adapter's lifetime in its offsets (Position.Epoch)
 	seq        uint64
 	packets    []bufferedPacket
 	sessions   map[string]storedSession
@@ -79,15 +78,13 @@ func NewMemory(nsp Namespace, opts Options) *Memory {
 	if opts.RecoveryMaxPackets <= 0 {
 		opts.RecoveryMaxPackets = 100000
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
 	return &Memory{
 		nsp:      nsp,
 		opts:     opts,
 		rooms:    make(map[string]*members),
 		sids:     make(map[string][]string),
 		sessions: make(map[string]storedSession),
-		epoch:    base64.RawURLEncoding.EncodeToString(b[:]),
+		epoch:    newEpoch(),
 		now:      time.Now,
 	}
 }
@@ -462,7 +459,7 @@ func (m *Memory) record(pkt *parser.Packet, opts *BroadcastOptions) *parser.Pack
 	m.recMu.Lock()
 	defer m.recMu.Unlock()
 	m.seq++
-	offset := m.epoch + "." + strconv.FormatUint(m.seq, 36)
+	offset := Position{Epoch: m.epoch, Seq: m.seq}.String()
 	out := *pkt
 	out.Data = parser.AppendArg(pkt.Data, offset)
 	now := m.now()
@@ -540,14 +537,11 @@ func (m *Memory) RestoreSession(pid, offset string) (*SessionState, error) {
 		delete(m.sessions, pid)
 		return nil, ErrNotRecoverable
 	}
-	epoch, seqStr, ok := strings.Cut(offset, ".")
-	if !ok || epoch != m.epoch {
+	pos, ok := ParsePosition(offset)
+	if !ok || pos.Epoch != m.epoch || pos.Seq > m.seq {
 		return nil, ErrNotRecoverable
 	}
-	seq, err := strconv.ParseUint(seqStr, 36, 64)
-	if err != nil || seq > m.seq {
-		return nil, ErrNotRecoverable
-	}
+	seq := pos.Seq
 	// The packet at offset must still be buffered, otherwise a gap is possible.
 	start := -1
 	for i := range m.packets {
@@ -599,14 +593,11 @@ func (m *Memory) CatchUp(rooms []string, offset string) []*parser.Packet {
 	if m.opts.Store != nil {
 		return m.opts.Store.CatchUp(m.nsp.Name(), rooms, offset)
 	}
-	epoch, seqStr, ok := strings.Cut(offset, ".")
-	if !ok || epoch != m.epoch {
+	pos, ok := ParsePosition(offset)
+	if !ok || pos.Epoch != m.epoch {
 		return nil
 	}
-	seq, err := strconv.ParseUint(seqStr, 36, 64)
-	if err != nil {
-		return nil
-	}
+	seq := pos.Seq
 	set := make(map[string]struct{}, len(rooms))
 	for _, r := range rooms {
 		set[r] = struct{}{}
@@ -620,38 +611,6 @@ func (m *Memory) CatchUp(rooms []string, offset string) []*parser.Packet {
 		}
 	}
 	return out
-}
-
-// OffsetAfter reports whether recovery offset a comes after b. Offsets are
-// comparable within one source: "<epoch>.<seq>" of one in-memory adapter, or
-// "<ms>-<seq>" stream ids of one partition. Incomparable offsets count as
-// after (deliver rather than drop).
-func OffsetAfter(a, b string) bool {
-	if ea, sa, ok := strings.Cut(a, "."); ok {
-		eb, sb, ok2 := strings.Cut(b, ".")
-		if !ok2 || ea != eb {
-			return true
-		}
-		na, err1 := strconv.ParseUint(sa, 36, 64)
-		nb, err2 := strconv.ParseUint(sb, 36, 64)
-		return err1 != nil || err2 != nil || na > nb
-	}
-	ma, qa, ok := strings.Cut(a, "-")
-	mb, qb, ok2 := strings.Cut(b, "-")
-	if !ok || !ok2 {
-		return true
-	}
-	x, e1 := strconv.ParseUint(ma, 10, 64)
-	y, e2 := strconv.ParseUint(mb, 10, 64)
-	if e1 != nil || e2 != nil {
-		return true
-	}
-	if x != y {
-		return x > y
-	}
-	p, e3 := strconv.ParseUint(qa, 10, 64)
-	q, e4 := strconv.ParseUint(qb, 10, 64)
-	return e3 != nil || e4 != nil || p > q
 }
 
 // ShouldInclude reports whether a socket in rooms is selected by opts.
@@ -675,3 +634,15 @@ func ShouldInclude(rooms map[string]struct{}, opts *BroadcastOptions) bool {
 }
 
 var _ Adapter = (*Memory)(nil)
+
+// newEpoch draws a random nonzero epoch: offsets of an earlier lifetime of
+// the process never match this one's.
+func newEpoch() uint64 {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if e := binary.LittleEndian.Uint64(b[:]) >> 16; e != 0 { // 48 bits: at most 10 base-36 digits
+			return e
+		}
+	}
+}

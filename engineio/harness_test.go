@@ -310,17 +310,6 @@ func expectWSClosed(t testing.TB, c *gws.Conn) {
 	}
 }
 
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // settleGoroutines waits until the goroutine count drops to at most n.
 func settleGoroutines(t testing.TB, n int) {
 	t.Helper()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"io"
 	"log/slog"
 	"net/http"
@@ -141,7 +142,7 @@ func TestPollingGetHeldUntilData(t *testing.T) {
 		t.Fatalf("GET returned without data: %+v", r)
 	case <-time.After(150 * time.Millisecond):
 	}
-	eventually(t, "GET pending", s.Writable)
+	poll.Until(t, "GET pending", s.Writable)
 	if err := s.Send(NewMessage([]byte("hello"), false), NewMessage([]byte{1, 2, 3}, true)); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func TestOverlappingGets(t *testing.T) {
 	sid := h.handshake()
 	rec := h.rec(sid)
 	first := h.asyncGet(sid)
-	eventually(t, "first GET pending", rec.s.Writable)
+	poll.Until(t, "first GET pending", rec.s.Writable)
 	second := h.get(sid)
 	if second.status != 400 {
 		t.Fatalf("second GET: %d %q", second.status, second.body)
@@ -218,7 +219,7 @@ func TestPostClose(t *testing.T) {
 	sid := h.handshake()
 	rec := h.rec(sid)
 	pending := h.asyncGet(sid)
-	eventually(t, "GET pending", rec.s.Writable)
+	poll.Until(t, "GET pending", rec.s.Writable)
 	if r := h.post(sid, "1"); r.status != 200 || r.body != "ok" {
 		t.Fatalf("POST 1: %d %q", r.status, r.body)
 	}
@@ -288,7 +289,7 @@ func TestPollingClientAbort(t *testing.T) {
 		}
 		close(done)
 	}()
-	eventually(t, "GET pending", rec.s.Writable)
+	poll.Until(t, "GET pending", rec.s.Writable)
 	cancel()
 	<-done
 	if reason := rec.waitClosed(t); reason != ReasonTransportError {
@@ -491,7 +492,7 @@ func TestStopAcceptingAndShutdown(t *testing.T) {
 	_, open := readWS(t, ws)
 	wsSid := parseOpen(t, open).SID
 	pending := h.asyncGet(polling)
-	eventually(t, "GET pending", h.rec(polling).s.Writable)
+	poll.Until(t, "GET pending", h.rec(polling).s.Writable)
 
 	h.srv.StopAccepting()
 	r := h.do(http.MethodGet, "EIO=4&transport=polling", nil, nil)
@@ -608,7 +609,7 @@ func TestCloseLingerExpires(t *testing.T) {
 	if _, ok := h.srv.Session(sid); !ok {
 		t.Fatal("session dropped before its last GET")
 	}
-	eventually(t, "lingering session removed", func() bool { _, ok := h.srv.Session(sid); return !ok })
+	poll.Until(t, "lingering session removed", func() bool { _, ok := h.srv.Session(sid); return !ok })
 	if r := h.get(sid); r.status != 400 {
 		t.Fatalf("GET after linger: %d %q", r.status, r.body)
 	}

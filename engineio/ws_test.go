@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"io"
 	"net"
 	"net/http"
@@ -43,7 +44,7 @@ func (h *harness) dialProbe(sid string) *gws.Conn {
 	if !ok {
 		h.t.Fatalf("no session %s", sid)
 	}
-	eventually(h.t, "probe registered", func() bool {
+	poll.Until(h.t, "probe registered", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.probe != nil
@@ -86,7 +87,7 @@ func TestWebSocketSession(t *testing.T) {
 			if typ, s := readWS(t, c); typ != gws.BinaryMessage || s != "\x09\x08" {
 				t.Fatalf("got %d %q", typ, s)
 			}
-			eventually(t, "queue drained", func() bool { return rec.s.Writable() && rec.s.Buffered() == 0 })
+			poll.Until(t, "queue drained", func() bool { return rec.s.Writable() && rec.s.Buffered() == 0 })
 			// A close packet from the client ends the session.
 			writeWS(t, c, "1")
 			if reason := rec.waitClosed(t); reason != ReasonTransportClose {
@@ -124,7 +125,7 @@ func TestWebSocketSessionEnds(t *testing.T) {
 		c, rec := h.openWS()
 		// Act only once the websocket is attached to its session: an end
 		// that comes earlier is lost (TestWebSocketClosedBeforeAttach).
-		eventually(t, "websocket attached", func() bool {
+		poll.Until(t, "websocket attached", func() bool {
 			rec.s.mu.Lock()
 			defer rec.s.mu.Unlock()
 			return rec.s.ws != nil
@@ -169,7 +170,7 @@ func TestUpgrade(t *testing.T) {
 			sid := h.handshake()
 			rec := h.rec(sid)
 			pending := h.asyncGet(sid)
-			eventually(t, "GET pending", rec.s.Writable)
+			poll.Until(t, "GET pending", rec.s.Writable)
 
 			ws := h.dialProbe(sid)
 			writeWS(t, ws, "2probe")
@@ -212,9 +213,9 @@ func TestUpgrade(t *testing.T) {
 			if typ, s := readWS(t, ws); typ != gws.BinaryMessage || s != "\x07" {
 				t.Fatalf("flushed binary %d %q", typ, s)
 			}
-			eventually(t, "upgrade complete", func() bool { return rec.s.Transport() == "websocket" })
+			poll.Until(t, "upgrade complete", func() bool { return rec.s.Transport() == "websocket" })
 			// The observer hears of it right after the switch (outside the session lock).
-			eventually(t, "SessionUpgraded observed", func() bool {
+			poll.Until(t, "SessionUpgraded observed", func() bool {
 				return obs.get(func(o *countingObserver) int { return o.upgraded }) == 1
 			})
 			// Polling on the sid is now refused with 400 (code 3).
@@ -261,7 +262,7 @@ func TestUpgradeTimeout(t *testing.T) {
 	if rec.isClosed() {
 		t.Fatal("session closed with its probe")
 	}
-	eventually(t, "probe dropped", func() bool {
+	poll.Until(t, "probe dropped", func() bool {
 		rec.s.mu.Lock()
 		defer rec.s.mu.Unlock()
 		return rec.s.probe == nil && !rec.s.upgrading
@@ -279,7 +280,7 @@ func TestUpgradeTimeout(t *testing.T) {
 		t.Fatalf("second probe answer %q", s)
 	}
 	writeWS(t, ws2, "5")
-	eventually(t, "upgraded", func() bool { return rec.s.Transport() == "websocket" })
+	poll.Until(t, "upgraded", func() bool { return rec.s.Transport() == "websocket" })
 }
 
 func TestUpgradeProbeMisbehaves(t *testing.T) {
@@ -297,7 +298,7 @@ func TestUpgradeProbeMisbehaves(t *testing.T) {
 		ws := h.dialProbe(sid)
 		tt.act(ws)
 		expectWSClosed(t, ws)
-		eventually(t, tt.name+": probe dropped", func() bool {
+		poll.Until(t, tt.name+": probe dropped", func() bool {
 			rec.s.mu.Lock()
 			defer rec.s.mu.Unlock()
 			return rec.s.probe == nil && !rec.s.upgrading
@@ -324,7 +325,7 @@ func TestSecondWebSocketClosed(t *testing.T) {
 	writeWS(t, ws, "2probe")
 	readWS(t, ws)
 	writeWS(t, ws, "5")
-	eventually(t, "upgraded", func() bool { return rec.s.Transport() == "websocket" })
+	poll.Until(t, "upgraded", func() bool { return rec.s.Transport() == "websocket" })
 	second := h.mustDialWS("EIO=4&transport=websocket&sid=" + sid)
 	expectWSClosed(t, second)
 	// The first websocket is unaffected.
@@ -341,7 +342,7 @@ func TestSecondWebSocketClosed(t *testing.T) {
 	extra := h.mustDialWS("EIO=4&transport=websocket&sid=" + sid2)
 	expectWSClosed(t, extra)
 	writeWS(t, probe, "5")
-	eventually(t, "upgraded", func() bool { return h.rec(sid2).s.Transport() == "websocket" })
+	poll.Until(t, "upgraded", func() bool { return h.rec(sid2).s.Transport() == "websocket" })
 
 	// On a websocket-only session.
 	_, wsRec := h.openWS()
@@ -454,7 +455,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	// Warm up: start the websocket layer's long-lived loops.
 	c, _ := h.openWS()
 	c.Close()
-	eventually(t, "warm-up session gone", func() bool { return h.srv.Count() == 0 })
+	poll.Until(t, "warm-up session gone", func() bool { return h.srv.Count() == 0 })
 	h.client.CloseIdleConnections()
 	time.Sleep(50 * time.Millisecond)
 	base := runtime.NumGoroutine()
@@ -478,7 +479,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		writeWS(t, ws, "5")
 		wsConns = append(wsConns, ws)
 	}
-	eventually(t, "sessions open", func() bool { return h.srv.Count() == 30 })
+	poll.Until(t, "sessions open", func() bool { return h.srv.Count() == 30 })
 	h.srv.Close()
 	for _, p := range pendings {
 		wait(t, p)

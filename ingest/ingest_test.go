@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"sync"
 	"testing"
 	"time"
@@ -59,17 +60,6 @@ func add(t *testing.T, rdb *redis.Client, field, value string) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timeout waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func start(t *testing.T, rdb *redis.Client, h Handler, name string) context.CancelFunc {
 	t.Helper()
 	c, err := New(rdb, h, Options{Stream: "in", Consumer: name, ClaimIdle: 500 * time.Millisecond, Block: 100 * time.Millisecond})
@@ -106,7 +96,7 @@ func TestEachEventOnceAcrossNodesWithDedup(t *testing.T) {
 	add(t, rdb, "emit", `{"rooms":["r"],"event":"hello","data":{"x":1}}`)
 	add(t, rdb, "event", `not json`)
 	add(t, rdb, "other", `x`)
-	waitFor(t, "all processed", func() bool { return len(a.got())+len(b.got()) == 51 && pending(t, rdb) == 0 })
+	poll.Until(t, "all processed", func() bool { return len(a.got())+len(b.got()) == 51 && pending(t, rdb) == 0 })
 	seen := map[string]int{}
 	for _, e := range append(a.got(), b.got()...) {
 		seen[e]++
@@ -128,13 +118,13 @@ func TestPendingEventsOfADeadNodeAreClaimed(t *testing.T) {
 	dead := &recorder{block: make(chan struct{})}
 	stopDead := start(t, rdb, dead, "node-dead")
 	add(t, rdb, "event", `{"type":"notification","id":"x1","userId":"u1"}`)
-	waitFor(t, "the dead node to take the entry", func() bool { return pending(t, rdb) == 1 })
+	poll.Until(t, "the dead node to take the entry", func() bool { return pending(t, rdb) == 1 })
 	// The node "dies" holding the entry: it never acks.
 	close(dead.block)
 	stopDead()
 	alive := &recorder{}
 	start(t, rdb, alive, "node-alive")
-	waitFor(t, "the entry to be claimed and broadcast", func() bool { return len(alive.got()) == 1 && pending(t, rdb) == 0 })
+	poll.Until(t, "the entry to be claimed and broadcast", func() bool { return len(alive.got()) == 1 && pending(t, rdb) == 0 })
 	if alive.got()[0] != "x1/u1" {
 		t.Fatalf("got %v", alive.got())
 	}
@@ -148,11 +138,11 @@ func TestFailedBroadcastStaysPendingAndInvalidIsDropped(t *testing.T) {
 	stop := start(t, rdb, r, "n1")
 	add(t, rdb, "event", `{"type":"notification","id":"f1","userId":"u1"}`)
 	add(t, rdb, "event", `{"id":"bad"}`) // invalid: no type
-	waitFor(t, "one pending, one dropped", func() bool { return pending(t, rdb) == 1 })
+	poll.Until(t, "one pending, one dropped", func() bool { return pending(t, rdb) == 1 })
 	stop()
 	r2 := &recorder{}
 	start(t, rdb, r2, "n1") // same node restarted: re-reads its own pending entries
-	waitFor(t, "retry", func() bool { return len(r2.got()) == 1 && pending(t, rdb) == 0 })
+	poll.Until(t, "retry", func() bool { return len(r2.got()) == 1 && pending(t, rdb) == 0 })
 }
 
 func TestOptionsValidationAndRedisDown(t *testing.T) {
@@ -168,7 +158,7 @@ func TestOptionsValidationAndRedisDown(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	srv.Restart()
 	add(t, rdb, "event", `{"type":"notification","id":"after","userId":"u1"}`)
-	waitFor(t, "consumption after a Redis restart", func() bool { return len(r.got()) == 1 })
+	poll.Until(t, "consumption after a Redis restart", func() bool { return len(r.got()) == 1 })
 }
 
 // TestDepartedConsumersAreRemoved: a node that left (its consumer idle, its
@@ -181,7 +171,7 @@ func TestDepartedConsumersAreRemoved(t *testing.T) {
 	dead := &recorder{block: make(chan struct{})}
 	stopDead := start(t, rdb, dead, "node-gone")
 	add(t, rdb, "event", `{"type":"notification","id":"g1","userId":"u1"}`)
-	waitFor(t, "the departing node to take the entry", func() bool { return pending(t, rdb) == 1 })
+	poll.Until(t, "the departing node to take the entry", func() bool { return pending(t, rdb) == 1 })
 	close(dead.block)
 	stopDead()
 	var mu sync.Mutex
@@ -196,14 +186,14 @@ func TestDepartedConsumersAreRemoved(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	waitFor(t, "the departed consumer to be removed", func() bool {
+	poll.Until(t, "the departed consumer to be removed", func() bool {
 		cs, err := rdb.XInfoConsumers(context.Background(), "in", "tradewire").Result()
 		return err == nil && len(cs) == 1 && cs[0].Name == "node-alive"
 	})
 	if got := alive.got(); len(got) != 1 || got[0] != "g1/u1" {
 		t.Errorf("claimed %v, want the departed node's entry", got)
 	}
-	waitFor(t, "a group size of 1", func() bool {
+	poll.Until(t, "a group size of 1", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(sizes) > 0 && sizes[len(sizes)-1] == 1
@@ -226,7 +216,7 @@ func TestHandlerDedups(t *testing.T) {
 	go func() { defer close(done); c.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	add(t, rdb, "event", `{"type":"notification","id":"d1","userId":"u1"}`)
-	waitFor(t, "the duplicate acknowledged", func() bool {
+	poll.Until(t, "the duplicate acknowledged", func() bool {
 		n, _ := rdb.XLen(context.Background(), "in").Result()
 		return n == 1 && pending(t, rdb) == 0
 	})

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"net/netip"
 	"os"
 	"slices"
@@ -70,7 +71,7 @@ func TestRedisKilledFallbackAndRecovery(t *testing.T) {
 
 	// Redis comes back empty on the same port: the Limiter notices by itself.
 	s.Restart()
-	eventually(t, 5*time.Second, "back to Redis mode", func() bool { return l.Mode() == ModeRedis })
+	poll.For(t, 5*time.Second, "back to Redis mode", func() bool { return l.Mode() == ModeRedis })
 	if got := modes.get(); !slices.Equal(got, []Mode{ModeMemory, ModeRedis}) {
 		t.Fatalf("mode changes %v", got)
 	}
@@ -118,7 +119,7 @@ func TestPartitionReleasesDuringOutage(t *testing.T) {
 		t.Fatal("quota changed while node a was cut off")
 	}
 	proxy.restore()
-	eventually(t, 5*time.Second, "node a back to Redis", func() bool { return a.Mode() == ModeRedis })
+	poll.For(t, 5*time.Second, "node a back to Redis", func() bool { return a.Mode() == ModeRedis })
 	if g, _ := sb.AcquireSubscriptions(ctx, rooms("x", 0, 10)); len(g) != 10 {
 		t.Fatalf("rooms released during the partition still counted: %d granted", len(g))
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"io"
 	"log/slog"
 	"net"
@@ -151,19 +152,6 @@ func newSocket(t testing.TB, l *Limiter, user string) *Socket {
 	return s
 }
 
-// eventually polls cond every 20ms until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: not true after %v", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 func rooms(prefix string, from, to int) []string {
 	var out []string
 	for i := from; i < to; i++ {
@@ -303,7 +291,7 @@ func startClusterNode(t testing.TB) string {
 	if err := c.Do(context.Background(), "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
 		t.Fatalf("CLUSTER ADDSLOTSRANGE: %v", err)
 	}
-	eventually(t, 10*time.Second, "cluster state ok", func() bool {
+	poll.For(t, 10*time.Second, "cluster state ok", func() bool {
 		info, err := c.ClusterInfo(context.Background()).Result()
 		return err == nil && strings.Contains(info, "cluster_state:ok")
 	})

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"slices"
 	"strings"
 	"testing"
@@ -146,7 +147,7 @@ func TestSubscriptionLeaseExpiresAfterCrash(t *testing.T) {
 	if g, _ := sb.AcquireSubscriptions(ctx, []string{"x"}); len(g) != 0 {
 		t.Fatal("quota freed before the lease ran out")
 	}
-	took := eventually(t, lease+2*time.Second, "quota of crashed node released", func() bool {
+	took := poll.For(t, lease+2*time.Second, "quota of crashed node released", func() bool {
 		g, _ := sb.AcquireSubscriptions(ctx, []string{"x"})
 		return len(g) == 1
 	})
@@ -192,7 +193,7 @@ func TestHeartbeatRestoresLostLeases(t *testing.T) {
 	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, "leases restored", func() bool {
+	poll.For(t, 3*time.Second, "leases restored", func() bool {
 		m, _ := rdb.ZRange(ctx, l.subsKey("u"), 0, -1).Result()
 		return slices.Equal(m, []string{l.NodeID() + "|a", l.NodeID() + "|b", l.NodeID() + "|c"})
 	})
@@ -289,7 +290,7 @@ func TestHeartbeatExtendsLeases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, "lease extended", func() bool {
+	poll.For(t, 2*time.Second, "lease extended", func() bool {
 		score, err := rdb.ZScore(ctx, l.subsKey("u"), member).Result()
 		return err == nil && score > first
 	})

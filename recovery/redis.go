@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -437,14 +436,10 @@ func (s *Store) CatchUp(nsp string, rooms []string, offset string) []*parser.Pac
 	return out
 }
 
+// validID reports whether id is a stream id ("<ms>-<seq>").
 func validID(id string) bool {
-	ms, seq, ok := strings.Cut(id, "-")
-	if !ok {
-		return false
-	}
-	_, err1 := strconv.ParseUint(ms, 10, 64)
-	_, err2 := strconv.ParseUint(seq, 10, 64)
-	return err1 == nil && err2 == nil
+	p, ok := adapter.ParsePosition(id)
+	return ok && p.IsStream()
 }
 
 func decodeEntry(nsp string, e redis.XMessage) (*parser.Packet, *adapter.BroadcastOptions, bool) {

@@ -251,17 +251,6 @@ func (ss *sockets) get(t testing.TB, id string) *Socket {
 	}
 }
 
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // reasons records disconnect reasons.
 type reasons struct {
 	ch chan string

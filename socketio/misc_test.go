@@ -2,6 +2,7 @@ package socketio
 
 import (
 	"context"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"net/http"
 	"slices"
 	"strings"
@@ -84,7 +85,7 @@ func TestSharedRecoverySnapshots(t *testing.T) {
 	}
 	// Refreshed every third of the window while connected.
 	base, _ := store.count(pid)
-	eventually(t, "periodic refresh", func() bool { n, _ := store.count(pid); return n >= base+2 })
+	poll.Until(t, "periodic refresh", func() bool { n, _ := store.count(pid); return n >= base+2 })
 	// Offsets come from the store.
 	_ = srv.io.Of("/").Emit("x")
 	if p := c.next(); !strings.HasPrefix(string(p.Data), `["x","off-`) {
@@ -138,7 +139,7 @@ func TestInfoJoinsRepeatedHeaders(t *testing.T) {
 	_, _, _ = ws.ReadMessage()
 	_ = ws.WriteMessage(gws.TextMessage, []byte("40"))
 	var s *Socket
-	eventually(t, "socket", func() bool {
+	poll.Until(t, "socket", func() bool {
 		ss.mu.Lock()
 		defer ss.mu.Unlock()
 		for _, v := range ss.m {
@@ -167,7 +168,7 @@ func TestInfoWithholdsCredentials(t *testing.T) {
 	_, _, _ = ws.ReadMessage()
 	_ = ws.WriteMessage(gws.TextMessage, []byte(`40{"sessionID":"s:secret.sig","pid":"p","offset":"o","room":"r"}`))
 	var s *Socket
-	eventually(t, "socket", func() bool {
+	poll.Until(t, "socket", func() bool {
 		ss.mu.Lock()
 		defer ss.mu.Unlock()
 		for _, v := range ss.m {

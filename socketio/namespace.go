@@ -145,10 +145,14 @@ func (n *Namespace) Socket(id string) (*Socket, bool) {
 func (n *Namespace) Deliver(pkt *parser.Packet, flags adapter.Flags, ids iter.Seq[string]) {
 	start := time.Now()
 	msgs := encodeForEngine(pkt)
+	// A recorded packet's offset is read once here, not per recipient.
 	var offset *string
+	var pos adapter.Position
+	hasPos := false
 	if n.srv.opts.Recovery.MaxDisconnection > 0 && flags.Conflate == "" && !pkt.HasID {
 		if off := lastStringArg(pkt.Data); off != "" {
 			offset = &off
+			pos, hasPos = adapter.ParsePosition(off)
 		}
 	}
 	if flags.Conflate != "" && len(msgs) == 1 {
@@ -171,7 +175,7 @@ func (n *Namespace) Deliver(pkt *parser.Packet, flags adapter.Flags, ids iter.Se
 			continue
 		}
 		if offset != nil {
-			if s.belowFloor(*offset) {
+			if hasPos && s.belowFloorPos(pos) {
 				continue // replayed already during a restore or catch-up
 			}
 			s.lastOffset.Store(offset)
@@ -301,7 +305,7 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 		}
 		_ = c.writePacket(&parser.Packet{Type: parser.Connect, Nsp: n.name, Data: s.connectPayload()})
 		if last != "" {
-			s.floor.Store(&last)
+			s.setFloor(last)
 		}
 		s.release(sent)
 	} else {

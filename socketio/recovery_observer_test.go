@@ -2,6 +2,7 @@ package socketio
 
 import (
 	"fmt"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"sync"
 	"testing"
 	"time"
@@ -46,7 +47,7 @@ func TestRecoveryOutcomesObserved(t *testing.T) {
 	}
 	c3 := srv.dial("")
 	connectRecovering(t, c3, fmt.Sprintf(`{"pid":%q,"offset":%q}`, pid, offset))
-	eventually(t, "outcomes counted", func() bool { return obs.get(RecoveryRecovered) == 1 })
+	poll.Until(t, "outcomes counted", func() bool { return obs.get(RecoveryRecovered) == 1 })
 	if obs.get(RecoveryNotFound) != 1 || obs.get(RecoveryDisabled) != 0 {
 		t.Fatalf("outcomes %v, want 1 recovered, 1 not_found", obs.n)
 	}
@@ -57,5 +58,5 @@ func TestRecoveryOutcomesObserved(t *testing.T) {
 	c4 := plain.dial("")
 	c4.send(`0{"pid":"p","offset":"1-0"}`)
 	c4.next()
-	eventually(t, "disabled counted", func() bool { return off.get(RecoveryDisabled) == 1 })
+	poll.Until(t, "disabled counted", func() bool { return off.get(RecoveryDisabled) == 1 })
 }

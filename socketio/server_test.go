@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -445,7 +446,7 @@ func TestVolatile(t *testing.T) {
 	_ = ps
 	// Volatile is about writability: wait until the CONNECT reply is
 	// accounted as written (the flusher updates the count after writev).
-	eventually(t, "websocket client writable", wsSock.client.sess.Writable)
+	poll.Until(t, "websocket client writable", wsSock.client.sess.Writable)
 	if err := srv.io.Of("/").Volatile().Emit("vol", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -683,7 +684,7 @@ func TestTransportCloseReason(t *testing.T) {
 	if reason := r.wait(t); reason != engineio.ReasonTransportClose {
 		t.Fatalf("reason %q", reason)
 	}
-	eventually(t, "socket removed", func() bool { return srv.io.Of("/").Count() == 0 })
+	poll.Until(t, "socket removed", func() bool { return srv.io.Of("/").Count() == 0 })
 }
 
 // A client that disconnects its namespace and closes the connection at once
@@ -712,7 +713,7 @@ func TestClientDisconnectQueuedBeforeClose(t *testing.T) {
 		t.Fatalf("reason %q, want %q", reason, ReasonClientNamespaceDisconnect)
 	}
 	close(release)
-	eventually(t, "socket removed", func() bool { return srv.io.Of("/").Count() == 0 })
+	poll.Until(t, "socket removed", func() bool { return srv.io.Of("/").Count() == 0 })
 }
 
 func TestConnectTimeout(t *testing.T) {
@@ -785,7 +786,7 @@ func TestFloodBeyondMaxInbox(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		c2.send(`2["work"]`)
 	}
-	eventually(t, "handled", func() bool { return handled.Load() == 6 })
+	poll.Until(t, "handled", func() bool { return handled.Load() == 6 })
 	select {
 	case err := <-c2.errs:
 		t.Fatalf("client within the limit disconnected: %v", err)
@@ -883,7 +884,7 @@ func TestRecovery(t *testing.T) {
 		t.Fatalf("missed %q", missed)
 	}
 	var s2 *Socket
-	eventually(t, "restored socket registered", func() bool {
+	poll.Until(t, "restored socket registered", func() bool {
 		ss.mu.Lock()
 		defer ss.mu.Unlock()
 		s2 = ss.m[sid2]
@@ -991,7 +992,7 @@ func TestObserverAndServerSideEmit(t *testing.T) {
 		t.Fatalf("observer out %v broadcasts %d", obs.out, obs.broadcasts)
 	}
 	obs.mu.Unlock()
-	eventually(t, "events in", func() bool { obs.mu.Lock(); defer obs.mu.Unlock(); return obs.in["ping"] == 3 })
+	poll.Until(t, "events in", func() bool { obs.mu.Lock(); defer obs.mu.Unlock(); return obs.in["ping"] == 3 })
 
 	// Single node: server-side emits reach no one, handlers run for incoming ones.
 	if err := nsp.ServerSideEmit(context.Background(), []any{"hello"}, nil); err != nil {

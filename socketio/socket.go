@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,10 +68,27 @@ func (s *Socket) release(sent map[string]bool) {
 	s.holding.Store(false)
 }
 
-// belowFloor reports whether off was already covered by a replay.
+// belowFloor reports whether the packet at offset off was already covered
+// by a replay.
 func (s *Socket) belowFloor(off string) bool {
+	if s.floor.Load() == nil {
+		return false
+	}
+	pos, ok := adapter.ParsePosition(off)
+	return ok && s.belowFloorPos(pos)
+}
+
+// belowFloorPos is belowFloor for a parsed position.
+func (s *Socket) belowFloorPos(pos adapter.Position) bool {
 	f := s.floor.Load()
-	return f != nil && !adapter.OffsetAfter(off, *f)
+	return f != nil && !pos.After(*f)
+}
+
+// setFloor records the last offset a replay covered (unparsable: none).
+func (s *Socket) setFloor(off string) {
+	if pos, ok := adapter.ParsePosition(off); ok {
+		s.floor.Store(&pos)
+	}
 }
 
 // LastOffset returns the recovery offset of the last recorded packet this
@@ -94,7 +110,7 @@ func (s *Socket) linkLost() {
 	}
 	s.catchFrom = s.LastOffset()
 	if s.catchFrom == "" {
-		s.catchFrom = strconv.FormatInt(s.connectedAt.UnixMilli(), 10) + "-0"
+		s.catchFrom = adapter.Position{Ms: uint64(s.connectedAt.UnixMilli())}.String()
 	}
 	s.tracking.Store(true)
 }
@@ -124,7 +140,7 @@ func (s *Socket) catchUp(cu adapter.CatchUpper) int {
 		n++
 	}
 	if last := s.LastOffset(); last != "" {
-		s.floor.Store(&last)
+		s.setFloor(last)
 	}
 	s.mu.Lock()
 	s.tracking.Store(false) // still holding: nothing slips past the release
@@ -170,7 +186,7 @@ type Socket struct {
 	// floor is the last offset replayed by a restore or catch-up: a live
 	// copy of a replayed packet that arrives late (its broadcast was under
 	// way during the replay) is dropped, not sent twice.
-	floor atomic.Pointer[string]
+	floor atomic.Pointer[adapter.Position]
 	// While the node's link to the cluster is down: where to catch up from
 	// (tracking, under mu).
 	tracking    atomic.Bool

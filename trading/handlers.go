@@ -124,10 +124,8 @@ func IdentityOf(s *socketio.Socket) *auth.Identity {
 }
 
 type socketState struct {
-	id        *auth.Identity
-	quota     Quota
-	mu        sync.Mutex
-	watchlist map[string]struct{}
+	id    *auth.Identity
+	quota Quota
 }
 
 // Users returns the number of users with at least one socket on this node.
@@ -292,12 +290,9 @@ func (h *Handlers) register(nsp *socketio.Namespace) {
 			return nil, cerr
 		}
 		rooms := make([]string, len(syms))
-		st.mu.Lock()
 		for i, sym := range syms {
 			rooms[i] = WatchlistRoom(sym)
-			delete(st.watchlist, sym)
 		}
-		st.mu.Unlock()
 		reply := h.unsubscribeRooms(ctx, s, st, rooms)
 		reply["symbols"] = syms
 		return reply, nil
@@ -330,16 +325,20 @@ func (h *Handlers) subscribeWatchlist(ctx context.Context, s *socketio.Socket, s
 		rooms[i] = WatchlistRoom(sym)
 	}
 	reply, cerr := h.subscribeRooms(ctx, s, st, rooms, func() *ClientError {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		limit := h.watchlistLimit(st.id.Tier)
-		n := len(st.watchlist)
-		for _, sym := range syms {
-			if _, ok := st.watchlist[sym]; !ok {
+		// The socket's rooms are its watchlist (stored once, in the
+		// adapter); one socket's handlers run one at a time.
+		n := 0
+		for _, r := range s.Rooms() {
+			if strings.HasPrefix(r, WatchlistRoomPrefix) {
 				n++
 			}
 		}
-		if n > limit {
+		for _, r := range rooms {
+			if !s.InRoom(r) {
+				n++
+			}
+		}
+		if n > h.watchlistLimit(st.id.Tier) {
 			return &ClientError{Code: CodeSubscriptionLimit, Message: "watchlist limit of your subscription tier reached"}
 		}
 		return nil
@@ -347,14 +346,6 @@ func (h *Handlers) subscribeWatchlist(ctx context.Context, s *socketio.Socket, s
 	if cerr != nil {
 		return nil, cerr
 	}
-	st.mu.Lock()
-	if st.watchlist == nil {
-		st.watchlist = make(map[string]struct{}, len(syms))
-	}
-	for _, sym := range syms {
-		st.watchlist[sym] = struct{}{}
-	}
-	st.mu.Unlock()
 	reply["symbols"] = syms
 	return reply, nil
 }
@@ -385,13 +376,6 @@ func (h *Handlers) adoptRecoveredRooms(s *socketio.Socket, st *socketState) {
 	for _, r := range rooms {
 		if !ok[r] {
 			s.Leave(r)
-			continue
-		}
-		if sym, found := strings.CutPrefix(r, WatchlistRoomPrefix); found {
-			if st.watchlist == nil {
-				st.watchlist = make(map[string]struct{})
-			}
-			st.watchlist[sym] = struct{}{}
 		}
 	}
 }

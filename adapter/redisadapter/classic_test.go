@@ -3,6 +3,7 @@ package redisadapter
 import (
 	"context"
 	"errors"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"reflect"
 	"slices"
 	"sort"
@@ -139,20 +140,20 @@ func TestRequestsTwoNodes(t *testing.T) {
 	})
 	t.Run("remote join leave disconnect", func(t *testing.T) {
 		a.ad.AddSockets(&adapter.BroadcastOptions{Rooms: []string{"r1"}}, []string{"joined"})
-		eventually(t, 3*time.Second, "b1 and b2 join", func() bool {
+		poll.For(t, 3*time.Second, "b1 and b2 join", func() bool {
 			return slices.Contains(b.ad.SocketRooms("b1"), "joined") && slices.Contains(b.ad.SocketRooms("b2"), "joined")
 		})
 		if !slices.Contains(a.ad.SocketRooms("a1"), "joined") || slices.Contains(b.ad.SocketRooms("b3"), "joined") {
 			t.Fatal("local join wrong")
 		}
 		a.ad.DelSockets(&adapter.BroadcastOptions{Except: []string{"b1"}}, []string{"joined"})
-		eventually(t, 3*time.Second, "b2 leaves", func() bool { return !slices.Contains(b.ad.SocketRooms("b2"), "joined") })
+		poll.For(t, 3*time.Second, "b2 leaves", func() bool { return !slices.Contains(b.ad.SocketRooms("b2"), "joined") })
 		if !slices.Contains(b.ad.SocketRooms("b1"), "joined") || slices.Contains(a.ad.SocketRooms("a1"), "joined") {
 			t.Fatal("leave selected the wrong sockets")
 		}
 		s3, _ := b.nsp.LocalSocket("b3")
 		a.ad.DisconnectSockets(&adapter.BroadcastOptions{Rooms: []string{"b3"}}, true)
-		eventually(t, 3*time.Second, "b3 disconnects", func() bool { return s3.(*testSocket).disconnected.Load() })
+		poll.For(t, 3*time.Second, "b3 disconnects", func() bool { return s3.(*testSocket).disconnected.Load() })
 		if !s3.(*testSocket).closed.Load() {
 			t.Fatal("close flag lost")
 		}
@@ -167,7 +168,7 @@ func TestRequestsTwoNodes(t *testing.T) {
 	})
 	t.Run("server side emit", func(t *testing.T) {
 		must(t, a.ad.ServerSideEmit(ctx, []any{"hello", 1}, nil))
-		eventually(t, 3*time.Second, "B gets the emit", func() bool {
+		poll.For(t, 3*time.Second, "B gets the emit", func() bool {
 			b.nsp.mu.Lock()
 			defer b.nsp.mu.Unlock()
 			return len(b.nsp.sse) == 1 && reflect.DeepEqual(b.nsp.sse[0], []any{"hello", 1.0})
@@ -207,7 +208,7 @@ func TestRequestsTwoNodes(t *testing.T) {
 			mu.Unlock()
 		})
 		must(t, err)
-		eventually(t, 3*time.Second, "counts and acks", func() bool {
+		poll.For(t, 3*time.Second, "counts and acks", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			return len(counts) == 2 && len(acks) == 3
@@ -224,7 +225,7 @@ func TestRequestsTwoNodes(t *testing.T) {
 		err = a.ad.BroadcastWithAck(event(`["ask"]`), &adapter.BroadcastOptions{Rooms: []string{"nobody"}, Flags: adapter.Flags{Timeout: 500}},
 			func(n int) { mu.Lock(); counts = append(counts, n); mu.Unlock() }, func([]any) {})
 		must(t, err)
-		eventually(t, 3*time.Second, "zero counts", func() bool {
+		poll.For(t, 3*time.Second, "zero counts", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			return reflect.DeepEqual(counts, []int{0, 0})

@@ -267,19 +267,6 @@ func newClient(t testing.TB, addr string) *redis.Client {
 	return c
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s", d, what)
-}
-
 // waitDeliveries waits until nsp has exactly want (sorted "socket text"
 // lines), then checks that nothing else arrives for a short while.
 func waitDeliveries(t testing.TB, n *testNsp, want []string) {

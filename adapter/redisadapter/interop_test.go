@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,7 +168,7 @@ func TestNodeInteropClassic(t *testing.T) {
 	ns := startNodeServer(t, srv.URL())
 	nodeClient := ns.ready["clientId"].(string)
 	ctx := context.Background()
-	eventually(t, 5*time.Second, "two servers", func() bool { return g.ad.ServerCount(ctx) == 2 })
+	poll.For(t, 5*time.Second, "two servers", func() bool { return g.ad.ServerCount(ctx) == 2 })
 	if n := ns.call(map[string]any{"cmd": "serverCount"}); n != 2.0 {
 		t.Fatalf("node serverCount %v", n)
 	}
@@ -198,11 +199,11 @@ func TestNodeInteropClassic(t *testing.T) {
 		ns.call(map[string]any{"cmd": "emitterEmit", "room": "room2", "args": []any{"bin", binArg([]byte{0xde, 0xad})}})
 		waitDeliveries(t, g.nsp, []string{`g1 2["ev",1]`, `g2 2["ev",1]`, `g1 2["ev","r"]`, `g2 51-["bin",{"_placeholder":true,"num":0}]`})
 		ns.call(map[string]any{"cmd": "emitterJoin", "room": "room1", "args": []any{"room5"}})
-		eventually(t, 3*time.Second, "emitter socketsJoin", func() bool { return slices.Contains(g.ad.SocketRooms("g1"), "room5") })
+		poll.For(t, 3*time.Second, "emitter socketsJoin", func() bool { return slices.Contains(g.ad.SocketRooms("g1"), "room5") })
 		ns.call(map[string]any{"cmd": "emitterLeave", "room": "room1", "args": []any{"room5"}})
-		eventually(t, 3*time.Second, "emitter socketsLeave", func() bool { return !g.ad.HasRoom("room5") })
+		poll.For(t, 3*time.Second, "emitter socketsLeave", func() bool { return !g.ad.HasRoom("room5") })
 		ns.call(map[string]any{"cmd": "emitterServerSideEmit", "args": []any{"hello", map[string]any{"z": 1}}})
-		eventually(t, 3*time.Second, "emitter serverSideEmit", func() bool {
+		poll.For(t, 3*time.Second, "emitter serverSideEmit", func() bool {
 			g.nsp.mu.Lock()
 			defer g.nsp.mu.Unlock()
 			return len(g.nsp.sse) == 1 && reflect.DeepEqual(g.nsp.sse[0], []any{"hello", map[string]any{"z": 1.0}})
@@ -238,7 +239,7 @@ func TestNodeInteropClassic(t *testing.T) {
 			t.Fatalf("node serverSideEmitWithAck got %v", got)
 		}
 		ns.call(map[string]any{"cmd": "socketsJoin", "room": "room2", "args": []any{"fromnode"}})
-		eventually(t, 3*time.Second, "node socketsJoin", func() bool { return slices.Contains(g.ad.SocketRooms("g2"), "fromnode") })
+		poll.For(t, 3*time.Second, "node socketsJoin", func() bool { return slices.Contains(g.ad.SocketRooms("g2"), "fromnode") })
 		// an ack broadcast from Node: Go reports its count and acks
 		res2 := ns.call(map[string]any{"cmd": "emitWithAck", "room": "room1", "args": []any{"ask"}})
 		if !reflect.DeepEqual(res2, []any{"ack-g1"}) {
@@ -278,7 +279,7 @@ func TestNodeInteropClassic(t *testing.T) {
 		must(t, g.ad.BroadcastWithAck(event(`["askall"]`), &adapter.BroadcastOptions{Flags: adapter.Flags{Timeout: 3000}},
 			func(n int) { mu.Lock(); counts = append(counts, n); mu.Unlock() },
 			func(a []any) { mu.Lock(); acks = append(acks, a[0]); mu.Unlock() }))
-		eventually(t, 5*time.Second, "acks from both servers", func() bool {
+		poll.For(t, 5*time.Second, "acks from both servers", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			return len(counts) == 2 && len(acks) == 3
@@ -288,7 +289,7 @@ func TestNodeInteropClassic(t *testing.T) {
 			t.Fatalf("counts %v acks %v", counts, acks)
 		}
 		g.ad.AddSockets(&adapter.BroadcastOptions{Rooms: []string{"noderoom"}}, []string{"gojoined"})
-		eventually(t, 3*time.Second, "Go socketsJoin on node", func() bool {
+		poll.For(t, 3*time.Second, "Go socketsJoin on node", func() bool {
 			res := ns.call(map[string]any{"cmd": "fetchSockets", "room": "gojoined"}).([]any)
 			return len(res) == 1
 		})
@@ -302,7 +303,7 @@ func TestNodeInteropSharded(t *testing.T) {
 	ns := startNodeServer(t, srv.URL(), "MODE=sharded")
 	nodeClient := ns.ready["clientId"].(string)
 	ctx := context.Background()
-	eventually(t, 5*time.Second, "two servers", func() bool { return g.ad.ServerCount(ctx) == 2 })
+	poll.For(t, 5*time.Second, "two servers", func() bool { return g.ad.ServerCount(ctx) == 2 })
 
 	ns.call(map[string]any{"cmd": "emit", "args": []any{"bin", binArg([]byte{1, 2})}})
 	ns.call(map[string]any{"cmd": "emit", "room": "room1", "args": []any{"ev", 1}})

@@ -3,6 +3,7 @@ package redisadapter
 import (
 	"context"
 	"errors"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +53,7 @@ func TestShardedPartitionChannelAndOnce(t *testing.T) {
 				if _, ok := a.ad.partRooms["1"]; !ok {
 					t.Fatalf("node a does not subscribe user 1's partition: %v", a.ad.partRooms)
 				}
-				eventually(t, 5*time.Second, "partition channels subscribed", func() bool {
+				poll.For(t, 5*time.Second, "partition channels subscribed", func() bool {
 					n, err := ca.PubSubShardNumSub(context.Background(), a.ad.partitionChannel("1")).Result()
 					return err == nil && n[a.ad.partitionChannel("1")] == 2
 				})
@@ -66,7 +67,7 @@ func TestShardedPartitionChannelAndOnce(t *testing.T) {
 			}
 			must(t, once("e2", `["t",2]`))
 			must(t, b.ad.Broadcast(event(`["t",3]`), &adapter.BroadcastOptions{Rooms: []string{"u:2"}}))
-			eventually(t, 5*time.Second, "deliveries", func() bool {
+			poll.For(t, 5*time.Second, "deliveries", func() bool {
 				return len(a.nsp.deliveries()) == 2 && len(b.nsp.deliveries()) == 3
 			})
 			time.Sleep(100 * time.Millisecond)

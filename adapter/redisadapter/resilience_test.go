@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"io"
 	"net"
 	"slices"
@@ -49,10 +50,10 @@ func TestRedisRestartResubscribes(t *testing.T) {
 	go stream(a, stop, &wg)
 	defer func() { close(stop); wg.Wait() }()
 
-	eventually(t, 5*time.Second, "ticks before the restart", func() bool { return countTicks(b.nsp) > 3 })
+	poll.For(t, 5*time.Second, "ticks before the restart", func() bool { return countTicks(b.nsp) > 3 })
 	srv.Kill()
-	eventually(t, 5*time.Second, "B not ready while Redis is away", func() bool { return b.node.Ready() != nil })
-	eventually(t, 5*time.Second, "A not ready while Redis is away", func() bool { return a.node.Ready() != nil })
+	poll.For(t, 5*time.Second, "B not ready while Redis is away", func() bool { return b.node.Ready() != nil })
+	poll.For(t, 5*time.Second, "A not ready while Redis is away", func() bool { return a.node.Ready() != nil })
 	if err := b.node.Ready(); !errors.Is(err, errNotReady) {
 		t.Fatalf("Ready() = %v", err)
 	}
@@ -81,7 +82,7 @@ func TestRedisRestartResubscribes(t *testing.T) {
 	must(t, a.node.WaitReady(ctx))
 	// ready means every subscription is back: the next broadcasts arrive
 	before := countTicks(b.nsp)
-	eventually(t, 5*time.Second, "ticks after the restart", func() bool { return countTicks(b.nsp) > before+3 })
+	poll.For(t, 5*time.Second, "ticks after the restart", func() bool { return countTicks(b.nsp) > before+3 })
 	if b.obs.get("resubscribe") == 0 {
 		t.Fatal("resubscribe not observed")
 	}
@@ -105,18 +106,18 @@ func TestClientKillPubSub(t *testing.T) {
 	wg.Add(1)
 	go stream(a, stop, &wg)
 	defer func() { close(stop); wg.Wait() }()
-	eventually(t, 5*time.Second, "ticks", func() bool { return countTicks(b.nsp) > 2 })
+	poll.For(t, 5*time.Second, "ticks", func() bool { return countTicks(b.nsp) > 2 })
 
 	killed, err := client.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Result()
 	if err != nil || killed < 2 {
 		t.Fatalf("CLIENT KILL TYPE pubsub: %d %v", killed, err)
 	}
-	eventually(t, 5*time.Second, "resubscribe observed", func() bool { return b.obs.get("resubscribe") > 0 })
+	poll.For(t, 5*time.Second, "resubscribe observed", func() bool { return b.obs.get("resubscribe") > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	must(t, b.node.WaitReady(ctx))
 	before := countTicks(b.nsp)
-	eventually(t, 5*time.Second, "ticks after the kill", func() bool { return countTicks(b.nsp) > before+3 })
+	poll.For(t, 5*time.Second, "ticks after the kill", func() bool { return countTicks(b.nsp) > before+3 })
 }
 
 // proxy forwards TCP to Redis; freeze() makes every pub/sub connection that
@@ -220,14 +221,14 @@ func TestSelfCheckDetectsSilentSubscriber(t *testing.T) {
 	wg.Add(1)
 	go stream(a, stop, &wg)
 	defer func() { close(stop); wg.Wait() }()
-	eventually(t, 5*time.Second, "ticks", func() bool { return countTicks(b.nsp) > 2 })
+	poll.For(t, 5*time.Second, "ticks", func() bool { return countTicks(b.nsp) > 2 })
 
 	frozeAt := time.Now()
 	if n := px.freezePubSub(); n != 1 {
 		t.Fatalf("froze %d pub/sub connections, want 1", n)
 	}
 	// nothing is closed: only the self-check can notice
-	eventually(t, 5*time.Second, "self-check failure", func() bool { return b.obs.get("resubscribe") > 0 })
+	poll.For(t, 5*time.Second, "self-check failure", func() bool { return b.obs.get("resubscribe") > 0 })
 	t.Logf("silent subscriber detected after %v (interval 200ms, timeout 500ms)", time.Since(frozeAt).Round(time.Millisecond))
 	if r := b.obs.lastReason(); !strings.Contains(r, "self-check") {
 		t.Fatalf("resubscribe reason %q, want a self-check failure", r)
@@ -236,7 +237,7 @@ func TestSelfCheckDetectsSilentSubscriber(t *testing.T) {
 	defer cancel()
 	must(t, b.node.WaitReady(ctx))
 	before := countTicks(b.nsp)
-	eventually(t, 5*time.Second, "ticks after resubscribing", func() bool { return countTicks(b.nsp) > before+3 })
+	poll.For(t, 5*time.Second, "ticks after resubscribing", func() bool { return countTicks(b.nsp) > before+3 })
 	if b.obs.get("error:subscriber") == 0 {
 		t.Fatalf("observer: %v", b.obs.counts)
 	}
@@ -247,7 +248,7 @@ func TestNodesRegistry(t *testing.T) {
 	a := startNode(t, client, Options{}, "/")
 	b := startNode(t, client, Options{}, "/chat")
 	ctx := context.Background()
-	eventually(t, 3*time.Second, "two ready nodes", func() bool {
+	poll.For(t, 3*time.Second, "two ready nodes", func() bool {
 		nodes, err := a.node.Nodes(ctx)
 		return err == nil && len(nodes) == 2 && nodes[0].Ready && nodes[1].Ready
 	})
@@ -267,7 +268,7 @@ func TestNodesRegistry(t *testing.T) {
 			t.Fatal("stale node listed")
 		}
 	}
-	eventually(t, 3*time.Second, "ghost pruned by a heartbeat", func() bool {
+	poll.For(t, 3*time.Second, "ghost pruned by a heartbeat", func() bool {
 		return client.HExists(ctx, keys[1], "ghost").Val() == false
 	})
 	// Close removes the entry at once
@@ -334,15 +335,15 @@ func TestForeignMessages(t *testing.T) {
 	must(t, client.Publish(ctx, "socket.io-request#/#", "{not json").Err())
 	must(t, client.Publish(ctx, "socket.io-response#/#", "\x91").Err())
 	waitDeliveries(t, b.nsp, nil)
-	eventually(t, 2*time.Second, "decode errors counted", func() bool { return b.obs.get("error:decode") >= 3 })
+	poll.For(t, 2*time.Second, "decode errors counted", func() bool { return b.obs.get("error:decode") >= 3 })
 
 	// emitter room requests and serverSideEmit
 	must(t, client.Publish(ctx, "socket.io-request#/#", `{"type":2,"opts":{"rooms":["room1"],"except":[]},"rooms":["room5"]}`).Err())
-	eventually(t, 2*time.Second, "emitter join", func() bool { return b.ad.HasRoom("room5") && len(b.ad.SocketRooms("b1")) == 4 })
+	poll.For(t, 2*time.Second, "emitter join", func() bool { return b.ad.HasRoom("room5") && len(b.ad.SocketRooms("b1")) == 4 })
 	must(t, client.Publish(ctx, "socket.io-request#/#", `{"type":3,"opts":{"rooms":[],"except":[]},"rooms":["room5"]}`).Err())
-	eventually(t, 2*time.Second, "emitter leave", func() bool { return !b.ad.HasRoom("room5") })
+	poll.For(t, 2*time.Second, "emitter leave", func() bool { return !b.ad.HasRoom("room5") })
 	must(t, client.Publish(ctx, "socket.io-request#/#", `{"uid":"emitter","type":6,"data":["hello",{"z":1}]}`).Err())
-	eventually(t, 2*time.Second, "emitter serverSideEmit", func() bool {
+	poll.For(t, 2*time.Second, "emitter serverSideEmit", func() bool {
 		b.nsp.mu.Lock()
 		defer b.nsp.mu.Unlock()
 		return len(b.nsp.sse) == 1 && b.nsp.sse[0][0] == "hello"

@@ -2,6 +2,7 @@ package redisadapter
 
 import (
 	"context"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"reflect"
 	"slices"
 	"sort"
@@ -30,7 +31,7 @@ func TestShardedCluster(t *testing.T) {
 		a := startNode(t, cluster.client(t), Options{KeyPrefix: "classic"}, "/")
 		b := startNode(t, cluster.client(t), Options{KeyPrefix: "classic"}, "/")
 		b.nsp.connect("b1", "r")
-		eventually(t, 5*time.Second, "two servers", func() bool { return a.ad.ServerCount(ctx) == 2 })
+		poll.For(t, 5*time.Second, "two servers", func() bool { return a.ad.ServerCount(ctx) == 2 })
 		must(t, a.ad.Broadcast(event(`["c"]`), &adapter.BroadcastOptions{Rooms: []string{"r"}}))
 		waitDeliveries(t, b.nsp, []string{`b1 2["c"]`})
 		infos, err := a.ad.FetchSockets(ctx, &adapter.BroadcastOptions{})
@@ -66,7 +67,7 @@ func shardedSuite(t *testing.T, ca, cb redis.UniversalClient, opts Options) {
 	if opts.SubscriptionMode != SubscriptionStatic {
 		// room channel subscriptions of both nodes are in place once Redis
 		// counts them (subscribing is asynchronous)
-		eventually(t, 5*time.Second, "room channels subscribed", func() bool {
+		poll.For(t, 5*time.Second, "room channels subscribed", func() bool {
 			n, err := a.node.numSub(ctx, a.ad.roomChannel("r1"))
 			return err == nil && n == 2
 		})
@@ -75,7 +76,7 @@ func shardedSuite(t *testing.T, ca, cb redis.UniversalClient, opts Options) {
 		if opts.SubscriptionMode == SubscriptionDynamicPrivate {
 			want = 1
 		}
-		eventually(t, 5*time.Second, "socket-id room channel", func() bool {
+		poll.For(t, 5*time.Second, "socket-id room channel", func() bool {
 			n, _ = a.node.numSub(ctx, a.ad.roomChannel(sid))
 			return n == want
 		})
@@ -158,7 +159,7 @@ func shardedSuite(t *testing.T, ca, cb redis.UniversalClient, opts Options) {
 	}
 	b.nsp.mu.Unlock()
 	must(t, a.ad.ServerSideEmit(ctx, []any{"no-ack"}, nil))
-	eventually(t, 3*time.Second, "emit without ack", func() bool {
+	poll.For(t, 3*time.Second, "emit without ack", func() bool {
 		b.nsp.mu.Lock()
 		defer b.nsp.mu.Unlock()
 		return len(b.nsp.sse) == 2
@@ -170,16 +171,16 @@ func shardedSuite(t *testing.T, ca, cb redis.UniversalClient, opts Options) {
 	must(t, a.ad.BroadcastWithAck(event(`["ask"]`), &adapter.BroadcastOptions{Rooms: []string{"r1"}, Flags: adapter.Flags{Timeout: 2000}},
 		func(n int) { mu.Lock(); counts = append(counts, n); mu.Unlock() },
 		func(args []any) { mu.Lock(); acks = append(acks, args[0].(string)); mu.Unlock() }))
-	eventually(t, 3*time.Second, "counts and acks", func() bool {
+	poll.For(t, 3*time.Second, "counts and acks", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(counts) == 2 && len(acks) == 3
 	})
 
 	a.ad.AddSockets(&adapter.BroadcastOptions{Rooms: []string{"r2"}}, []string{"late"})
-	eventually(t, 3*time.Second, "remote join", func() bool { return slices.Contains(b.ad.SocketRooms("b2"), "late") })
+	poll.For(t, 3*time.Second, "remote join", func() bool { return slices.Contains(b.ad.SocketRooms("b2"), "late") })
 	if opts.SubscriptionMode != SubscriptionStatic {
-		eventually(t, 5*time.Second, "joined room channel", func() bool {
+		poll.For(t, 5*time.Second, "joined room channel", func() bool {
 			n, err := a.node.numSub(ctx, a.ad.roomChannel("late"))
 			return err == nil && n == 2
 		})
@@ -188,16 +189,16 @@ func shardedSuite(t *testing.T, ca, cb redis.UniversalClient, opts Options) {
 	must(t, a.ad.Broadcast(event(`["ev",1]`), &adapter.BroadcastOptions{Rooms: []string{"late"}}))
 	waitDeliveries(t, b.nsp, []string{"b2 " + ev})
 	a.ad.DelSockets(&adapter.BroadcastOptions{}, []string{"late"})
-	eventually(t, 3*time.Second, "remote leave", func() bool { return !b.ad.HasRoom("late") })
+	poll.For(t, 3*time.Second, "remote leave", func() bool { return !b.ad.HasRoom("late") })
 	if opts.SubscriptionMode != SubscriptionStatic {
-		eventually(t, 5*time.Second, "room channel dropped", func() bool {
+		poll.For(t, 5*time.Second, "room channel dropped", func() bool {
 			n, err := a.node.numSub(ctx, a.ad.roomChannel("late"))
 			return err == nil && n == 0
 		})
 	}
 	s, _ := b.nsp.LocalSocket("b1")
 	a.ad.DisconnectSockets(&adapter.BroadcastOptions{Rooms: []string{"b1"}}, false)
-	eventually(t, 3*time.Second, "remote disconnect", func() bool { return s.(*testSocket).disconnected.Load() })
+	poll.For(t, 3*time.Second, "remote disconnect", func() bool { return s.(*testSocket).disconnected.Load() })
 	must(t, b.ad.Close())
 	if err := a.node.Ready(); err != nil {
 		t.Fatalf("Ready: %v", err)

@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"io"
 	"log/slog"
 	"net"
@@ -76,17 +77,6 @@ func debugVars(t *testing.T, s *testServer) map[string]float64 {
 	return m
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func lgConfig(scenario, redisURL, url string) loadgen.Config {
 	return loadgen.Config{
 		Scenario: scenario, URLs: []string{url}, RedisURL: redisURL, Secret: "any-secret", APIKey: "test-key",
@@ -125,7 +115,7 @@ func TestLoadgenScenarios(t *testing.T) {
 			t.Fatalf("server sockets after hold = %v", got)
 		}
 	})
-	eventually(t, "the idle clients to leave", func() bool { return debugVars(t, s)["rooms"] == 0 })
+	poll.Until(t, "the idle clients to leave", func() bool { return debugVars(t, s)["rooms"] == 0 })
 
 	t.Run("fanout: every quote reaches its watchlist room", func(t *testing.T) {
 		cfg := lgConfig("fanout", rs.URL(), s.URL)
@@ -638,7 +628,7 @@ func TestBackpressure(t *testing.T) {
 			break
 		}
 	}
-	eventually(t, "the slow client to be dropped", func() bool { return debugVars(t, s)["sockets"] == 0 })
+	poll.Until(t, "the slow client to be dropped", func() bool { return debugVars(t, s)["sockets"] == 0 })
 }
 
 func TestConfigErrors(t *testing.T) {
@@ -679,7 +669,7 @@ func TestRunUntilSignal(t *testing.T) {
 	var out bytes.Buffer
 	done := make(chan error, 1)
 	go func() { done <- run([]string{"-addr", addr}, &out) }()
-	eventually(t, "the server to listen", func() bool {
+	poll.Until(t, "the server to listen", func() bool {
 		resp, err := http.Get("http://" + addr + "/health")
 		if err == nil {
 			resp.Body.Close()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"io"
 	"net"
 	"net/http"
@@ -136,7 +137,7 @@ func launchBinary(t *testing.T, settings map[string]string) *proc {
 func (p *proc) waitReady(t *testing.T) {
 	t.Helper()
 	client := &http.Client{Timeout: time.Second}
-	ok := waitFor(30*time.Second, func() bool {
+	ok := poll.Check(30*time.Second, func() bool {
 		if p.exited() {
 			return true
 		}
@@ -342,7 +343,7 @@ func TestBinaryGracefulShutdownOf1000Clients(t *testing.T) {
 
 	// A new connection during the drain is refused.
 	var lateErr error
-	if waitFor(window/2, func() bool { return len(p.logLines("draining")) > 0 }) {
+	if poll.Check(window/2, func() bool { return len(p.logLines("draining")) > 0 }) {
 		_, lateErr = sioclient.Dial(p.base, sioclient.Options{Timeout: 2 * time.Second})
 	}
 
@@ -435,7 +436,7 @@ func TestBinarySecondSignalExitsAtOnce(t *testing.T) {
 	})
 	clients := dialMany(t, p.base, 20, 10)
 	p.signal(t, syscall.SIGTERM)
-	if !waitFor(5*time.Second, func() bool { return len(p.logLines("draining")) > 0 }) {
+	if !poll.Check(5*time.Second, func() bool { return len(p.logLines("draining")) > 0 }) {
 		t.Fatal("no draining log after the first SIGTERM")
 	}
 	if _, err := clients[0].WaitEvent("server:shutdown", 5*time.Second); err != nil {
@@ -525,7 +526,7 @@ func TestBinaryRedisUnreachableAtStart(t *testing.T) {
 	})
 	client := &http.Client{Timeout: 500 * time.Millisecond}
 	var healthz int
-	waitFor(15*time.Second, func() bool {
+	poll.Check(15*time.Second, func() bool {
 		if p.exited() {
 			return true
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"log/slog"
 	"net"
 	"strings"
@@ -34,7 +35,7 @@ func TestDevBannerWarnsEveryIntervalOffLoopback(t *testing.T) {
 		devBanner(ctx, slog.New(slog.NewTextHandler(buf, nil)), cfg, "dev-key", &net.TCPAddr{IP: net.IPv4zero, Port: 8080})
 		if tc.warns {
 			// Repeated: at least 3 within a few intervals (generous under load).
-			if !waitFor(3*time.Second, func() bool { return strings.Count(buf.String(), "NON-LOOPBACK") >= 3 }) {
+			if !poll.Check(3*time.Second, func() bool { return strings.Count(buf.String(), "NON-LOOPBACK") >= 3 }) {
 				t.Errorf("%v: warning not repeated:\n%s", tc.args, buf.String())
 			}
 		} else {

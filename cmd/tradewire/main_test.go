@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"net"
 	"net/http"
 	"os"
@@ -32,20 +33,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// waitFor polls cond every 10ms until it holds or timeout passes.
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func env(kv map[string]string) func(string) (string, bool) {
@@ -164,7 +151,7 @@ func TestListenFailureExitsNonZero(t *testing.T) {
 	if !strings.Contains(stderr.String(), "listen failed") {
 		t.Fatalf("stderr: %s", stderr.String())
 	}
-	if !waitFor(5*time.Second, func() bool { return strings.Contains(stderr.String(), `"msg":"debug server","err"`) }) {
+	if !poll.Check(5*time.Second, func() bool { return strings.Contains(stderr.String(), `"msg":"debug server","err"`) }) {
 		t.Fatalf("no debug server error logged: %s", stderr.String())
 	}
 }
@@ -184,7 +171,7 @@ func TestRunServesAndDrainsOnSIGTERM(t *testing.T) {
 		done <- run([]string{"-addr", "127.0.0.1:0", "-drain-window", "200ms", "-demo-feed=false", "-debug-addr", debugAddr}, env(map[string]string{"TRADEWIRE_LOG_LEVEL": "info"}), &stdout, stderr)
 	}()
 	var addr string
-	if !waitFor(10*time.Second, func() bool {
+	if !poll.Check(10*time.Second, func() bool {
 		if m := listeningRE.FindStringSubmatch(stderr.String()); m != nil {
 			addr = m[1]
 			return true
@@ -199,7 +186,7 @@ func TestRunServesAndDrainsOnSIGTERM(t *testing.T) {
 	}
 	// pprof on the separate debug listener.
 	var pprofCode int
-	if !waitFor(5*time.Second, func() bool {
+	if !poll.Check(5*time.Second, func() bool {
 		resp, err := http.Get("http://" + debugAddr + "/debug/pprof/cmdline")
 		if err != nil {
 			return false

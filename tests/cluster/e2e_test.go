@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"reflect"
 	"slices"
 	"strings"
@@ -307,7 +308,7 @@ func (m *mixed) transportOf(c *client) string {
 func (m *mixed) waitServerCount(t *testing.T, n float64) {
 	t.Helper()
 	var last any
-	eventually(t, 15*time.Second, fmt.Sprintf("Node serverCount %v", n), func() bool {
+	poll.For(t, 15*time.Second, fmt.Sprintf("Node serverCount %v", n), func() bool {
 		last = m.ns.call(t, map[string]any{"cmd": "serverCount"})
 		return last == n
 	})
@@ -672,7 +673,7 @@ func TestMixedClusterClassic(t *testing.T) {
 		if ack := np.emit(t, "a1", "socketsJoin", map[string]any{"in": []string{n3.id}, "rooms": []string{"newroom"}}); ack != true {
 			t.Fatalf("go1 socketsJoin ack %v", ack)
 		}
-		eventually(t, 5*time.Second, "n3 in newroom on the Node server", func() bool {
+		poll.For(t, 5*time.Second, "n3 in newroom on the Node server", func() bool {
 			rooms, _ := ns.call(t, map[string]any{"cmd": "localRooms", "sid": n3.id}).([]any)
 			return slices.Contains(rooms, any("newroom"))
 		})
@@ -684,7 +685,7 @@ func TestMixedClusterClassic(t *testing.T) {
 		if ack := np.emit(t, "b1", "socketsJoin", map[string]any{"in": []string{"room1"}, "rooms": []string{"room2"}}); ack != true {
 			t.Fatalf("go2 socketsJoin ack %v", ack)
 		}
-		eventually(t, 5*time.Second, "room1 members in room2 everywhere", func() bool {
+		poll.For(t, 5*time.Second, "room1 members in room2 everywhere", func() bool {
 			res, _ := ns.call(t, map[string]any{"cmd": "fetchSockets", "in": []string{"room2"}}).([]any)
 			return len(res) == len(root)
 		})

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"io"
 	"os"
 	"os/exec"
@@ -471,18 +472,6 @@ func (np *nodeProc) waitEvents(d time.Duration, clients []string, f func(event) 
 	return missing
 }
 
-// eventually polls f every 20ms for up to d.
-func eventually(t *testing.T, d time.Duration, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // redisCluster is a running three-master Redis Cluster (no replicas).
 type redisCluster struct {
 	servers []*redistest.Server
@@ -516,7 +505,7 @@ func startRedisCluster(t *testing.T) *redisCluster {
 	}
 	for _, s := range c.servers {
 		cl := redis.NewClient(&redis.Options{Addr: s.Addr})
-		eventually(t, 30*time.Second, s.Addr+" cluster_state:ok", func() bool {
+		poll.For(t, 30*time.Second, s.Addr+" cluster_state:ok", func() bool {
 			info, err := cl.ClusterInfo(context.Background()).Result()
 			return err == nil && strings.Contains(info, "cluster_state:ok")
 		})

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"io"
 	"net"
 	"net/http"
@@ -452,7 +453,7 @@ func TestWriteOrderPreserved(t *testing.T) {
 				next[w]++
 			}
 			wg.Wait()
-			eventually(t, "queue drained", func() bool { return sc.Buffered() == 0 })
+			poll.Until(t, "queue drained", func() bool { return sc.Buffered() == 0 })
 		})
 	}
 }
@@ -574,7 +575,7 @@ func TestQueueFull(t *testing.T) {
 					t.Fatalf("frame %d: %d bytes", i, len(f.payload))
 				}
 			}
-			eventually(t, "queue drained", func() bool { return sc.Buffered() == 0 })
+			poll.Until(t, "queue drained", func() bool { return sc.Buffered() == 0 })
 			must(t, sc.WriteMessage(false, []byte("after")))
 			if f := c.read(); string(f.payload) != "after" {
 				t.Fatalf("got %q", f.payload)
@@ -591,11 +592,14 @@ func TestCloseTimeout(t *testing.T) {
 	_ = dialRaw(t, addr)
 	sc := h.conn(t)
 	payload := make([]byte, 64<<10)
-	eventually(t, "socket full", func() bool {
+	// Full means the kernel buffers are full too: a megabyte still queued
+	// after the flusher had time to write is one the peer's window refuses
+	// (right after a write the queue holds it whatever the kernel's room).
+	poll.Until(t, "socket full", func() bool {
 		for i := 0; i < 16; i++ {
 			must(t, sc.WriteMessage(true, payload))
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 		return sc.Buffered() > 1<<20
 	})
 	start := time.Now()
@@ -739,7 +743,7 @@ func TestWriteKeyedBoundsALaggingQueue(t *testing.T) {
 	sc := h.conn(t)
 	payload := bytes.Repeat([]byte{'q'}, 4096)
 	// Fill the socket until frames stay queued.
-	eventually(t, "socket full", func() bool {
+	poll.Until(t, "socket full", func() bool {
 		for i := 0; i < 64; i++ {
 			must(t, sc.WriteFrames(AppendFrame(nil, OpBinary, payload)))
 		}
