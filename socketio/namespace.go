@@ -171,7 +171,7 @@ func (n *Namespace) Deliver(pkt *parser.Packet, flags adapter.Flags, ids iter.Se
 		// Held: while a restored socket catches up, and, for recorded
 		// packets, while the link is down (the catch-up sends them in
 		// stream order when it is back).
-		if (s.holding.Load() || (offset != nil && s.tracking.Load())) && s.hold(pkt, msgs) {
+		if s.rec.Load() != nil && s.hold(pkt, msgs, offset != nil) {
 			continue
 		}
 		if offset != nil {
@@ -233,7 +233,7 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 	}
 	s := newSocket(n, c, auth, restored)
 	if restored != nil {
-		s.holding.Store(true)
+		s.rec.Store(&recoveryState{holding: true})
 	}
 	if restored == nil || !n.srv.opts.Recovery.SkipMiddlewares {
 		n.mu.RLock()

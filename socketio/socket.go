@@ -37,15 +37,27 @@ type heldPacket struct {
 	msgs []*engineio.Packet
 }
 
-// hold keeps a live packet for later while the socket catches up; false
-// when it no longer holds (send normally).
-func (s *Socket) hold(pkt *parser.Packet, msgs []*engineio.Packet) bool {
+// recoveryState is what a socket needs only while it replays (a restore,
+// or a catch-up after the node's cluster link was down). Most sockets never
+// have one: Socket.rec is nil. The pointer is read without a lock on the
+// broadcast path; the fields are read and written under Socket.mu.
+type recoveryState struct {
+	holding   bool         // live packets are held while the replay runs
+	tracking  bool         // link down: recorded packets are held until the catch-up
+	held      []heldPacket // what was held, in arrival order
+	catchFrom string       // link down: the offset to catch up from
+}
+
+// hold keeps a live packet for later while the socket replays; false when
+// it does not hold it (send normally). recorded: the packet has an offset.
+func (s *Socket) hold(pkt *parser.Packet, msgs []*engineio.Packet, recorded bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.holding.Load() && !s.tracking.Load() {
+	r := s.rec.Load()
+	if r == nil || !(r.holding || (recorded && r.tracking)) {
 		return false
 	}
-	s.held = append(s.held, heldPacket{pkt, msgs})
+	r.held = append(r.held, heldPacket{pkt, msgs})
 	return true
 }
 
@@ -54,7 +66,11 @@ func (s *Socket) hold(pkt *parser.Packet, msgs []*engineio.Packet) bool {
 func (s *Socket) release(sent map[string]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, h := range s.held {
+	r := s.rec.Load()
+	if r == nil {
+		return
+	}
+	for _, h := range r.held {
 		off := lastStringArg(h.pkt.Data)
 		if off != "" && (sent[off] || s.belowFloor(off)) {
 			continue
@@ -64,8 +80,10 @@ func (s *Socket) release(sent map[string]bool) {
 		}
 		_ = s.client.sess.Send(h.msgs...)
 	}
-	s.held = nil
-	s.holding.Store(false)
+	r.held, r.holding = nil, false
+	if !r.tracking {
+		s.rec.Store(nil) // back to the common case
+	}
 }
 
 // belowFloor reports whether the packet at offset off was already covered
@@ -105,28 +123,35 @@ func (s *Socket) LastOffset() string {
 func (s *Socket) linkLost() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.tracking.Load() {
+	r := s.rec.Load()
+	if r != nil && r.tracking {
 		return
 	}
-	s.catchFrom = s.LastOffset()
-	if s.catchFrom == "" {
-		s.catchFrom = adapter.Position{Ms: uint64(s.connectedAt.UnixMilli())}.String()
+	if r == nil {
+		r = &recoveryState{}
 	}
-	s.tracking.Store(true)
+	r.catchFrom = s.LastOffset()
+	if r.catchFrom == "" {
+		// Nothing recorded reached it yet: anything since its handshake.
+		r.catchFrom = adapter.Position{Ms: uint64(s.client.sess.Handshake().Time.UnixMilli())}.String()
+	}
+	r.tracking = true
+	s.rec.Store(r)
 }
 
 // catchUp sends the recorded packets after catchFrom that were not
 // delivered meanwhile, once each, without reordering live ones.
 func (s *Socket) catchUp(cu adapter.CatchUpper) int {
 	s.mu.Lock()
-	if !s.tracking.Load() || !s.connected {
+	r := s.rec.Load()
+	if r == nil || !r.tracking || !s.connected {
 		s.mu.Unlock()
 		return 0
 	}
 	// Recorded packets that arrived meanwhile are held (not sent), so the
 	// catch-up starts from an empty set and release drops their copies.
-	from, sent := s.catchFrom, map[string]bool{}
-	s.holding.Store(true)
+	from, sent := r.catchFrom, map[string]bool{}
+	r.holding = true
 	s.mu.Unlock()
 	n := 0
 	for _, p := range cu.CatchUp(s.Rooms(), from) {
@@ -143,8 +168,7 @@ func (s *Socket) catchUp(cu adapter.CatchUpper) int {
 		s.setFloor(last)
 	}
 	s.mu.Lock()
-	s.tracking.Store(false) // still holding: nothing slips past the release
-	s.catchFrom = ""
+	r.tracking, r.catchFrom = false, "" // still holding: nothing slips past the release
 	s.mu.Unlock()
 	s.release(sent)
 	return n
@@ -178,20 +202,14 @@ type Socket struct {
 
 	recovered bool
 
-	// holding buffers live packets while a restored socket catches up.
-	holding atomic.Bool
-	held    []heldPacket
+	// rec is the replay state, nil unless a restore or catch-up runs.
+	rec atomic.Pointer[recoveryState]
 	// lastOffset is the recovery offset of the last recorded packet sent.
 	lastOffset atomic.Pointer[string]
 	// floor is the last offset replayed by a restore or catch-up: a live
 	// copy of a replayed packet that arrives late (its broadcast was under
 	// way during the replay) is dropped, not sent twice.
 	floor atomic.Pointer[adapter.Position]
-	// While the node's link to the cluster is down: where to catch up from
-	// (tracking, under mu).
-	tracking    atomic.Bool
-	catchFrom   string
-	connectedAt time.Time
 
 	mu        sync.Mutex
 	ext       *socketExt // rare state, created on first use (under mu)
@@ -222,7 +240,7 @@ func (s *Socket) extLocked() *socketExt {
 }
 
 func newSocket(n *Namespace, c *client, auth json.RawMessage, restored *adapter.SessionState) *Socket {
-	s := &Socket{nsp: n, client: c, auth: auth, connected: true, connectedAt: time.Now()}
+	s := &Socket{nsp: n, client: c, auth: auth, connected: true}
 	if restored != nil {
 		s.id, s.pid, s.recovered = restored.SID, restored.PID, true
 		if len(restored.Data) > 0 {
