@@ -60,7 +60,7 @@ type Memory struct {
 	opts Options
 
 	mu    sync.RWMutex
-	rooms map[string]*members // room -> socket ids
+	rooms map[string]members // room -> socket ids (by value: no allocation for a one-member room)
 	sids  map[string][]string // socket id -> rooms
 
 	recMu      sync.Mutex
@@ -81,7 +81,7 @@ func NewMemory(nsp Namespace, opts Options) *Memory {
 	return &Memory{
 		nsp:      nsp,
 		opts:     opts,
-		rooms:    make(map[string]*members),
+		rooms:    make(map[string]members),
 		sids:     make(map[string][]string),
 		sessions: make(map[string]storedSession),
 		epoch:    newEpoch(),
@@ -110,7 +110,7 @@ type members struct {
 	many map[string]struct{}
 }
 
-func (m *members) has(id string) bool {
+func (m members) has(id string) bool {
 	if m.many == nil {
 		return m.one == id
 	}
@@ -142,7 +142,7 @@ func (m *members) remove(id string) bool {
 	return len(m.many) == 0
 }
 
-func (m *members) each(yield func(string) bool) bool {
+func (m members) each(yield func(string) bool) bool {
 	if m.many == nil {
 		return m.one == "" || yield(m.one)
 	}
@@ -164,11 +164,8 @@ func (m *Memory) AddAll(id string, rooms []string) {
 			mine = append(mine, r)
 		}
 		mem := m.rooms[r]
-		if mem == nil {
-			mem = &members{}
-			m.rooms[r] = mem
-		}
 		mem.add(id)
+		m.rooms[r] = mem
 	}
 	m.sids[id] = mine
 }
@@ -186,8 +183,14 @@ func (m *Memory) Del(id, room string) {
 }
 
 func (m *Memory) delFromRoom(id, room string) {
-	if mem := m.rooms[room]; mem != nil && mem.remove(id) {
+	mem, ok := m.rooms[room]
+	if !ok {
+		return
+	}
+	if mem.remove(id) {
 		delete(m.rooms, room)
+	} else {
+		m.rooms[room] = mem
 	}
 }
 
@@ -240,7 +243,7 @@ func (m *Memory) LocalSockets(opts *BroadcastOptions) iter.Seq[string] {
 		defer m.mu.RUnlock()
 		excluded := func(id string) bool {
 			for _, r := range opts.Except {
-				if mem := m.rooms[r]; mem != nil && mem.has(id) {
+				if mem, ok := m.rooms[r]; ok && mem.has(id) {
 					return true
 				}
 			}
@@ -255,15 +258,15 @@ func (m *Memory) LocalSockets(opts *BroadcastOptions) iter.Seq[string] {
 			return
 		}
 		if len(opts.Rooms) == 1 {
-			if mem := m.rooms[opts.Rooms[0]]; mem != nil {
+			if mem, ok := m.rooms[opts.Rooms[0]]; ok {
 				mem.each(func(id string) bool { return excluded(id) || yield(id) })
 			}
 			return
 		}
 		seen := make(map[string]struct{})
 		for _, r := range opts.Rooms {
-			mem := m.rooms[r]
-			if mem == nil {
+			mem, ok := m.rooms[r]
+			if !ok {
 				continue
 			}
 			if !mem.each(func(id string) bool {

@@ -210,6 +210,7 @@ func open(t *testing.T, s *testServer, headers ...string) *rawClient {
 
 func (c *rawClient) write(op byte, fin, masked bool, payload string) {
 	c.t.Helper()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.nc.Write(loadgen.AppendFrame(nil, op, fin, masked, [4]byte{1, 2, 3, 4}, []byte(payload))); err != nil {
 		c.t.Fatal(err)
 	}
@@ -229,6 +230,9 @@ func (c *rawClient) read() (byte, string) {
 }
 
 func (c *rawClient) tryRead() (byte, string, error) {
+	// A deadline per frame, not per connection: a test that first fills
+	// the socket (TestBackpressure) may take long on a loaded machine.
+	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var h [2]byte
 	if _, err := io.ReadFull(c.r, h[:]); err != nil {
 		return 0, "", err
