@@ -60,7 +60,7 @@ type Memory struct {
 	opts Options
 
 	mu    sync.RWMutex
-	rooms map[string]members // room -> socket ids (by value: no allocation for a one-member room)
+	rooms map[string]members  // room -> socket ids (by value: no allocation for a one-member room)
 	sids  map[string][]string // socket id -> rooms
 
 	recMu      sync.Mutex

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"github.com/tradewire/tradewire/internal/testutil/redistest"
 	"github.com/tradewire/tradewire/trading"
 )

@@ -1,7 +1,6 @@
 package ratelimit
 
 import (
-	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"net/netip"
 	"os"
 	"slices"
@@ -9,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 )
 
 func TestRedisKilledFallbackAndRecovery(t *testing.T) {

@@ -1,13 +1,14 @@
 package ratelimit
 
 import (
-	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 )
 
 func TestSubscriptionsAcrossTwoNodes(t *testing.T) {

@@ -2,7 +2,6 @@ package socketio
 
 import (
 	"context"
-	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"net/http"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	gws "github.com/gorilla/websocket"
 
 	"github.com/tradewire/tradewire/adapter"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"github.com/tradewire/tradewire/parser"
 )
 

@@ -2,10 +2,11 @@ package socketio
 
 import (
 	"fmt"
-	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 )
 
 // recoveryCounter counts recovery outcomes (and ignores the rest).

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/tradewire/tradewire/adapter"
 	"github.com/tradewire/tradewire/engineio"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"github.com/tradewire/tradewire/parser"
 )
 

@@ -3,7 +3,6 @@ package redisadapter
 import (
 	"context"
 	"errors"
-	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"reflect"
 	"slices"
 	"sort"
@@ -14,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tradewire/tradewire/adapter"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"github.com/tradewire/tradewire/parser"
 )
 

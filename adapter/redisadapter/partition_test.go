@@ -3,7 +3,6 @@ package redisadapter
 import (
 	"context"
 	"errors"
-	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/tradewire/tradewire/adapter"
 	"github.com/tradewire/tradewire/adapter/redisadapter/internal/wire"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"github.com/tradewire/tradewire/recovery"
 )
 

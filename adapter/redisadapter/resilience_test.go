@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"io"
 	"net"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tradewire/tradewire/adapter"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"github.com/tradewire/tradewire/internal/testutil/redistest"
 )
 

@@ -13,7 +13,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"io"
 	"log/slog"
 	"net"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/tradewire/tradewire/bench/loadgen"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"github.com/tradewire/tradewire/internal/testutil/redistest"
 )
 

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"io"
 	"net"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"github.com/tradewire/tradewire/internal/testutil/sioclient"
 )
 

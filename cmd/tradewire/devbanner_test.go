@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"log/slog"
 	"net"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tradewire/tradewire/internal/config"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 )
 
 func TestDevBannerWarnsEveryIntervalOffLoopback(t *testing.T) {

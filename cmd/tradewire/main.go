@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -47,7 +48,7 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 		return 2
 	}
 	slog.SetDefault(log)
-	log.Info("starting tradewire", "config", cfg)
+	log.Info("starting tradewire", "config", cfg, "gc_percent", applyGCPercent(cfg.GCPercent, lookup))
 
 	// First signal: graceful drain. Second signal: exit at once.
 	ctx, stop := context.WithCancel(context.Background())
@@ -188,4 +189,17 @@ func localURLHost(addr net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// applyGCPercent sets the collector's target to percent unless the GOGC
+// environment variable was given (an operator's explicit choice), and
+// returns the target in force. See docs/decisions/011-gc-target.md.
+func applyGCPercent(percent int, lookup func(string) (string, bool)) int {
+	if v, ok := lookup("GOGC"); ok && v != "" {
+		cur := debug.SetGCPercent(100) // read the runtime's value (from GOGC) ...
+		debug.SetGCPercent(cur)        // ... and keep it
+		return cur
+	}
+	debug.SetGCPercent(percent)
+	return percent
 }

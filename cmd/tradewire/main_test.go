@@ -2,11 +2,11 @@ package main
 
 import (
 	"bytes"
-	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"net"
 	"net/http"
 	"os"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tradewire/tradewire/internal/config"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"github.com/tradewire/tradewire/internal/testutil/sioclient"
 )
 
@@ -264,5 +265,26 @@ func TestOutOfRangeRateIsAConfigError(t *testing.T) {
 		if code != 2 || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, tc.setting) {
 			t.Errorf("%s: exit %d, stderr ends %q; want exit 2 and one line naming %s", tc.arg, code, tail(msg, 160), tc.setting)
 		}
+	}
+}
+
+func TestApplyGCPercent(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(prev) })
+	none := func(string) (string, bool) { return "", false }
+	if got := applyGCPercent(37, none); got != 37 {
+		t.Fatalf("applied %d, want 37", got)
+	}
+	if cur := debug.SetGCPercent(37); cur != 37 {
+		t.Fatalf("runtime target %d after applying 37", cur)
+	}
+	// GOGC given: the runtime's value (set from it at start) stays.
+	debug.SetGCPercent(80)
+	gogc := func(k string) (string, bool) { return "80", k == "GOGC" }
+	if got := applyGCPercent(37, gogc); got != 80 {
+		t.Fatalf("with GOGC set: reported %d, want 80", got)
+	}
+	if cur := debug.SetGCPercent(80); cur != 80 {
+		t.Fatalf("with GOGC set the target became %d", cur)
 	}
 }

@@ -59,7 +59,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		Addr: ":8080", Path: "/socket.io/", LogFormat: "json", LogLevel: "info",
 		PingInterval: 25 * time.Second, PingTimeout: 20 * time.Second, UpgradeTimeout: 10 * time.Second,
-		MaxPayload: 1000000, ConnectTimeout: 45 * time.Second, SendQueueLimit: MiB, RecoveryWindow: 2 * time.Minute, WSMode: "epoll",
+		MaxPayload: 1000000, ConnectTimeout: 45 * time.Second, SendQueueLimit: MiB, RecoveryWindow: 2 * time.Minute, WSMode: "epoll", GCPercent: 50,
 		RedisKeyPrefix: "socket.io", SessionStore: StoreMemory, SessionCookie: "connect.sid",
 		SessionCollection: "sessions", UsersCollection: "users", UserRoleField: "role", UserTierField: "subscriptionTier",
 		SessionRedisPrefix: "sess:", AuthCacheTTL: 5 * time.Second, AuthCacheSize: 10000,
@@ -161,6 +161,7 @@ var sample = map[string][4]string{
 	"HTTP_IDLE_TIMEOUT":           {"30s", "30s", "2m", "2m0s"},
 	"HTTP_READ_TIMEOUT":           {"5s", "5s", "1m", "1m0s"},
 	"SEND_QUEUE_LIMIT":            {"2MB", "2000000B", "4 MiB", "4MiB"},
+	"GC_PERCENT":                  {"25", "25", "200", "200"},
 	"RECOVERY_WINDOW":             {"0", "0s", "5m", "5m0s"},
 	"REDIS_URL":                   {"rediss://h:6380", "rediss://h:6380", "redis+cluster://a:1,b:2", "redis+cluster://a:1,b:2"},
 	"REDIS_KEY_PREFIX":            {"tw", "tw", "x.y", "x.y"},

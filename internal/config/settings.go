@@ -39,6 +39,9 @@ type Config struct {
 	HTTPReadTimeout time.Duration
 	// WSMode selects the websocket connection layer: epoll or goroutine.
 	WSMode string
+	// GCPercent is the Go collector's heap growth target (GOGC) the
+	// binary sets unless the GOGC environment variable is given.
+	GCPercent int
 	// DevModeSetting is TRADEWIRE_DEV_MODE as given; DevMode() is the
 	// resolved answer (also true when nothing deployment-like is set).
 	DevModeSetting bool
@@ -127,6 +130,7 @@ var settings = []setting{
 	{name: "CORS_ORIGINS", def: "", help: "comma list of allowed browser origins (scheme://host[:port]); empty = same origin only; * = any", field: func(c *Config) any { return &c.CORSOrigins }, check: checkOrigins},
 	{name: "SEND_QUEUE_LIMIT", def: "1MiB", help: "bytes queued for one connection before messages are dropped and the slow consumer disconnected", field: func(c *Config) any { return &c.SendQueueLimit }, check: positive},
 	{name: "WS_MODE", def: "epoll", help: "websocket connection layer: epoll (Linux; no goroutine or buffer per idle connection) or goroutine (one reader goroutine per connection)", field: func(c *Config) any { return &c.WSMode }, check: oneOf("epoll", "goroutine")},
+	{name: "GC_PERCENT", def: "50", help: "Go garbage collector target: heap growth between collections, percent (Go's default is 100); lower keeps idle memory closer to what the connections use, for a little CPU per collection; the GOGC environment variable, when set, wins", field: func(c *Config) any { return &c.GCPercent }, check: positive},
 	{name: "DEBUG_ADDR", def: "", help: "listen address of a separate debug server with /debug/pprof (e.g. 127.0.0.1:6060); empty = off. Never expose it publicly", field: func(c *Config) any { return &c.DebugAddr }},
 	{name: "ADMIN_ADDR", def: "", help: "listen address of an admin port with /metrics, the detailed /readyz and /debug/pprof (e.g. 10.0.0.7:9090); the public port then keeps only /healthz and a bare /readyz; empty = all on ADDR, no pprof", field: func(c *Config) any { return &c.AdminAddr }, check: optionalAddr},
 	{name: "TLS_CERT_FILE", def: "", help: "PEM certificate (chain) to serve https/wss on ADDR, with TLS_KEY_FILE; read again on SIGHUP; empty = plain http (terminate TLS at the load balancer)", field: func(c *Config) any { return &c.TLSCertFile }},
