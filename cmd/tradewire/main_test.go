@@ -181,9 +181,12 @@ func TestRunServesAndDrainsOnSIGTERM(t *testing.T) {
 	}) {
 		t.Fatalf("no listening log line: %s", stderr.String())
 	}
-	logs := stderr.String()
-	if !strings.Contains(logs, "DEV MODE") || !strings.Contains(logs, "Authorization: Bearer dev-") {
-		t.Fatalf("dev mode warning with a curl example missing: %s", logs)
+	// The banner is written once the listener is up, beside the line above.
+	if !poll.Check(5*time.Second, func() bool {
+		logs := stderr.String()
+		return strings.Contains(logs, "DEV MODE") && strings.Contains(logs, "Authorization: Bearer dev-")
+	}) {
+		t.Fatalf("dev mode warning with a curl example missing: %s", stderr.String())
 	}
 	// pprof on the separate debug listener.
 	var pprofCode int
