@@ -229,7 +229,7 @@ func TestRunServesAndDrainsOnSIGTERM(t *testing.T) {
 	if err := c.WaitClosed(time.Second); err != nil {
 		t.Fatal(err)
 	}
-	logs = stderr.String()
+	logs := stderr.String()
 	for _, want := range []string{"signal received, draining", "shutdown complete"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log %q missing:\n%s", want, logs)
