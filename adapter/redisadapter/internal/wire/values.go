@@ -251,6 +251,9 @@ func appendJSON(b []byte, v any, att *[][]byte, depth int) ([]byte, error) {
 // appendFloat writes f as JavaScript's Number.prototype.toString would for
 // the usual range (shortest round-trip digits).
 func appendFloat(b []byte, f float64) []byte {
+	if f == 0 {
+		return append(b, '0') // -0 too: JSON.stringify(-0) is "0", as Node sends it
+	}
 	if f == math.Trunc(f) && math.Abs(f) < 1e21 {
 		return strconv.AppendFloat(b, f, 'f', -1, 64)
 	}

@@ -382,14 +382,14 @@ func TestClusterRoundTrip(t *testing.T) {
 func TestValues(t *testing.T) {
 	// msgpack values -> JSON as JSON.stringify would write what notepack decoded
 	ts := time.Date(2024, 1, 2, 3, 4, 5, 678000000, time.UTC)
-	v := []any{int64(-1), uint64(math.MaxUint64), 1.5, 1e21, 1e-7, 123456.0, math.NaN(), ts, msgpack.Ext{Type: 3, Data: []byte{9}},
+	v := []any{int64(-1), uint64(math.MaxUint64), 1.5, 1e21, 1e-7, 123456.0, math.NaN(), math.Copysign(0, -1), ts, msgpack.Ext{Type: 3, Data: []byte{9}},
 		map[string]any{"b": 1, "a": []string{"x"}}, "\u2028<>", true, nil, json.RawMessage(`{"r":1}`), struct{ X int }{1}}
 	var att [][]byte
 	b, err := AppendJSON(nil, v, &att)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `[-1,18446744073709551615,1.5,1e+21,1e-7,123456,null,"2024-01-02T03:04:05.678Z",[3,{"_placeholder":true,"num":0}],{"a":["x"],"b":1},"` + "\u2028" + `<>",true,null,{"r":1},{"X":1}]`
+	want := `[-1,18446744073709551615,1.5,1e+21,1e-7,123456,null,0,"2024-01-02T03:04:05.678Z",[3,{"_placeholder":true,"num":0}],{"a":["x"],"b":1},"` + "\u2028" + `<>",true,null,{"r":1},{"X":1}]`
 	if string(b) != want {
 		t.Fatalf("got  %s\nwant %s", b, want)
 	}
