@@ -134,7 +134,7 @@ function authorized(req) {
 }
 
 function validEmit(m) {
-  return m && typeof m === 'object' && Array.isArray(m.rooms) && m.rooms.length > 0 &&
+  return m && typeof m === 'object' && Array.isArray(m.rooms) &&
     m.rooms.every((r) => typeof r === 'string' && r.length > 0) &&
     typeof m.event === 'string' && m.event.length > 0;
 }
@@ -209,9 +209,9 @@ function makeHandler(io) {
     const list = Array.isArray(body) ? body : [body];
     let accepted = 0;
     if (url === '/api/v1/emit') {
-      if (!list.every(validEmit)) return sendJSON(res, 400, { success: false, code: 'BAD_REQUEST', message: 'each message needs rooms[] and event' });
+      if (!list.every(validEmit)) return sendJSON(res, 400, { success: false, code: 'BAD_REQUEST', message: 'each message needs rooms[] (empty: every socket) and event' });
       for (const m of list) {
-        io.to(m.rooms).emit(m.event, m.data);
+        (m.rooms.length > 0 ? io.to(m.rooms) : io).emit(m.event, m.data); // no rooms: every socket
         accepted++;
       }
     } else {

@@ -47,6 +47,7 @@ type Counters struct {
 	Quotes  atomic.Uint64
 	Trades  atomic.Uint64
 	Other   atomic.Uint64
+	Market  atomic.Uint64 // market:status, the event sent to every socket
 	NoTS    atomic.Uint64
 	Pings   atomic.Uint64
 	Drops   atomic.Uint64 // established sessions lost unexpectedly
@@ -234,6 +235,8 @@ func (e *eventSink) handle(p []byte) {
 		e.c.Quotes.Add(1)
 	case "trade:executed":
 		e.c.Trades.Add(1)
+	case "market:status":
+		e.c.Market.Add(1)
 	default:
 		e.c.Other.Add(1)
 		return

@@ -49,6 +49,7 @@ func ParseFlags(args []string, errOut io.Writer) (*Options, error) {
 	fs.DurationVar(&c.Tick, "tick", 10*time.Millisecond, "publisher batching interval")
 	fs.IntVar(&c.MaxBatch, "max-batch", 1000, "most messages in one publish request")
 	fs.DurationVar(&c.Hold, "hold", 5*time.Second, "idle: hold before measuring RSS")
+	fs.BoolVar(&c.BroadcastAll, "broadcast", false, "idle: after the hold, publish one market:status to every socket (POST /api/v1/emit without rooms) and report its arrival")
 	fs.Float64Var(&c.RateStart, "rate-start", 0, "first step's published messages per second (default 50 quotes, 200 events)")
 	fs.Float64Var(&c.RateFactor, "rate-factor", 1.25, "rate multiplier per step")
 	fs.Float64Var(&c.MaxRate, "max-rate", 0, "stop before a step above this rate (0 = none)")

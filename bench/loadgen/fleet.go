@@ -82,6 +82,7 @@ type Snapshot struct {
 	Quotes   uint64   `json:"quotes"`
 	Trades   uint64   `json:"trades"`
 	Other    uint64   `json:"other"`
+	Market   uint64   `json:"market"`
 	NoTS     uint64   `json:"no_ts"`
 	Drops    uint64   `json:"drops"`
 	Ready    int64    `json:"ready"`
@@ -95,6 +96,7 @@ func (s *Snapshot) Merge(o Snapshot) {
 	s.Quotes += o.Quotes
 	s.Trades += o.Trades
 	s.Other += o.Other
+	s.Market += o.Market
 	s.NoTS += o.NoTS
 	s.Drops += o.Drops
 	s.Ready += o.Ready
@@ -472,7 +474,7 @@ func doneOrTimeout(done chan struct{}, d time.Duration) <-chan struct{} {
 func (f *LocalFleet) Snap(context.Context) (Snapshot, error) {
 	s := Snapshot{
 		Latency: f.lat.Snapshot(true),
-		Quotes:  f.c.Quotes.Swap(0), Trades: f.c.Trades.Swap(0), Other: f.c.Other.Swap(0),
+		Quotes:  f.c.Quotes.Swap(0), Trades: f.c.Trades.Swap(0), Other: f.c.Other.Swap(0), Market: f.c.Market.Swap(0),
 		NoTS: f.c.NoTS.Swap(0), Drops: f.c.Drops.Swap(0), Ready: f.ready.Load(),
 	}
 	if st, err := ReadProcStats(os.Getpid()); err == nil {

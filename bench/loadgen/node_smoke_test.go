@@ -148,6 +148,19 @@ func TestNodeBaselineSmoke(t *testing.T) {
 		}
 	})
 
+	t.Run("idle with one broadcast to every socket", func(t *testing.T) {
+		cfg := smokeConfig("idle", rs.URL(), node.URL)
+		cfg.Conns, cfg.BroadcastAll = 30, true
+		res, err := Run(ctx, cfg, &log)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, log.String())
+		}
+		b := res.Broadcast
+		if b == nil || b.Expected != 30 || b.Received != 30 || b.Latency.Count != 30 || b.Latency.MaxMS <= 0 || b.Drops != 0 {
+			t.Fatalf("broadcast %+v", b)
+		}
+	})
+
 	t.Run("idle polling with auth.sessionID", func(t *testing.T) {
 		cfg := smokeConfig("idle", rs.URL(), node.URL)
 		cfg.Conns, cfg.Transport, cfg.AuthMode = 10, "polling", "auth"

@@ -49,6 +49,16 @@ func AppendEmit(dst []byte, room, event string, data []byte) []byte {
 	return append(dst, '}')
 }
 
+// AppendBroadcast appends a one-message /api/v1/emit batch that sends event
+// to every socket (empty rooms) with data {"status":"bench","ts":ts}.
+func AppendBroadcast(dst []byte, event string, ts int64) []byte {
+	dst = append(dst, `[{"rooms":[],"event":`...)
+	dst = strconv.AppendQuote(dst, event)
+	dst = append(dst, `,"data":{"status":"bench","ts":`...)
+	dst = strconv.AppendInt(dst, ts, 10)
+	return append(dst, `}}]`...)
+}
+
 // AppendTradeEvent appends one /api/v1/events domain event
 // {"type":"trade.executed","userId":..,"trade":{..}}.
 func AppendTradeEvent(dst []byte, userID string, trade []byte) []byte {

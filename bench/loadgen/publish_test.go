@@ -110,3 +110,14 @@ func TestClientSymbolsBalanced(t *testing.T) {
 		t.Fatalf("unbalanced: %d symbols, %d", len(count), count["SYM000"])
 	}
 }
+
+func TestAppendBroadcast(t *testing.T) {
+	got := string(AppendBroadcast(nil, "market:status", 42))
+	want := `[{"rooms":[],"event":"market:status","data":{"status":"bench","ts":42}}]`
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	if ts, ok := ExtractTS([]byte(got)); !ok || ts != 42 {
+		t.Fatalf("ts %d %v", ts, ok)
+	}
+}

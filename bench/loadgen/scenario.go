@@ -46,18 +46,19 @@ type Config struct {
 	Tick          time.Duration
 	MaxBatch      int
 
-	Hold        time.Duration // idle: how long to hold before measuring
-	RateStart   float64       // messages per second published in the first step
-	RateFactor  float64       // next step's rate multiplier
-	MaxRate     float64
-	MaxSteps    int
-	StepDur     time.Duration
-	Warmup      time.Duration
-	P99Limit    time.Duration
-	MinDeliver  float64 // a step needs received >= MinDeliver*expected
-	Retries     int     // re-measure a failed step this often when other processes used > MaxOtherCPU
-	MaxOtherCPU float64
-	Drain       time.Duration // wait after each step for in-flight deliveries
+	Hold         time.Duration // idle: how long to hold before measuring
+	BroadcastAll bool          // idle: then publish one market:status to every socket and time its arrival
+	RateStart    float64       // messages per second published in the first step
+	RateFactor   float64       // next step's rate multiplier
+	MaxRate      float64
+	MaxSteps     int
+	StepDur      time.Duration
+	Warmup       time.Duration
+	P99Limit     time.Duration
+	MinDeliver   float64 // a step needs received >= MinDeliver*expected
+	Retries      int     // re-measure a failed step this often when other processes used > MaxOtherCPU
+	MaxOtherCPU  float64
+	Drain        time.Duration // wait after each step for in-flight deliveries
 
 	StormTimeout   time.Duration
 	ConnectTimeout time.Duration
@@ -69,23 +70,34 @@ type Config struct {
 
 // Result is the one JSON line a run prints.
 type Result struct {
-	Scenario  string     `json:"scenario"`
-	Label     string     `json:"label,omitempty"`
-	Transport string     `json:"transport"`
-	Conns     int        `json:"conns"`
-	Procs     int        `json:"procs"`
-	Servers   int        `json:"servers"`
-	Publish   string     `json:"publish,omitempty"`
-	Start     time.Time  `json:"start"`
-	LoadAvg   string     `json:"loadavg_at_start"`
-	Seconds   float64    `json:"seconds"`
-	Ramp      RampReport `json:"ramp"`
-	Server    *ServerRep `json:"server,omitempty"`
-	Client    ClientRep  `json:"client"`
-	Steps     []Step     `json:"steps,omitempty"`
-	Best      *Step      `json:"best,omitempty"`
-	Storm     *StormRep  `json:"storm,omitempty"`
-	Errors    []string   `json:"errors,omitempty"`
+	Scenario  string        `json:"scenario"`
+	Label     string        `json:"label,omitempty"`
+	Transport string        `json:"transport"`
+	Conns     int           `json:"conns"`
+	Procs     int           `json:"procs"`
+	Servers   int           `json:"servers"`
+	Publish   string        `json:"publish,omitempty"`
+	Start     time.Time     `json:"start"`
+	LoadAvg   string        `json:"loadavg_at_start"`
+	Seconds   float64       `json:"seconds"`
+	Ramp      RampReport    `json:"ramp"`
+	Server    *ServerRep    `json:"server,omitempty"`
+	Client    ClientRep     `json:"client"`
+	Steps     []Step        `json:"steps,omitempty"`
+	Best      *Step         `json:"best,omitempty"`
+	Storm     *StormRep     `json:"storm,omitempty"`
+	Broadcast *BroadcastRep `json:"broadcast,omitempty"`
+	Errors    []string      `json:"errors,omitempty"`
+}
+
+// BroadcastRep is how one market:status sent to every socket arrived (idle
+// scenario with BroadcastAll): how many of the ready connections got it,
+// the latency distribution, and the drops (connections lost) during the hold.
+type BroadcastRep struct {
+	Expected int64   `json:"expected"`
+	Received uint64  `json:"received"`
+	Latency  Summary `json:"latency"`
+	Drops    uint64  `json:"drops_during_hold"`
 }
 
 // RampReport summarises connection setup.
@@ -540,6 +552,44 @@ func (r *runner) idle(ctx context.Context) error {
 		}
 		r.res.Server.DebugAfter = r.debug(ctx)
 	}
+	if r.cfg.BroadcastAll {
+		return r.broadcastAll(ctx)
+	}
+	return nil
+}
+
+// broadcastAll publishes one market:status to every socket (a raw emit
+// without rooms, stamped now) and waits until every ready connection has
+// it, or 10 seconds.
+func (r *runner) broadcastAll(ctx context.Context) error {
+	before, err := r.snap(ctx) // also resets the counters
+	if err != nil {
+		return err
+	}
+	rep := &BroadcastRep{Expected: before.Ready, Drops: before.Drops}
+	r.res.Broadcast = rep
+	pub := NewHTTPPublisher(strings.TrimRight(r.cfg.PublishURL, "/"), r.cfg.APIKey, false)
+	defer pub.Close()
+	body := AppendBroadcast(nil, "market:status", time.Now().UnixNano())
+	if err := pub.post(ctx, "/api/v1/emit", body); err != nil {
+		return fmt.Errorf("broadcast: %w", err)
+	}
+	var lat HistData
+	deadline := time.Now().Add(10 * time.Second)
+	for int64(rep.Received) < rep.Expected && time.Now().Before(deadline) {
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+		s, err := r.snap(ctx)
+		if err != nil {
+			return err
+		}
+		rep.Received += s.Market
+		rep.Drops += s.Drops
+		lat.Merge(s.Latency)
+	}
+	rep.Latency = lat.Summarize()
+	r.logf("broadcast: %d of %d connections got it, max %.1f ms", rep.Received, rep.Expected, rep.Latency.MaxMS)
 	return nil
 }
 
