@@ -184,6 +184,7 @@ func (d *decoder) mapN(n, depth int) (any, error) {
 		return nil, d.errf("map of %d entries exceeds input", n)
 	}
 	out := make(Map, 0, n)
+	var index map[string]int // key -> position, once a scan would cost more
 	for range n {
 		k, err := d.value(depth + 1)
 		if err != nil {
@@ -196,6 +197,21 @@ func (d *decoder) mapN(n, depth int) (any, error) {
 		v, err := d.value(depth + 1)
 		if err != nil {
 			return nil, err
+		}
+		// A repeated key keeps its first position and takes the last value,
+		// as notepack's decoding into a JavaScript object does.
+		if i, dup := position(out, index, key); dup {
+			out[i].Value = v
+			continue
+		}
+		if index == nil && len(out) == 16 {
+			index = make(map[string]int, n)
+			for i, kv := range out {
+				index[kv.Key] = i
+			}
+		}
+		if index != nil {
+			index[key] = len(out)
 		}
 		out = append(out, KV{key, v})
 	}
@@ -247,4 +263,18 @@ func (d *decoder) ext(c byte, n uint64) (any, error) {
 		}
 	}
 	return Ext{Type: typ, Data: append([]byte(nil), data...)}, nil
+}
+
+// position finds key among the entries decoded so far.
+func position(m Map, index map[string]int, key string) (int, bool) {
+	if index != nil {
+		i, ok := index[key]
+		return i, ok
+	}
+	for i := range m {
+		if m[i].Key == key {
+			return i, true
+		}
+	}
+	return 0, false
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -73,7 +74,7 @@ func TestEncodeLengths(t *testing.T) {
 		}
 		m := make(Map, n)
 		for i := range m {
-			m[i] = KV{string(rune('a' + i%26)), nil}
+			m[i] = KV{strconv.Itoa(i), nil} // distinct keys: a repeated key is one entry
 		}
 		b, _ = Marshal(m)
 		v, err = Unmarshal(b)
@@ -254,4 +255,29 @@ func equalish(a, b any) bool {
 		return ok && x.Equal(y)
 	}
 	return reflect.DeepEqual(a, b)
+}
+
+// A repeated map key keeps its first position and takes the last value, as
+// notepack decoding into a JavaScript object does; also past the size where
+// the decoder switches from scanning to an index.
+func TestDecodeRepeatedKeys(t *testing.T) {
+	for _, n := range []int{3, 40} {
+		m := make(Map, 0, n+2)
+		for i := range n {
+			m = append(m, KV{strconv.Itoa(i), int64(i)})
+		}
+		m = append(m, KV{"1", "last"}, KV{strconv.Itoa(n - 1), "end"})
+		b, err := Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := Unmarshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := v.(Map)
+		if len(got) != n || got[1] != (KV{"1", "last"}) || got[n-1] != (KV{strconv.Itoa(n - 1), "end"}) || got[0] != (KV{"0", int64(0)}) {
+			t.Fatalf("n=%d: %v", n, got)
+		}
+	}
 }
