@@ -2,9 +2,11 @@ package socketio
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"iter"
+	"strings"
 	"sync"
 	"time"
 
@@ -225,10 +227,13 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 	if pid != "" && offset != "" {
 		if n.srv.opts.Recovery.MaxDisconnection <= 0 {
 			n.observeRecovery(RecoveryDisabled)
-		} else if st, err := n.adapter.RestoreSession(pid, offset); err == nil {
-			restored = st // counted once the socket is accepted
 		} else {
-			n.observeRecovery(RecoveryNotFound)
+			n.endLiveConnection(pid)
+			if st, err := n.adapter.RestoreSession(pid, offset); err == nil {
+				restored = st // counted once the socket is accepted
+			} else {
+				n.observeRecovery(RecoveryNotFound)
+			}
 		}
 	}
 	s := newSocket(n, c, auth, restored)
@@ -320,6 +325,41 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 	n.mu.RUnlock()
 	for _, h := range handlers {
 		h(s)
+	}
+}
+
+// endLiveConnection closes the connection that still holds pid's socket on
+// this node, as a transport close, so its state is saved and the restore
+// that follows finds it. A client reconnects as soon as it sees its network
+// drop, often long before the server sees the old connection die (that may
+// take a ping interval and timeout): without this the restore would fail
+// and the client would get a fresh session, missing what was sent
+// meanwhile. Holding the pid (the recovery credential) is what it takes,
+// as for the restore itself.
+func (n *Namespace) endLiveConnection(pid string) {
+	sid, _, ok := strings.Cut(pid, ".")
+	if !ok {
+		return
+	}
+	n.mu.RLock()
+	old := n.sockets[sid]
+	n.mu.RUnlock()
+	if old == nil || subtle.ConstantTimeCompare([]byte(old.pid), []byte(pid)) != 1 {
+		return
+	}
+	old.client.sess.Close(engineio.ReasonTransportClose)
+	// The old connection may have been closing already on another goroutine
+	// (its transport saw the end a moment ago): its state is saved before
+	// it leaves the namespace, so wait for that, briefly.
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		n.mu.RLock()
+		gone := n.sockets[sid] != old
+		n.mu.RUnlock()
+		if gone {
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -903,6 +903,45 @@ func TestRecovery(t *testing.T) {
 	}
 }
 
+// A client that reconnects before the server saw its old connection die
+// (a network that dropped without a FIN) is restored all the same: the
+// restore ends the old connection first. A wrong pid ends nothing.
+func TestRecoveryWhileOldConnectionOpen(t *testing.T) {
+	srv, ss := recoveryServer(t, Options{})
+	c := srv.dial("")
+	_, sid, pid := connectRecovering(t, c, `{}`)
+	if !strings.HasPrefix(pid, sid+".") {
+		t.Fatalf("pid %q does not name socket %q", pid, sid)
+	}
+	s := ss.get(t, sid)
+	s.Join("room")
+	_ = srv.io.Of("/").To("room").Emit("tick", 1)
+	offset := lastOffset(t, c.next())
+	_ = srv.io.Of("/").To("room").Emit("tick", 2) // sent on the old connection, never read there
+
+	intruder := srv.dial("")
+	if _, sid3, _ := connectRecovering(t, intruder, fmt.Sprintf(`{"pid":%q,"offset":%q}`, sid+".not-the-secret", offset)); sid3 == sid {
+		t.Fatal("a wrong pid restored the socket")
+	}
+	if !s.Connected() {
+		t.Fatal("a wrong pid ended the old connection")
+	}
+
+	c2 := srv.dial("")
+	missed, sid2, pid2 := connectRecovering(t, c2, fmt.Sprintf(`{"pid":%q,"offset":%q}`, pid, offset))
+	if sid2 != sid || pid2 != pid {
+		t.Fatalf("not restored: sid %q pid %q", sid2, pid2)
+	}
+	if len(missed) != 1 || !strings.HasPrefix(missed[0], `2["tick",2,"`) {
+		t.Fatalf("missed %q", missed)
+	}
+	c.waitClosed()
+	_ = srv.io.Of("/").To("room").Emit("tick", 3)
+	if p := c2.next(); !strings.HasPrefix(string(p.Data), `["tick",3,"`) {
+		t.Fatalf("live after restore: %s", p.Data)
+	}
+}
+
 func TestRecoveryRefused(t *testing.T) {
 	srv, ss := recoveryServer(t, Options{Adapter: adapter.MemoryFactory(adapter.Options{RecoveryWindow: time.Minute, RecoveryMaxPackets: 2})})
 	c := srv.dial("")

@@ -252,11 +252,17 @@ func newSocket(n *Namespace, c *client, auth json.RawMessage, restored *adapter.
 	} else {
 		s.id = engineio.NewID()
 		if n.srv.opts.Recovery.MaxDisconnection > 0 {
-			s.pid = engineio.NewID()
+			s.pid = newPID(s.id)
 		}
 	}
 	return s
 }
+
+// newPID returns a recovery id for the socket sid: the socket id, a dot and
+// a random part. The random part is the secret (only the client is sent the
+// pid); the socket id in it lets a restore find the socket's own connection
+// when that one is not seen dead yet (see Namespace.endLiveConnection).
+func newPID(sid string) string { return sid + "." + engineio.NewID() }
 
 // ID returns the socket id (not the Engine.IO session id).
 func (s *Socket) ID() string { return s.id }

@@ -96,11 +96,15 @@ export function record(socket, event) {
   return got;
 }
 
-/** Waits until pred() is true, polling every 10ms; rejects after ms. */
+/**
+ * Waits until pred() is true, polling every 10ms; rejects after ms. what
+ * names the condition; a function is called at the timeout, so the message
+ * can say what the state was then.
+ */
 export async function until(pred, ms = 3000, what = "condition") {
   const end = Date.now() + ms;
   while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === "function" ? what() : what}`);
     await sleep(10);
   }
 }

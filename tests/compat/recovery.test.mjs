@@ -121,7 +121,9 @@ test("recovery while the server keeps streaming: no gap, no duplicate, no reorde
     const recovered = [];
     for (let drop = 1; drop <= drops; drop++) {
       const at = drop * Math.floor(total / (drops + 1));
-      await until(() => s.ticks.length >= at, 10_000, `${at} ticks`);
+      await until(() => s.ticks.length >= at, 10_000, () =>
+        `${at} ticks: have ${s.ticks.length} (last ${s.ticks.at(-1)}), drop ${drop}, connected ${s.socket.connected}, ` +
+        `transport ${s.socket.io.engine?.transport?.name} ${s.socket.io.engine?.readyState}, recovered ${s.socket.recovered}`);
       const gone = once(s.socket, "disconnect");
       dropConnection(s.socket);
       await gone;
