@@ -26,6 +26,7 @@ import (
 	"github.com/tradewire/tradewire/auth/mongostore"
 	"github.com/tradewire/tradewire/internal/config"
 	"github.com/tradewire/tradewire/internal/testutil/mongotest"
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"github.com/tradewire/tradewire/internal/testutil/redistest"
 	"github.com/tradewire/tradewire/internal/testutil/sioclient"
 	"github.com/tradewire/tradewire/trading"
@@ -729,8 +730,13 @@ func TestProductionModeWithRedis(t *testing.T) {
 	if !strings.Contains(string(b), "production") {
 		t.Fatalf("index %q", b)
 	}
-	// The node advertises its listener for session forwarding.
-	u, err := rdb.Get(context.Background(), "tradewire:route:"+g.router.Tag()).Result()
+	// The node advertises its listener for session forwarding (written as
+	// the node starts serving: wait for it).
+	var u string
+	poll.Check(5*time.Second, func() bool {
+		u, err = rdb.Get(context.Background(), "tradewire:route:"+g.router.Tag()).Result()
+		return err == nil
+	})
 	if err != nil || !strings.HasPrefix(u, g.URL+"#sig=") {
 		t.Fatalf("advertised %q (%v), want %q signed", u, err, g.URL)
 	}
