@@ -57,7 +57,7 @@ test("a raw websocket client that never answers pings is closed pingTimeout afte
   const { pingInterval, pingTimeout, maxPayload } = JSON.parse(open.data.slice(1));
   assert.deepEqual({ pingInterval, pingTimeout, maxPayload }, { pingInterval: PING_INTERVAL, pingTimeout: PING_TIMEOUT, maxPayload: 1000000 });
   raw.ws.send("40");
-  assert.match((await raw.next()).data, /^40\{"sid":"[A-Za-z0-9_-]{20}","pid":"[A-Za-z0-9_-]{20}"\}$/);
+  assert.match((await raw.next()).data, /^40\{"sid":"[A-Za-z0-9_-]{20}","pid":"[A-Za-z0-9_-]{20}\.[A-Za-z0-9_-]{20}"\}$/);
   const ping = await raw.next();
   assert.equal(ping.data, "2");
   assert.ok(ping.at - open.at >= PING_INTERVAL - 50, `first ping after ${ping.at - open.at}ms`);
