@@ -262,6 +262,7 @@ kept=""
 if [[ -f $OUT ]] && grep -qF "$KEEP_MARK" "$OUT"; then
   kept=$(awk -v m="$KEEP_MARK" 'f || $0 == m { f = 1; print }' "$OUT")
 fi
+mkdir -p "$(dirname "$OUT")"
 "$LOADGEN" report -node "$RESULTS/node.jsonl" -tradewire "$RESULTS/tradewire.jsonl" -minimal "$RESULTS/minimal.jsonl" \
   -meta "$RESULTS/meta.json" -o "$OUT"
 [[ -n $kept ]] && printf '%s\n' "$kept" >>"$OUT"

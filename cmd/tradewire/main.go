@@ -193,7 +193,7 @@ func localURLHost(addr net.Addr) string {
 
 // applyGCPercent sets the collector's target to percent unless the GOGC
 // environment variable was given (an operator's explicit choice), and
-// returns the target in force. See docs/decisions/011-gc-target.md.
+// returns the target in force. See docs/decisions/011-connection-state-second-step.md.
 func applyGCPercent(percent int, lookup func(string) (string, bool)) int {
 	if v, ok := lookup("GOGC"); ok && v != "" {
 		cur := debug.SetGCPercent(100) // read the runtime's value (from GOGC) ...

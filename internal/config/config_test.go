@@ -59,7 +59,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		Addr: ":8080", Path: "/socket.io/", LogFormat: "json", LogLevel: "info",
 		PingInterval: 25 * time.Second, PingTimeout: 20 * time.Second, UpgradeTimeout: 10 * time.Second,
-		MaxPayload: 1000000, ConnectTimeout: 45 * time.Second, SendQueueLimit: MiB, RecoveryWindow: 2 * time.Minute, WSMode: "epoll", GCPercent: 50,
+		MaxPayload: 1000000, ConnectTimeout: 45 * time.Second, SendQueueLimit: MiB, RecoveryWindow: 2 * time.Minute, WSMode: "epoll", GCPercent: 100,
 		RedisKeyPrefix: "socket.io", SessionStore: StoreMemory, SessionCookie: "connect.sid",
 		SessionCollection: "sessions", UsersCollection: "users", UserRoleField: "role", UserTierField: "subscriptionTier",
 		SessionRedisPrefix: "sess:", AuthCacheTTL: 5 * time.Second, AuthCacheSize: 10000,
