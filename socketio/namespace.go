@@ -253,7 +253,7 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 				if restored != nil {
 					// Refused (e.g. another user's pid): the saved state
 					// stays for its owner, as if never restored.
-					n.adapter.PersistSession(&adapter.SessionState{SID: restored.SID, PID: restored.PID, Rooms: restored.Rooms, Data: restored.Data})
+					n.putBack(restored)
 				}
 				_ = c.writePacket(&parser.Packet{Type: parser.ConnectError, Nsp: n.name, Data: encodeConnectError(err)})
 				return
@@ -264,6 +264,11 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 	if !c.addSocket(s) {
 		s.markDisconnected()
 		n.adapter.DelAll(s.id) // rooms a middleware joined
+		if restored != nil {
+			// The connection closed while the CONNECT was handled: the
+			// state stays for the client's next attempt.
+			n.putBack(restored)
+		}
 		return
 	}
 	if restored != nil {
@@ -326,6 +331,12 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 	for _, h := range handlers {
 		h(s)
 	}
+}
+
+// putBack saves a restored session again, as it was before the restore
+// took it, when the socket it was restored into never came to be.
+func (n *Namespace) putBack(st *adapter.SessionState) {
+	n.adapter.PersistSession(&adapter.SessionState{SID: st.SID, PID: st.PID, Rooms: st.Rooms, Data: st.Data})
 }
 
 // endLiveConnection closes the connection that still holds pid's socket on

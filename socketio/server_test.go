@@ -942,6 +942,49 @@ func TestRecoveryWhileOldConnectionOpen(t *testing.T) {
 	}
 }
 
+// A restore whose connection closes while the CONNECT is still being
+// handled (here: inside a slow middleware) keeps the saved state for the
+// client's next attempt instead of consuming it.
+func TestRecoveryKeptWhenTheConnectionClosesDuringConnect(t *testing.T) {
+	srv := newTestServer(t, Options{Recovery: RecoveryOptions{MaxDisconnection: time.Minute}})
+	ss := collectSockets(srv.io.Of("/"))
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	srv.io.Of("/").Use(func(_ context.Context, s *Socket) error {
+		if s.Auth()["slow"] == true {
+			entered <- struct{}{}
+			<-release
+		}
+		return nil
+	})
+	c := srv.dial("")
+	_, sid, pid := connectRecovering(t, c, `{}`)
+	s := ss.get(t, sid)
+	s.Join("room")
+	r := onDisconnect(s)
+	_ = srv.io.Of("/").To("room").Emit("tick", 1)
+	offset := lastOffset(t, c.next())
+	c.close()
+	r.wait(t)
+
+	before := srv.io.Engine().Count()
+	c2 := srv.dial("")
+	poll.Until(t, "the second connection", func() bool { return srv.io.Engine().Count() == before+1 })
+	c2.send("0" + fmt.Sprintf(`{"pid":%q,"offset":%q,"slow":true}`, pid, offset))
+	<-entered // the restore took the state; the middleware holds the CONNECT
+	c2.close()
+	poll.Until(t, "the second connection closed", func() bool { return srv.io.Engine().Count() == before })
+	close(release)
+
+	c3 := srv.dial("")
+	_, sid3, pid3 := connectRecovering(t, c3, fmt.Sprintf(`{"pid":%q,"offset":%q}`, pid, offset))
+	if sid3 != sid || pid3 != pid {
+		t.Fatalf("the state was lost with the closed connection: sid %q pid %q", sid3, pid3)
+	}
+	if s3 := ss.get(t, sid3); !s3.Recovered() || !s3.InRoom("room") {
+		t.Fatal("restored without its rooms")
+	}
+}
+
 func TestRecoveryRefused(t *testing.T) {
 	srv, ss := recoveryServer(t, Options{Adapter: adapter.MemoryFactory(adapter.Options{RecoveryWindow: time.Minute, RecoveryMaxPackets: 2})})
 	c := srv.dial("")
