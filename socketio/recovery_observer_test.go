@@ -30,15 +30,7 @@ func newRecoveryCounter() *recoveryCounter { return &recoveryCounter{n: map[stri
 func TestRecoveryOutcomesObserved(t *testing.T) {
 	obs := newRecoveryCounter()
 	srv, ss := recoveryServer(t, Options{Observer: obs})
-	c := srv.dial("")
-	_, sid, pid := connectRecovering(t, c, "")
-	s := ss.get(t, sid)
-	s.Join("room")
-	r := onDisconnect(s)
-	_ = srv.io.Of("/").To("room").Emit("tick", 1)
-	offset := lastOffset(t, c.next())
-	c.close()
-	r.wait(t)
+	_, pid, offset := awayInRoom(t, srv, ss, "")
 
 	// An unknown pid is not found; no pid or no offset is no attempt.
 	for _, auth := range []string{`{"pid":"unknown","offset":"1-0"}`, fmt.Sprintf(`{"pid":%q}`, pid), `{}`} {

@@ -823,6 +823,24 @@ func connectRecovering(t *testing.T, c *wsClient, auth string) (missed []string,
 	}
 }
 
+// awayInRoom connects a recovering client with auth, joins its socket to
+// "room", sends it one recorded tick and drops the connection; it returns
+// the socket id, the pid and the tick's offset once the server has seen
+// the socket go.
+func awayInRoom(t *testing.T, srv *testServer, ss *sockets, auth string) (sid, pid, offset string) {
+	t.Helper()
+	c := srv.dial("")
+	_, sid, pid = connectRecovering(t, c, auth)
+	s := ss.get(t, sid)
+	s.Join("room")
+	r := onDisconnect(s)
+	_ = srv.io.Of("/").To("room").Emit("tick", 1)
+	offset = lastOffset(t, c.next())
+	c.close()
+	r.wait(t)
+	return sid, pid, offset
+}
+
 func lastOffset(t *testing.T, p *parser.Packet) string {
 	t.Helper()
 	_, args := eventArgs(t, p)
@@ -956,15 +974,7 @@ func TestRecoveryKeptWhenTheConnectionClosesDuringConnect(t *testing.T) {
 		}
 		return nil
 	})
-	c := srv.dial("")
-	_, sid, pid := connectRecovering(t, c, `{}`)
-	s := ss.get(t, sid)
-	s.Join("room")
-	r := onDisconnect(s)
-	_ = srv.io.Of("/").To("room").Emit("tick", 1)
-	offset := lastOffset(t, c.next())
-	c.close()
-	r.wait(t)
+	sid, pid, offset := awayInRoom(t, srv, ss, `{}`)
 
 	before := srv.io.Engine().Count()
 	c2 := srv.dial("")
@@ -987,15 +997,7 @@ func TestRecoveryKeptWhenTheConnectionClosesDuringConnect(t *testing.T) {
 
 func TestRecoveryRefused(t *testing.T) {
 	srv, ss := recoveryServer(t, Options{Adapter: adapter.MemoryFactory(adapter.Options{RecoveryWindow: time.Minute, RecoveryMaxPackets: 2})})
-	c := srv.dial("")
-	_, sid, pid := connectRecovering(t, c, "")
-	s := ss.get(t, sid)
-	s.Join("room")
-	r := onDisconnect(s)
-	_ = srv.io.Of("/").To("room").Emit("tick", 1)
-	offset := lastOffset(t, c.next())
-	c.close()
-	r.wait(t)
+	sid, pid, offset := awayInRoom(t, srv, ss, "")
 	// Three packets while away: the buffer (2) lost the one after the offset.
 	for i := 2; i <= 4; i++ {
 		_ = srv.io.Of("/").To("room").Emit("tick", i)
