@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -327,14 +328,15 @@ func (h *Handlers) subscribeWatchlist(ctx context.Context, s *socketio.Socket, s
 	reply, cerr := h.subscribeRooms(ctx, s, st, rooms, func() *ClientError {
 		// The socket's rooms are its watchlist (stored once, in the
 		// adapter); one socket's handlers run one at a time.
+		mine := s.Rooms()
 		n := 0
-		for _, r := range s.Rooms() {
+		for _, r := range mine {
 			if strings.HasPrefix(r, WatchlistRoomPrefix) {
 				n++
 			}
 		}
 		for _, r := range rooms {
-			if !s.InRoom(r) {
+			if !slices.Contains(mine, r) {
 				n++
 			}
 		}
