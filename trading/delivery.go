@@ -89,7 +89,7 @@ func UserPartition(rooms []string) string {
 
 // roomUser is the user a user, portfolio or trades room belongs to ("" for other rooms).
 func roomUser(room string) string {
-	for _, p := range [...]string{UserRoomPrefix, PortfolioRoomPrefix, TradesRoomPrefix} {
+	for _, p := range userRoomPrefixes {
 		if id, ok := strings.CutPrefix(room, p); ok {
 			return id
 		}

@@ -50,6 +50,13 @@ func NormalizeSymbol(s string) (string, error) {
 // state recovery: a user's own rooms are; quotes are not (a newer quote
 // replaces an older one), nor is the admin stats room.
 func Recoverable(room string) bool {
-	return strings.HasPrefix(room, UserRoomPrefix) || strings.HasPrefix(room, PortfolioRoomPrefix) ||
-		strings.HasPrefix(room, TradesRoomPrefix)
+	for _, p := range userRoomPrefixes {
+		if strings.HasPrefix(room, p) {
+			return true
+		}
+	}
+	return false
 }
+
+// userRoomPrefixes start the rooms that belong to one user.
+var userRoomPrefixes = [...]string{UserRoomPrefix, PortfolioRoomPrefix, TradesRoomPrefix}
