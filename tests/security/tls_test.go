@@ -23,6 +23,8 @@ import (
 	"time"
 
 	gws "github.com/gorilla/websocket"
+
+	"github.com/tradewire/tradewire/internal/testutil/sioclient"
 )
 
 // writeCert writes a self-signed certificate for 127.0.0.1 with serial to
@@ -134,29 +136,17 @@ func TestTLSServesHTTPSAndWSSAndReloads(t *testing.T) {
 	var login struct{ Cookie string }
 	_ = json.NewDecoder(resp.Body).Decode(&login)
 	resp.Body.Close()
-	d := gws.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}, HandshakeTimeout: 5 * time.Second}
-	ws, _, err := d.Dial("wss://"+addr+"/socket.io/?EIO=4&transport=websocket", http.Header{"Cookie": {login.Cookie}, "Origin": {base}})
+	sc, err := sioclient.Dial(base, sioclient.Options{
+		Header: http.Header{"Cookie": {login.Cookie}, "Origin": {base}},
+		Dialer: &gws.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}, HandshakeTimeout: 5 * time.Second},
+	})
 	if err != nil {
-		t.Fatalf("wss dial: %v", err)
+		t.Fatalf("Socket.IO over wss: %v", err)
 	}
-	defer ws.Close()
-	read := func() string {
-		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, m, err := ws.ReadMessage()
-		if err != nil {
-			t.Fatalf("read: %v", err)
-		}
-		return string(m)
-	}
-	if m := read(); !strings.HasPrefix(m, `0{"sid"`) {
-		t.Fatalf("open packet %q", m)
-	}
-	_ = ws.WriteMessage(gws.TextMessage, []byte("40"))
-	if m := read(); !strings.HasPrefix(m, `40{"sid"`) {
-		t.Fatalf("CONNECT reply %q", m)
-	}
-	_ = ws.WriteMessage(gws.TextMessage, []byte(`421["subscribe:watchlist",{"symbols":["AAPL"]}]`))
-	for m := read(); !strings.HasPrefix(m, "431"); m = read() {
+	defer sc.Close()
+	ack, err := sc.EmitWithAck(5*time.Second, "subscribe:watchlist", map[string]any{"symbols": []string{"AAPL"}})
+	if err != nil || len(ack) == 0 || !strings.Contains(string(ack[0]), `"success":true`) {
+		t.Fatalf("subscribe over wss: %s %v", ack, err)
 	}
 
 	// SIGHUP: new connections get the new certificate.
