@@ -155,19 +155,55 @@ func (m members) each(yield func(string) bool) bool {
 }
 
 // AddAll adds socket id to rooms.
+//
+// A socket's own room (named by its id) is implied by its room list and not
+// stored in the room index, unless another socket joins a room of that name
+// (lookup and materialize keep the two views one).
 func (m *Memory) AddAll(id string, rooms []string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mine := m.sids[id]
+	grown := false
 	for _, r := range rooms {
 		if !slices.Contains(mine, r) {
+			if !grown && len(mine) == cap(mine) {
+				// Room lists are long-lived and rarely grow: size them to
+				// this call's need, not append's doubling.
+				t := make([]string, len(mine), len(mine)+len(rooms)) // slices.Grow would double
+				copy(t, mine)
+				mine, grown = t, true
+			}
 			mine = append(mine, r)
 		}
-		mem := m.rooms[r]
+		mem, stored := m.rooms[r]
+		if r == id && !stored {
+			continue // implied by the room list
+		}
+		if !stored && r != id && m.selfMember(r) {
+			mem.add(r) // another socket's own room: store it with its owner
+		}
 		mem.add(id)
 		m.rooms[r] = mem
 	}
 	m.sids[id] = mine
+}
+
+// selfMember reports whether socket id is in its own room. m.mu must be held.
+func (m *Memory) selfMember(id string) bool {
+	mine, ok := m.sids[id]
+	return ok && slices.Contains(mine, id)
+}
+
+// lookup returns the local members of room, the implied own room of a
+// socket included. m.mu must be held.
+func (m *Memory) lookup(room string) (members, bool) {
+	if mem, ok := m.rooms[room]; ok {
+		return mem, true
+	}
+	if m.selfMember(room) {
+		return members{one: room}, true
+	}
+	return members{}, false
 }
 
 // Del removes socket id from room.
@@ -219,9 +255,14 @@ func (m *Memory) SocketRooms(id string) []string {
 func (m *Memory) LocalRooms() []string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	out := make([]string, 0, len(m.rooms))
+	out := make([]string, 0, len(m.rooms)+len(m.sids))
 	for r := range m.rooms {
 		out = append(out, r)
+	}
+	for id := range m.sids {
+		if _, stored := m.rooms[id]; !stored && m.selfMember(id) {
+			out = append(out, id)
+		}
 	}
 	return out
 }
@@ -229,7 +270,7 @@ func (m *Memory) LocalRooms() []string {
 // HasRoom reports whether room has a local member.
 func (m *Memory) HasRoom(room string) bool {
 	m.mu.RLock()
-	_, ok := m.rooms[room]
+	_, ok := m.lookup(room)
 	m.mu.RUnlock()
 	return ok
 }
@@ -243,7 +284,7 @@ func (m *Memory) LocalSockets(opts *BroadcastOptions) iter.Seq[string] {
 		defer m.mu.RUnlock()
 		excluded := func(id string) bool {
 			for _, r := range opts.Except {
-				if mem, ok := m.rooms[r]; ok && mem.has(id) {
+				if mem, ok := m.lookup(r); ok && mem.has(id) {
 					return true
 				}
 			}
@@ -258,14 +299,14 @@ func (m *Memory) LocalSockets(opts *BroadcastOptions) iter.Seq[string] {
 			return
 		}
 		if len(opts.Rooms) == 1 {
-			if mem, ok := m.rooms[opts.Rooms[0]]; ok {
+			if mem, ok := m.lookup(opts.Rooms[0]); ok {
 				mem.each(func(id string) bool { return excluded(id) || yield(id) })
 			}
 			return
 		}
 		seen := make(map[string]struct{})
 		for _, r := range opts.Rooms {
-			mem, ok := m.rooms[r]
+			mem, ok := m.lookup(r)
 			if !ok {
 				continue
 			}

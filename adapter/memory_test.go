@@ -177,6 +177,37 @@ func TestRooms(t *testing.T) {
 	eq(t, "all rooms", sorted(rooms), []string{"a", "c", "d", "r2"})
 }
 
+// A socket's own room is implied, not stored, until another socket joins a
+// room of that name; every view sees the same members either way.
+func TestOwnRoomSharedWithAnotherSocket(t *testing.T) {
+	m, _ := newTestAdapter(t, Options{})
+	if _, stored := m.rooms["a"]; stored {
+		t.Fatal("a's own room is stored in the index")
+	}
+	eq(t, "a", collect(m, &BroadcastOptions{Rooms: []string{"a"}}), []string{"a"})
+	eq(t, "all but a", collect(m, &BroadcastOptions{Except: []string{"a"}}), []string{"b", "c", "d"})
+
+	m.AddAll("b", []string{"a"}) // b joins a room named like socket a
+	eq(t, "room a", collect(m, &BroadcastOptions{Rooms: []string{"a"}}), []string{"a", "b"})
+	eq(t, "rooms a+r2", collect(m, &BroadcastOptions{Rooms: []string{"a", "r2"}}), []string{"a", "b", "c"})
+	eq(t, "except a", collect(m, &BroadcastOptions{Except: []string{"a"}}), []string{"c", "d"})
+
+	m.Del("a", "a") // a leaves its own room: b stays
+	eq(t, "room a after a left", collect(m, &BroadcastOptions{Rooms: []string{"a"}}), []string{"b"})
+	eq(t, "rooms of a", sorted(m.SocketRooms("a")), []string{"r1"})
+	m.Del("b", "a")
+	if m.HasRoom("a") {
+		t.Fatal("room a kept with no member")
+	}
+	eq(t, "local rooms", sorted(m.LocalRooms()), []string{"b", "c", "d", "r1", "r2"})
+
+	m.AddAll("a", []string{"a"}) // and joins it again
+	eq(t, "room a rejoined", collect(m, &BroadcastOptions{Rooms: []string{"a"}}), []string{"a"})
+	m.AddAll("c", []string{"a"})
+	m.DelAll("a")
+	eq(t, "room a after a's end", collect(m, &BroadcastOptions{Rooms: []string{"a"}}), []string{"c"})
+}
+
 func TestLocalSocketsSelection(t *testing.T) {
 	m, _ := newTestAdapter(t, Options{})
 	tests := []struct {

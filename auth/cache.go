@@ -17,7 +17,8 @@ type identityCache struct {
 	mu    sync.Mutex
 	ll    *list.List // front = most recently used
 	items map[string]*list.Element
-	gen   uint64 // bumped by every invalidation, so an older lookup cannot re-insert
+	gen   uint64      // bumped by every invalidation, so an older lookup cannot re-insert
+	sweep *time.Timer // armed while the cache holds entries: drops expired ones
 }
 
 type cacheEntry struct {
@@ -83,6 +84,32 @@ func (c *identityCache) put(gen uint64, id *Identity) {
 		c.ll.Remove(last)
 		delete(c.items, last.Value.(*cacheEntry).sid)
 	}
+	if c.sweep == nil {
+		c.sweep = time.AfterFunc(c.ttl, c.dropExpired)
+	}
+}
+
+// dropExpired removes every expired entry, so that a reconnection storm's
+// lookups do not stay in memory once their TTL is over (get only drops the
+// entries it is asked for). It re-arms itself while entries remain.
+func (c *identityCache) dropExpired() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	for el := c.ll.Back(); el != nil; {
+		prev := el.Prev()
+		if e := el.Value.(*cacheEntry); !now.Before(e.expires) {
+			c.ll.Remove(el)
+			delete(c.items, e.sid)
+		}
+		el = prev
+	}
+	if c.ll.Len() == 0 {
+		c.sweep = nil
+		c.items = make(map[string]*list.Element) // a map never shrinks
+		return
+	}
+	c.sweep.Reset(c.ttl)
 }
 
 // invalidate removes sids and stops lookups already in flight from caching.

@@ -239,8 +239,16 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		srv.reject(w, CodeUnsupportedVersion)
 		return
 	}
-	transport := q.Get("transport")
-	if (transport != "polling" && transport != "websocket") || !srv.transportAllowed(transport) {
+	// The constant, not the query's value: that is a slice of the request
+	// line, and a session keeping it would keep the whole line.
+	var transport string
+	switch q.Get("transport") {
+	case "polling":
+		transport = "polling"
+	case "websocket":
+		transport = "websocket"
+	}
+	if transport == "" || !srv.transportAllowed(transport) {
 		srv.reject(w, CodeUnknownTransport)
 		return
 	}

@@ -14,8 +14,20 @@ func (s roomSet) has(r string) bool {
 
 func (s *roomSet) add(r string) {
 	if i, ok := slices.BinarySearch(*s, r); !ok {
-		*s = slices.Insert(*s, i, r)
+		*s = slices.Insert(growOne(*s), i, r)
 	}
+}
+
+// growOne makes room for one more element without append's doubling: the
+// sets live as long as their socket or user and rarely grow, so slack would
+// be paid by every idle connection.
+func growOne[E any](s []E) []E {
+	if len(s) < cap(s) {
+		return s
+	}
+	t := make([]E, len(s), len(s)+1) // slices.Grow would double
+	copy(t, s)
+	return t
 }
 
 func (s *roomSet) remove(r string) bool {
@@ -58,7 +70,7 @@ func (c roomCounts) count(r string) int {
 func (c *roomCounts) inc(r string) {
 	i, ok := c.find(r)
 	if !ok {
-		*c = slices.Insert(*c, i, roomCount{room: r})
+		*c = slices.Insert(growOne(*c), i, roomCount{room: r})
 	}
 	(*c)[i].n++
 }

@@ -13,6 +13,7 @@ import (
 
 	gws "github.com/gorilla/websocket"
 
+	"github.com/tradewire/tradewire/internal/testutil/poll"
 	"github.com/tradewire/tradewire/parser"
 )
 
@@ -249,6 +250,20 @@ func (ss *sockets) get(t testing.TB, id string) *Socket {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// getRecovered returns the restored socket id: a restore reuses the id, so
+// until the new socket's connection handler ran, get would return the old one.
+func (ss *sockets) getRecovered(t testing.TB, id string) *Socket {
+	t.Helper()
+	var s *Socket
+	poll.Until(t, "restored socket "+id, func() bool {
+		ss.mu.Lock()
+		s = ss.m[id]
+		ss.mu.Unlock()
+		return s != nil && s.Recovered()
+	})
+	return s
 }
 
 // reasons records disconnect reasons.

@@ -990,7 +990,7 @@ func TestRecoveryKeptWhenTheConnectionClosesDuringConnect(t *testing.T) {
 	if sid3 != sid || pid3 != pid {
 		t.Fatalf("the state was lost with the closed connection: sid %q pid %q", sid3, pid3)
 	}
-	if s3 := ss.get(t, sid3); !s3.Recovered() || !s3.InRoom("room") {
+	if s3 := ss.getRecovered(t, sid3); !s3.InRoom("room") {
 		t.Fatal("restored without its rooms")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/tradewire/tradewire/auth"
 	"github.com/tradewire/tradewire/ratelimit"
@@ -108,22 +109,27 @@ type SocketData struct {
 	Tier   string `json:"tier"`
 }
 
-type identityKey struct{}
+// stateKey keys a socket's one trading value, its *socketState.
 type stateKey struct{}
 
 // SetIdentity attaches the authenticated identity to a socket (called by
 // the auth middleware).
 func SetIdentity(s *socketio.Socket, id *auth.Identity) {
-	s.Set(identityKey{}, id)
+	s.Set(stateKey{}, &socketState{id: id})
 	s.SetData(SocketData{UserID: id.UserID, Role: id.Role, Tier: id.Tier})
 }
 
 // IdentityOf returns the socket's identity, or nil.
 func IdentityOf(s *socketio.Socket) *auth.Identity {
-	id, _ := s.Get(identityKey{}).(*auth.Identity)
-	return id
+	if st, _ := s.Get(stateKey{}).(*socketState); st != nil {
+		return st.id
+	}
+	return nil
 }
 
+// socketState is a socket's trading state: its identity from
+// authentication, and its quota once Attach ran (nil before). It is
+// replaced, never changed, so readers need no lock of their own.
 type socketState struct {
 	id    *auth.Identity
 	quota Quota
@@ -175,9 +181,12 @@ func (h *Handlers) Attach(s *socketio.Socket) {
 	h.mu.Unlock()
 }
 
+// stateOf returns the state of an attached socket, or nil.
 func stateOf(s *socketio.Socket) *socketState {
-	st, _ := s.Get(stateKey{}).(*socketState)
-	return st
+	if st, _ := s.Get(stateKey{}).(*socketState); st != nil && st.quota != nil {
+		return st
+	}
+	return nil
 }
 
 // onDisconnect releases the socket's quota and counts it out.
@@ -323,7 +332,9 @@ func (h *Handlers) subscribeWatchlist(ctx context.Context, s *socketio.Socket, s
 	}
 	rooms := make([]string, len(syms))
 	for i, sym := range syms {
-		rooms[i] = WatchlistRoom(sym)
+		// One copy of the name however many sockets hold the room: the
+		// adapter's index and the quota keep the string they are given.
+		rooms[i] = unique.Make(WatchlistRoom(sym)).Value()
 	}
 	reply, cerr := h.subscribeRooms(ctx, s, st, rooms, func() *ClientError {
 		// The socket's rooms are its watchlist (stored once, in the

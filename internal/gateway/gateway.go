@@ -399,6 +399,7 @@ func (g *Gateway) setupSocketIO() {
 	}
 	g.nsp.Use(g.authenticate)
 	g.nsp.OnConnection(g.onConnection)
+	g.nsp.OnDisconnect(g.onDisconnect)
 }
 
 // refusedCloseDelay is how long the session of a client refused by the
@@ -428,7 +429,9 @@ func (g *Gateway) tagHandshake(r *http.Request) any {
 }
 
 func (g *Gateway) authenticate(ctx context.Context, s *socketio.Socket) error {
-	if cd, ok := s.Handshake().Tag.(*connDecision); ok && !cd.d.Allowed {
+	cd, _ := s.Handshake().Tag.(*connDecision)
+	s.Handshake().Tag = nil // read once: not kept for the connection's life
+	if cd != nil && !cd.d.Allowed {
 		g.metrics.Handshake(ratelimit.CodeRateLimit)
 		// Nothing is held for a refused client: its session closes once the
 		// connect_error had time to reach it.
@@ -490,10 +493,15 @@ func restoredFor(s *socketio.Socket, userID string) bool {
 func (g *Gateway) onConnection(s *socketio.Socket) {
 	id := trading.IdentityOf(s)
 	g.log.Info("client connected", "socket_id", s.ID(), "user_id", id.UserID, "transport", s.Transport(), "recovered", s.Recovered())
-	s.OnDisconnect(func(reason string) {
-		g.log.Info("client disconnected", "socket_id", s.ID(), "user_id", id.UserID, "reason", reason)
-	})
 	g.handlers.Attach(s)
+}
+
+// onDisconnect logs a connected socket's end. It is the namespace's hook,
+// not a closure per socket: an idle connection carries no handler of its own.
+func (g *Gateway) onDisconnect(s *socketio.Socket, reason string) {
+	if id := trading.IdentityOf(s); id != nil {
+		g.log.Info("client disconnected", "socket_id", s.ID(), "user_id", id.UserID, "reason", reason)
+	}
 }
 
 // Broadcast implements trading.Broadcaster on the main namespace.
