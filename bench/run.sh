@@ -10,7 +10,8 @@
 #   SCENARIOS="idle storm" bench/run.sh  # a subset
 #   TRADEWIRE_CMD=/path/to/tradewire bench/run.sh
 #
-# Scenarios: idle fanout fanout-emitter user-events storm cluster polling.
+# Scenarios: idle fanout fanout-emitter user-events user-events-batch storm
+# cluster polling.
 # The minimal server runs idle, fanout, user-events and storm only (no Redis
 # adapter, no long-polling); it is skipped in the other scenarios.
 # The doc never shows absolute paths: binaries and results are named relative
@@ -206,6 +207,13 @@ run_scenario() { # kind scenario
       run_loadgen "$kind" -scenario user-events -conns "$EVENTS_CONNS" -url "$SRV_URL" -server-pid "$SRV_PID" \
         -rate-start "${EVENTS_RATE_START:-200}" -rate-factor 1.5 -max-steps 12 -pub-conc 8
       stop_pid "$SRV_PID" ;;
+    user-events-batch)
+      # Issue 12's form: events posted as arrays (one request per pacing
+      # tick), judged at p99 <= 10 ms.
+      start_server "$kind" memory "$kind-user-events-batch"
+      run_loadgen "$kind" -scenario user-events -events-batch -p99 "${EVENTS_BATCH_P99:-10ms}" -conns "$EVENTS_CONNS" -url "$SRV_URL" \
+        -server-pid "$SRV_PID" -rate-start "${EVENTS_RATE_START:-200}" -rate-factor 1.5 -max-steps 12 -pub-conc 8
+      stop_pid "$SRV_PID" ;;
     storm)
       start_server "$kind" memory "$kind-storm"
       run_loadgen "$kind" -scenario storm -conns "$STORM_CONNS" -url "$SRV_URL" -server-pid "$SRV_PID" -storm-timeout 120s
@@ -230,7 +238,7 @@ run_scenario() { # kind scenario
 
 for sc in $SCENARIOS; do
   for kind in $SERVERS; do
-    if [[ $kind == minimal && " idle fanout user-events storm " != *" $sc "* ]]; then
+    if [[ $kind == minimal && " idle fanout user-events user-events-batch storm " != *" $sc "* ]]; then
       log "minimal: skipping $sc (the reference server has no Redis adapter and no long-polling)"
       continue
     fi

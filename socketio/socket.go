@@ -253,6 +253,7 @@ func newSocket(n *Namespace, c *client, auth json.RawMessage, restored *adapter.
 		s.id = engineio.NewID()
 		if n.srv.opts.Recovery.MaxDisconnection > 0 {
 			s.pid = newPID(s.id)
+			s.id = s.pid[:len(s.id)] // one allocation for both
 		}
 	}
 	return s

@@ -118,6 +118,9 @@ func RunKey(r *Result) string {
 	if r.Publish != "" && r.Publish != "http" {
 		k += ", via " + r.Publish
 	}
+	if r.EventsBatch {
+		k += ", batched, p99 line " + r.P99Line
+	}
 	return k
 }
 

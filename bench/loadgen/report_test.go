@@ -47,6 +47,19 @@ func TestWriteReportRatios(t *testing.T) {
 	}
 }
 
+// Batched user events are their own run, named with the line they were
+// judged by, so they never mix with the one-per-request runs.
+func TestRunKeyBatchedEvents(t *testing.T) {
+	r := Result{Scenario: "user-events", Transport: "websocket", Conns: 10000, Servers: 1, Publish: "http"}
+	if got, want := RunKey(&r), "user-events, websocket, 10000 conns"; got != want {
+		t.Fatalf("RunKey = %q, want %q", got, want)
+	}
+	r.EventsBatch, r.P99Line = true, "10ms"
+	if got, want := RunKey(&r), "user-events, websocket, 10000 conns, batched, p99 line 10ms"; got != want {
+		t.Fatalf("RunKey = %q, want %q", got, want)
+	}
+}
+
 func TestWriteReportWithReference(t *testing.T) {
 	var buf bytes.Buffer
 	node, tw := sampleResults(1), sampleResults(2)[:3]

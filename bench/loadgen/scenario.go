@@ -70,24 +70,28 @@ type Config struct {
 
 // Result is the one JSON line a run prints.
 type Result struct {
-	Scenario  string        `json:"scenario"`
-	Label     string        `json:"label,omitempty"`
-	Transport string        `json:"transport"`
-	Conns     int           `json:"conns"`
-	Procs     int           `json:"procs"`
-	Servers   int           `json:"servers"`
-	Publish   string        `json:"publish,omitempty"`
-	Start     time.Time     `json:"start"`
-	LoadAvg   string        `json:"loadavg_at_start"`
-	Seconds   float64       `json:"seconds"`
-	Ramp      RampReport    `json:"ramp"`
-	Server    *ServerRep    `json:"server,omitempty"`
-	Client    ClientRep     `json:"client"`
-	Steps     []Step        `json:"steps,omitempty"`
-	Best      *Step         `json:"best,omitempty"`
-	Storm     *StormRep     `json:"storm,omitempty"`
-	Broadcast *BroadcastRep `json:"broadcast,omitempty"`
-	Errors    []string      `json:"errors,omitempty"`
+	Scenario  string `json:"scenario"`
+	Label     string `json:"label,omitempty"`
+	Transport string `json:"transport"`
+	Conns     int    `json:"conns"`
+	Procs     int    `json:"procs"`
+	Servers   int    `json:"servers"`
+	Publish   string `json:"publish,omitempty"`
+	// EventsBatch is set when user events were posted as arrays; P99Line
+	// is then the latency line the run was judged by.
+	EventsBatch bool          `json:"events_batch,omitempty"`
+	P99Line     string        `json:"p99_line,omitempty"`
+	Start       time.Time     `json:"start"`
+	LoadAvg     string        `json:"loadavg_at_start"`
+	Seconds     float64       `json:"seconds"`
+	Ramp        RampReport    `json:"ramp"`
+	Server      *ServerRep    `json:"server,omitempty"`
+	Client      ClientRep     `json:"client"`
+	Steps       []Step        `json:"steps,omitempty"`
+	Best        *Step         `json:"best,omitempty"`
+	Storm       *StormRep     `json:"storm,omitempty"`
+	Broadcast   *BroadcastRep `json:"broadcast,omitempty"`
+	Errors      []string      `json:"errors,omitempty"`
 }
 
 // BroadcastRep is how one market:status sent to every socket arrived (idle
@@ -323,6 +327,9 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	}}
 	if cfg.Scenario == "fanout" || cfg.Scenario == "cluster" || cfg.Scenario == "user-events" {
 		r.res.Publish = cfg.PublishMode
+	}
+	if cfg.Scenario == "user-events" && cfg.EventsBatch {
+		r.res.EventsBatch, r.res.P99Line = true, cfg.P99Limit.String()
 	}
 	if cfg.RedisURL != "" {
 		opt, err := redis.ParseURL(cfg.RedisURL)
