@@ -415,12 +415,12 @@ func TestDedupPerItem(t *testing.T) {
 	got := g.barrier(u1)[0]
 	var msgs []string
 	for _, p := range got {
-		if p.name == "notification" {
+		if p.Name == "notification" {
 			var m struct {
 				EventID      string `json:"eventId"`
 				Notification struct{ Message string }
 			}
-			_ = json.Unmarshal(p.args[0], &m)
+			_ = json.Unmarshal(p.Args[0], &m)
 			msgs = append(msgs, m.EventID+":"+m.Notification.Message)
 		}
 	}
@@ -483,25 +483,25 @@ func TestEventsReachExactlyTheRightSockets(t *testing.T) {
 
 	// The payloads are the seed's.
 	te := got[0][0]
-	if len(te.args) != 1 {
-		t.Fatalf("trade:executed args %q", te.raw)
+	if len(te.Args) != 1 {
+		t.Fatalf("trade:executed args %q", te.Raw)
 	}
 	var p map[string]any
-	_ = json.Unmarshal(te.args[0], &p)
+	_ = json.Unmarshal(te.Args[0], &p)
 	n, _ := p["notification"].(map[string]any)
 	ts, _ := p["timestamp"].(string)
 	if p["userId"] != "u1" || p["eventId"] != "e1" || !isoRE.MatchString(ts) ||
 		n["title"] != "Trade Executed: AAPL" || n["message"] != "BUY 10 AAPL @ $187.12" || n["type"] != "success" {
-		t.Errorf("trade:executed payload %s", te.args[0])
+		t.Errorf("trade:executed payload %s", te.Args[0])
 	}
 	if tr, _ := p["trade"].(map[string]any); tr["id"] != "t1" || tr["price"] != 187.12 {
 		t.Errorf("trade %v", p["trade"])
 	}
 	for i, want := range []string{"AAPL", "MSFT"} {
 		var q map[string]any
-		_ = json.Unmarshal(got[3][i].args[0], &q)
+		_ = json.Unmarshal(got[3][i].Args[0], &q)
 		if q["symbol"] != want {
-			t.Errorf("u3 quote %d: %s", i, got[3][i].args[0])
+			t.Errorf("u3 quote %d: %s", i, got[3][i].Args[0])
 		}
 	}
 }
@@ -519,7 +519,7 @@ func TestEmitRoomsAndExcept(t *testing.T) {
 		`{"except":["watchlist:AAPL"],"event":"not-watchers"}`,
 		`{"rooms":["user:u1","user:u2"],"event":"two","data":[1,2]}`,
 		`{"rooms":["user:u1","watchlist:AAPL"],"event":"once"}`,
-		`{"rooms":["` + u3.sid + `"],"event":"by-socket-id"}`,
+		`{"rooms":["` + u3.SID() + `"],"event":"by-socket-id"}`,
 		`{"rooms":["user:u2"],"except":["user:u2"],"event":"nobody"}`,
 		`[{"rooms":["user:u1"],"event":"b1"},{"rooms":["user:u1"],"event":"b2","data":{"n":2}}]`,
 	} {
@@ -538,16 +538,16 @@ func TestEmitRoomsAndExcept(t *testing.T) {
 	}
 	for _, ps := range got {
 		for _, p := range ps {
-			want, ok := wantArgs[p.name]
+			want, ok := wantArgs[p.Name]
 			if !ok {
 				continue
 			}
-			b, _ := json.Marshal(p.args)
-			if p.args == nil {
+			b, _ := json.Marshal(p.Args)
+			if p.Args == nil {
 				b = []byte("[]")
 			}
 			if string(b) != want {
-				t.Errorf("%s args %s, want %s", p.name, b, want)
+				t.Errorf("%s args %s, want %s", p.Name, b, want)
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tradewire/tradewire/internal/testutil/sioclient"
 	"github.com/tradewire/tradewire/trading"
 )
 
@@ -19,14 +20,14 @@ func (g *gateway) requestCount() int {
 	return g.requests
 }
 
-func payload(t *testing.T, p packet) map[string]any {
+func payload(t *testing.T, p sioclient.Packet) map[string]any {
 	t.Helper()
-	if len(p.args) != 1 {
-		t.Fatalf("%s: %d arguments", p.raw, len(p.args))
+	if len(p.Args) != 1 {
+		t.Fatalf("%s: %d arguments", p.Raw, len(p.Args))
 	}
 	var m map[string]any
-	if err := json.Unmarshal(p.args[0], &m); err != nil {
-		t.Fatalf("%s: %v", p.raw, err)
+	if err := json.Unmarshal(p.Args[0], &m); err != nil {
+		t.Fatalf("%s: %v", p.Raw, err)
 	}
 	return m
 }
@@ -99,35 +100,35 @@ func TestClientEveryMethodDelivers(t *testing.T) {
 	n, _ := te["notification"].(map[string]any)
 	if te["userId"] != "u1" || te["eventId"] != "t-1" || n["message"] != "BUY 10 AAPL @ $187.12" ||
 		!reflect.DeepEqual(te["trade"], map[string]any{"id": "t-1", "symbol": "AAPL", "side": "buy", "quantity": 10.0, "price": 187.12, "venue": "XNAS"}) {
-		t.Errorf("trade:executed %s", ev[0].args[0])
+		t.Errorf("trade:executed %s", ev[0].Args[0])
 	}
 	tf := payload(t, ev[1])
 	if !reflect.DeepEqual(tf["error"], map[string]any{"message": "Insufficient buying power", "reason": "NSF"}) ||
 		tf["notification"].(map[string]any)["message"] != "Insufficient buying power" {
-		t.Errorf("trade:failed %s", ev[1].args[0])
+		t.Errorf("trade:failed %s", ev[1].Args[0])
 	}
 	if pu := payload(t, ev[2]); !reflect.DeepEqual(pu["portfolio"], map[string]any{"equity": 1000.5}) {
-		t.Errorf("portfolio:updated %s", ev[2].args[0])
+		t.Errorf("portfolio:updated %s", ev[2].Args[0])
 	}
 	if pc := payload(t, ev[3]); pc["notification"].(map[string]any)["title"] != "Position Closed: AAPL" {
-		t.Errorf("position:closed %s", ev[3].args[0])
+		t.Errorf("position:closed %s", ev[3].Args[0])
 	}
 	if no := payload(t, ev[4]); !reflect.DeepEqual(no["notification"], map[string]any{"title": "Deposit", "message": "$100 received", "type": "success"}) {
-		t.Errorf("notification %s", ev[4].args[0])
+		t.Errorf("notification %s", ev[4].Args[0])
 	}
 	if q := payload(t, ev[5]); q["symbol"] != "AAPL" || q["price"] != 187.5 {
-		t.Errorf("quote:update %s", ev[5].args[0])
+		t.Errorf("quote:update %s", ev[5].Args[0])
 	}
 	if ms := payload(t, ev[6]); ms["open"] != false {
-		t.Errorf("market:status %s", ev[6].args[0])
+		t.Errorf("market:status %s", ev[6].Args[0])
 	}
 	if b := payload(t, ev[7]); b["notification"].(map[string]any)["message"] != "batch-1" {
-		t.Errorf("batch notification %s", ev[7].args[0])
+		t.Errorf("batch notification %s", ev[7].Args[0])
 	}
 	if b := payload(t, got[1][1]); b["notification"].(map[string]any)["message"] != "batch-2" {
-		t.Errorf("u2 batch notification %s", got[1][1].args[0])
+		t.Errorf("u2 batch notification %s", got[1][1].Args[0])
 	}
-	if string(ev[8].args[0]) != `{"k":"v"}` || len(ev[9].args) != 0 || string(ev[10].args[0]) != `[1,"x"]` {
+	if string(ev[8].Args[0]) != `{"k":"v"}` || len(ev[9].Args) != 0 || string(ev[10].Args[0]) != `[1,"x"]` {
 		t.Errorf("raw emits %v", raws(ev[8:]))
 	}
 }

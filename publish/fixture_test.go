@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tradewire/tradewire/auth"
+	"github.com/tradewire/tradewire/internal/testutil/sioclient"
 	"github.com/tradewire/tradewire/ratelimit"
 	"github.com/tradewire/tradewire/socketio"
 	"github.com/tradewire/tradewire/trading"
@@ -109,15 +110,15 @@ func (g *gateway) attachedCh(sid string) chan struct{} {
 
 // connect dials userID and subscribes it: each sub is an event and its
 // argument, e.g. {"subscribe:watchlist", `["AAPL"]`}.
-func (g *gateway) connect(userID string, subs ...[2]string) *sioClient {
+func (g *gateway) connect(userID string, subs ...[2]string) *sioclient.Stream {
 	g.t.Helper()
-	c, p := dialSIO(g.t, g.url, map[string]any{"userId": userID})
-	if p.kind != pkConnect {
-		g.t.Fatalf("connect %s: %q", userID, p.raw)
+	c, p := sioclient.DialStream(g.t, g.url, map[string]any{"userId": userID})
+	if p.Kind != sioclient.KindConnect {
+		g.t.Fatalf("connect %s: %q", userID, p.Raw)
 	}
 	select {
-	case <-g.attachedCh(c.sid):
-	case <-time.After(waitFor):
+	case <-g.attachedCh(c.SID()):
+	case <-time.After(sioclient.StreamWait):
 		g.t.Fatalf("socket of %s not attached", userID)
 	}
 	for _, s := range subs {
@@ -125,10 +126,10 @@ func (g *gateway) connect(userID string, subs ...[2]string) *sioClient {
 		if s[1] != "" {
 			args = append(args, s[1])
 		}
-		_, ack := c.call(s[0], args...)
+		_, ack := c.Call(s[0], args...)
 		var a map[string]any
-		if len(ack.args) != 1 || json.Unmarshal(ack.args[0], &a) != nil || a["success"] != true {
-			g.t.Fatalf("%s %s: ack %q", userID, s[0], ack.raw)
+		if len(ack.Args) != 1 || json.Unmarshal(ack.Args[0], &a) != nil || a["success"] != true {
+			g.t.Fatalf("%s %s: ack %q", userID, s[0], ack.Raw)
 		}
 	}
 	return c
@@ -182,19 +183,19 @@ var authz = bearer(testKey)
 // barrier broadcasts a "barrier" event to every socket and returns, for
 // each client, the events received before it. Broadcasts reach a socket in
 // the order they were made, so this shows exactly what each client got.
-func (g *gateway) barrier(clients ...*sioClient) [][]packet {
+func (g *gateway) barrier(clients ...*sioclient.Stream) [][]sioclient.Packet {
 	g.t.Helper()
 	if st, _, r, raw := g.post("/api/v1/emit", `{"event":"barrier"}`, authz...); st != http.StatusAccepted || r.Accepted != 1 {
 		g.t.Fatalf("barrier emit: %d %s", st, raw)
 	}
-	out := make([][]packet, len(clients))
+	out := make([][]sioclient.Packet, len(clients))
 	for i, c := range clients {
 		for {
-			p := c.next()
-			if p.kind == pkEvent && p.name == "barrier" {
+			p := c.Next()
+			if p.Kind == sioclient.KindEvent && p.Name == "barrier" {
 				break
 			}
-			if p.kind == pkClosed {
+			if p.Kind == sioclient.KindClosed {
 				g.t.Fatalf("client %d closed before the barrier", i)
 			}
 			out[i] = append(out[i], p)
@@ -203,25 +204,25 @@ func (g *gateway) barrier(clients ...*sioClient) [][]packet {
 	return out
 }
 
-func names(ps []packet) []string {
+func names(ps []sioclient.Packet) []string {
 	out := make([]string, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, p.name)
+		out = append(out, p.Name)
 	}
 	return out
 }
 
-func assertNames(t *testing.T, who string, got []packet, want ...string) {
+func assertNames(t *testing.T, who string, got []sioclient.Packet, want ...string) {
 	t.Helper()
 	if n := names(got); !slices.Equal(n, want) && !(len(n) == 0 && len(want) == 0) {
 		t.Errorf("%s received %v, want %v", who, raws(got), want)
 	}
 }
 
-func raws(ps []packet) []string {
+func raws(ps []sioclient.Packet) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
-		out[i] = p.raw
+		out[i] = p.Raw
 	}
 	return out
 }

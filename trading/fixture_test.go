@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tradewire/tradewire/auth"
+	"github.com/tradewire/tradewire/internal/testutil/sioclient"
 	"github.com/tradewire/tradewire/ratelimit"
 	"github.com/tradewire/tradewire/socketio"
 )
@@ -144,19 +145,19 @@ func (f *fixture) wait(sid, what string) {
 	f.t.Helper()
 	select {
 	case <-f.ch(sid, what):
-	case <-time.After(waitFor):
-		f.t.Fatalf("socket %s: not %s within %v", sid, what, waitFor)
+	case <-time.After(sioclient.StreamWait):
+		f.t.Fatalf("socket %s: not %s within %v", sid, what, sioclient.StreamWait)
 	}
 }
 
 // connect dials a user and waits until the handlers are attached.
-func (f *fixture) connect(userID, role, tier string) *sioClient {
+func (f *fixture) connect(userID, role, tier string) *sioclient.Stream {
 	f.t.Helper()
-	c, p := dialSIO(f.t, f.url, map[string]any{"userId": userID, "role": role, "tier": tier})
-	if p.kind != pkConnect {
-		f.t.Fatalf("connect %s: got %q", userID, p.raw)
+	c, p := sioclient.DialStream(f.t, f.url, map[string]any{"userId": userID, "role": role, "tier": tier})
+	if p.Kind != sioclient.KindConnect {
+		f.t.Fatalf("connect %s: got %q", userID, p.Raw)
 	}
-	f.wait(c.sid, "attached")
+	f.wait(c.SID(), "attached")
 	return c
 }
 

@@ -9,21 +9,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tradewire/tradewire/internal/testutil/sioclient"
 	"github.com/tradewire/tradewire/ratelimit"
 )
 
 // okReply checks a successful reply: exactly the confirmation event, then
 // an ack {success:true,...} carrying the same object. It returns that object.
-func okReply(t *testing.T, evs []packet, ack packet, confirm string) map[string]any {
+func okReply(t *testing.T, evs []sioclient.Packet, ack sioclient.Packet, confirm string) map[string]any {
 	t.Helper()
-	if len(evs) != 1 || evs[0].kind != pkEvent || evs[0].name != confirm {
+	if len(evs) != 1 || evs[0].Kind != sioclient.KindEvent || evs[0].Name != confirm {
 		t.Fatalf("events before ack = %v, want one %q event", raws(evs), confirm)
 	}
-	ev := evs[0].obj(t, 0)
-	if len(ack.args) != 1 {
-		t.Fatalf("ack %q: want one argument", ack.raw)
+	ev := evs[0].Obj(t, 0)
+	if len(ack.Args) != 1 {
+		t.Fatalf("ack %q: want one argument", ack.Raw)
 	}
-	a := ack.obj(t, 0)
+	a := ack.Obj(t, 0)
 	if !reflect.DeepEqual(ev, a) {
 		t.Errorf("confirmation %v and ack %v differ", ev, a)
 	}
@@ -35,24 +36,24 @@ func okReply(t *testing.T, evs []packet, ack packet, confirm string) map[string]
 
 // errReply checks a refusal: exactly one error event {code,message}, then
 // an ack {success:false, code, message}. It returns the error event.
-func errReply(t *testing.T, evs []packet, ack packet, code string) map[string]any {
+func errReply(t *testing.T, evs []sioclient.Packet, ack sioclient.Packet, code string) map[string]any {
 	t.Helper()
-	if len(evs) != 1 || evs[0].kind != pkEvent || evs[0].name != "error" {
+	if len(evs) != 1 || evs[0].Kind != sioclient.KindEvent || evs[0].Name != "error" {
 		t.Fatalf("events before ack = %v, want one error event", raws(evs))
 	}
-	ev := evs[0].obj(t, 0)
+	ev := evs[0].Obj(t, 0)
 	if ev["code"] != code {
 		t.Errorf("error event %v: code is not %s", ev, code)
 	}
 	if msg, _ := ev["message"].(string); msg == "" {
 		t.Errorf("error event %v has no message", ev)
 	}
-	a := ack.obj(t, 0)
+	a := ack.Obj(t, 0)
 	if a["success"] != false || a["code"] != code || a["message"] != ev["message"] {
 		t.Errorf("ack %v does not match error event %v", a, ev)
 	}
-	if len(ack.args) != 1 {
-		t.Errorf("ack %q: want one argument", ack.raw)
+	if len(ack.Args) != 1 {
+		t.Errorf("ack %q: want one argument", ack.Raw)
 	}
 	if code != CodeRateLimit {
 		if _, ok := ev["retryAfterMs"]; ok {
@@ -65,10 +66,10 @@ func errReply(t *testing.T, evs []packet, ack packet, code string) map[string]an
 	return ev
 }
 
-func raws(ps []packet) []string {
+func raws(ps []sioclient.Packet) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
-		out[i] = p.raw
+		out[i] = p.Raw
 	}
 	return out
 }
@@ -97,9 +98,9 @@ func symbolsJSON(syms ...string) string {
 func TestConnectJoinsOnlyUserRoom(t *testing.T) {
 	f := newFixture(t, ratelimit.Config{})
 	c := f.connect("u1", "user", "free")
-	assertRooms(t, f, c.sid, "user:u1")
+	assertRooms(t, f, c.SID(), "user:u1")
 	assertQuota(t, f.quota("u1", 0))
-	s := f.socket(c.sid)
+	s := f.socket(c.SID())
 	id := IdentityOf(s)
 	if id == nil || id.UserID != "u1" || id.Tier != "free" {
 		t.Errorf("IdentityOf = %+v", id)
@@ -114,52 +115,52 @@ func TestSubscribeEveryEventWithAck(t *testing.T) {
 	c := f.connect("u1", "user", "premium")
 	q := f.quota("u1", 0)
 
-	evs, ack := c.call("subscribe:portfolio")
+	evs, ack := c.Call("subscribe:portfolio")
 	okReply(t, evs, ack, "subscribed:portfolio")
-	assertRooms(t, f, c.sid, "user:u1", "portfolio:u1")
+	assertRooms(t, f, c.SID(), "user:u1", "portfolio:u1")
 
-	evs, ack = c.call("subscribe:trades", `{}`)
+	evs, ack = c.Call("subscribe:trades", `{}`)
 	okReply(t, evs, ack, "subscribed:trades")
-	assertRooms(t, f, c.sid, "user:u1", "portfolio:u1", "trades:u1")
+	assertRooms(t, f, c.SID(), "user:u1", "portfolio:u1", "trades:u1")
 
-	evs, ack = c.call("subscribe:watchlist", `{"symbols":["aapl"," msft ","AAPL","brk.b"]}`)
+	evs, ack = c.Call("subscribe:watchlist", `{"symbols":["aapl"," msft ","AAPL","brk.b"]}`)
 	r := okReply(t, evs, ack, "subscribed:watchlist")
 	if !reflect.DeepEqual(r["symbols"], []any{"AAPL", "MSFT", "BRK.B"}) {
 		t.Errorf("symbols = %v, want normalised and de-duplicated", r["symbols"])
 	}
-	assertRooms(t, f, c.sid, "user:u1", "portfolio:u1", "trades:u1", "watchlist:AAPL", "watchlist:MSFT", "watchlist:BRK.B")
+	assertRooms(t, f, c.SID(), "user:u1", "portfolio:u1", "trades:u1", "watchlist:AAPL", "watchlist:MSFT", "watchlist:BRK.B")
 	assertQuota(t, q, "portfolio:u1", "trades:u1", "watchlist:AAPL", "watchlist:MSFT", "watchlist:BRK.B")
 
 	// The bare-array form.
-	evs, ack = c.call("subscribe:watchlist", `["tsla"]`)
+	evs, ack = c.Call("subscribe:watchlist", `["tsla"]`)
 	r = okReply(t, evs, ack, "subscribed:watchlist")
 	if !reflect.DeepEqual(r["symbols"], []any{"TSLA"}) {
 		t.Errorf("symbols = %v", r["symbols"])
 	}
 
-	evs, ack = c.call("unsubscribe:watchlist", `{"symbols":["msft","tsla","NVDA"]}`)
+	evs, ack = c.Call("unsubscribe:watchlist", `{"symbols":["msft","tsla","NVDA"]}`)
 	r = okReply(t, evs, ack, "unsubscribed:watchlist")
 	if !reflect.DeepEqual(r["symbols"], []any{"MSFT", "TSLA", "NVDA"}) {
 		t.Errorf("symbols = %v", r["symbols"])
 	}
-	assertRooms(t, f, c.sid, "user:u1", "portfolio:u1", "trades:u1", "watchlist:AAPL", "watchlist:BRK.B")
+	assertRooms(t, f, c.SID(), "user:u1", "portfolio:u1", "trades:u1", "watchlist:AAPL", "watchlist:BRK.B")
 	assertQuota(t, q, "portfolio:u1", "trades:u1", "watchlist:AAPL", "watchlist:BRK.B")
 
-	evs, ack = c.call("unsubscribe:portfolio")
+	evs, ack = c.Call("unsubscribe:portfolio")
 	okReply(t, evs, ack, "unsubscribed:portfolio")
-	evs, ack = c.call("unsubscribe:trades")
+	evs, ack = c.Call("unsubscribe:trades")
 	okReply(t, evs, ack, "unsubscribed:trades")
-	assertRooms(t, f, c.sid, "user:u1", "watchlist:AAPL", "watchlist:BRK.B")
+	assertRooms(t, f, c.SID(), "user:u1", "watchlist:AAPL", "watchlist:BRK.B")
 	assertQuota(t, q, "watchlist:AAPL", "watchlist:BRK.B")
 
 	// Unsubscribing twice is harmless.
-	evs, ack = c.call("unsubscribe:trades")
+	evs, ack = c.Call("unsubscribe:trades")
 	okReply(t, evs, ack, "unsubscribed:trades")
 	assertQuota(t, q, "watchlist:AAPL", "watchlist:BRK.B")
 
 	// Subscribing twice keeps one room and one quota entry.
 	for range 2 {
-		evs, ack = c.call("subscribe:portfolio")
+		evs, ack = c.Call("subscribe:portfolio")
 		okReply(t, evs, ack, "subscribed:portfolio")
 	}
 	assertQuota(t, q, "portfolio:u1", "watchlist:AAPL", "watchlist:BRK.B")
@@ -168,32 +169,32 @@ func TestSubscribeEveryEventWithAck(t *testing.T) {
 func TestSubscribeWithoutAckSendsConfirmation(t *testing.T) {
 	f := newFixture(t, ratelimit.Config{})
 	c := f.connect("u1", "user", "free")
-	c.emit("subscribe:trades")
-	c.emit("subscribe:watchlist", symbolsJSON("AMD"))
-	c.emit("unsubscribe:watchlist", symbolsJSON("AMD"))
-	c.emit("subscribe:portfolio")
-	c.emit("unsubscribe:portfolio")
-	c.emit("ping")
-	got := c.drain()
+	c.Emit("subscribe:trades")
+	c.Emit("subscribe:watchlist", symbolsJSON("AMD"))
+	c.Emit("unsubscribe:watchlist", symbolsJSON("AMD"))
+	c.Emit("subscribe:portfolio")
+	c.Emit("unsubscribe:portfolio")
+	c.Emit("ping")
+	got := c.Drain()
 	var names []string
 	for _, p := range got {
-		names = append(names, p.name)
+		names = append(names, p.Name)
 	}
 	want := []string{"subscribed:trades", "subscribed:watchlist", "unsubscribed:watchlist", "subscribed:portfolio", "unsubscribed:portfolio", "pong"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("events = %v, want %v", raws(got), want)
 	}
-	if r := got[1].obj(t, 0); r["success"] != true || !reflect.DeepEqual(r["symbols"], []any{"AMD"}) {
+	if r := got[1].Obj(t, 0); r["success"] != true || !reflect.DeepEqual(r["symbols"], []any{"AMD"}) {
 		t.Errorf("subscribed:watchlist = %v", r)
 	}
-	assertRooms(t, f, c.sid, "user:u1", "trades:u1")
+	assertRooms(t, f, c.SID(), "user:u1", "trades:u1")
 }
 
 func TestPingPong(t *testing.T) {
 	f := newFixture(t, ratelimit.Config{})
 	c := f.connect("u1", "user", "free")
 	before := time.Now().UnixMilli()
-	evs, ack := c.call("ping", `{"anything":1}`)
+	evs, ack := c.Call("ping", `{"anything":1}`)
 	after := time.Now().UnixMilli()
 	r := okReply(t, evs, ack, "pong")
 	ts, ok := r["timestamp"].(float64)
@@ -211,13 +212,13 @@ func TestClientCannotJoinOtherUsersRooms(t *testing.T) {
 	other := f.connect("u2", "user", "premium")
 	for _, ev := range []string{"subscribe:portfolio", "subscribe:trades"} {
 		for _, arg := range []string{`{"userId":"u2"}`, `"u2"`, `{"userId":"u2","room":"portfolio:u2"}`, `["portfolio:u2","trades:u2"]`, `{"rooms":["trades:u2"]}`} {
-			evs, ack := c.call(ev, arg)
+			evs, ack := c.Call(ev, arg)
 			okReply(t, evs, ack, "subscribed:"+strings.TrimPrefix(ev, "subscribe:"))
 		}
 	}
-	for _, sym := range []string{"portfolio:u2", "trades:u2", "user:u2", "../x", "watchlist:AAPL", "admin:stats", other.sid, "u2 ", "portfolio:U2"} {
-		evs, ack := c.call("subscribe:watchlist", symbolsJSON(sym))
-		if sym == other.sid {
+	for _, sym := range []string{"portfolio:u2", "trades:u2", "user:u2", "../x", "watchlist:AAPL", "admin:stats", other.SID(), "u2 ", "portfolio:U2"} {
+		evs, ack := c.Call("subscribe:watchlist", symbolsJSON(sym))
+		if sym == other.SID() {
 			// A socket id is 20 characters with '-' and '_': never a valid symbol.
 			errReply(t, evs, ack, CodeInvalidPayload)
 			continue
@@ -229,23 +230,23 @@ func TestClientCannotJoinOtherUsersRooms(t *testing.T) {
 		errReply(t, evs, ack, CodeInvalidPayload)
 	}
 	// A valid symbol next to a room-like string refuses the whole request.
-	evs, ack := c.call("subscribe:watchlist", symbolsJSON("AAPL", "trades:u2"))
+	evs, ack := c.Call("subscribe:watchlist", symbolsJSON("AAPL", "trades:u2"))
 	errReply(t, evs, ack, CodeInvalidPayload)
 
-	evs, ack = c.call("subscribe:admin", `{"userId":"admin"}`)
+	evs, ack = c.Call("subscribe:admin", `{"userId":"admin"}`)
 	errReply(t, evs, ack, CodeForbidden)
 
-	rooms := f.rooms(c.sid)
+	rooms := f.rooms(c.SID())
 	want := []string{"portfolio:u1", "trades:u1", "user:u1", "watchlist:U2"}
 	if !slices.Equal(rooms, want) {
 		t.Errorf("rooms = %v, want %v", rooms, want)
 	}
-	for _, r := range f.nsp.Adapter().SocketRooms(c.sid) {
-		if strings.Contains(r, "u2") || r == other.sid || r == AdminRoom {
+	for _, r := range f.nsp.Adapter().SocketRooms(c.SID()) {
+		if strings.Contains(r, "u2") || r == other.SID() || r == AdminRoom {
 			t.Errorf("socket of u1 is in room %q", r)
 		}
 	}
-	assertRooms(t, f, other.sid, "user:u2")
+	assertRooms(t, f, other.SID(), "user:u2")
 }
 
 func TestWatchlistSymbolCount(t *testing.T) {
@@ -255,23 +256,23 @@ func TestWatchlistSymbolCount(t *testing.T) {
 	for i := range syms {
 		syms[i] = fmt.Sprintf("S%02d", i)
 	}
-	evs, ack := c.call("subscribe:watchlist", symbolsJSON(syms...))
+	evs, ack := c.Call("subscribe:watchlist", symbolsJSON(syms...))
 	ev := errReply(t, evs, ack, CodeInvalidPayload)
 	if !strings.Contains(ev["message"].(string), "50") {
 		t.Errorf("message %q does not give the limit", ev["message"])
 	}
-	evs, ack = c.call("subscribe:watchlist", `[`+strings.TrimSuffix(strings.Repeat(`"X",`, 51), ",")+`]`)
+	evs, ack = c.Call("subscribe:watchlist", `[`+strings.TrimSuffix(strings.Repeat(`"X",`, 51), ",")+`]`)
 	errReply(t, evs, ack, CodeInvalidPayload) // 51 entries, even if duplicates
-	assertRooms(t, f, c.sid, "user:u1")
+	assertRooms(t, f, c.SID(), "user:u1")
 	assertQuota(t, f.quota("u1", 0))
 
 	// 50 is allowed (premium tier: 50 symbols, default quota: 50 rooms).
-	evs, ack = c.call("subscribe:watchlist", symbolsJSON(syms[:50]...))
+	evs, ack = c.Call("subscribe:watchlist", symbolsJSON(syms[:50]...))
 	r := okReply(t, evs, ack, "subscribed:watchlist")
 	if n := len(r["symbols"].([]any)); n != 50 {
 		t.Errorf("%d symbols subscribed, want 50", n)
 	}
-	if n := len(f.rooms(c.sid)); n != 51 {
+	if n := len(f.rooms(c.SID())); n != 51 {
 		t.Errorf("%d rooms, want 51", n)
 	}
 }
@@ -282,27 +283,27 @@ func TestWatchlistTierLimit(t *testing.T) {
 	free := f.connect("u1", "user", "free")
 	syms := func(s ...string) string { return symbolsJSON(s...) }
 
-	evs, ack := free.call("subscribe:watchlist", syms("A", "B"))
+	evs, ack := free.Call("subscribe:watchlist", syms("A", "B"))
 	okReply(t, evs, ack, "subscribed:watchlist")
 	// Two new symbols would make 4 > 3: refused, nothing joined.
-	evs, ack = free.call("subscribe:watchlist", syms("C", "D"))
+	evs, ack = free.Call("subscribe:watchlist", syms("C", "D"))
 	ev := errReply(t, evs, ack, CodeSubscriptionLimit)
 	if !strings.Contains(ev["message"].(string), "tier") {
 		t.Errorf("message %q does not mention the tier", ev["message"])
 	}
-	assertRooms(t, f, free.sid, "user:u1", "watchlist:A", "watchlist:B")
+	assertRooms(t, f, free.SID(), "user:u1", "watchlist:A", "watchlist:B")
 	assertQuota(t, f.quota("u1", 0), "watchlist:A", "watchlist:B")
 	// Symbols already held do not count again.
-	evs, ack = free.call("subscribe:watchlist", syms("A", "B", "C"))
+	evs, ack = free.Call("subscribe:watchlist", syms("A", "B", "C"))
 	okReply(t, evs, ack, "subscribed:watchlist")
-	evs, ack = free.call("subscribe:watchlist", syms("D"))
+	evs, ack = free.Call("subscribe:watchlist", syms("D"))
 	errReply(t, evs, ack, CodeSubscriptionLimit)
 	// Unsubscribing makes room.
-	evs, ack = free.call("unsubscribe:watchlist", syms("a"))
+	evs, ack = free.Call("unsubscribe:watchlist", syms("a"))
 	okReply(t, evs, ack, "unsubscribed:watchlist")
-	evs, ack = free.call("subscribe:watchlist", syms("D"))
+	evs, ack = free.Call("subscribe:watchlist", syms("D"))
 	okReply(t, evs, ack, "subscribed:watchlist")
-	assertRooms(t, f, free.sid, "user:u1", "watchlist:B", "watchlist:C", "watchlist:D")
+	assertRooms(t, f, free.SID(), "user:u1", "watchlist:B", "watchlist:C", "watchlist:D")
 
 	// A tier that is not listed gets MaxSymbolsPerRequest.
 	other := f.connect("u2", "user", "platinum")
@@ -310,7 +311,7 @@ func TestWatchlistTierLimit(t *testing.T) {
 	for i := range many {
 		many[i] = fmt.Sprintf("T%d", i)
 	}
-	evs, ack = other.call("subscribe:watchlist", symbolsJSON(many...))
+	evs, ack = other.Call("subscribe:watchlist", symbolsJSON(many...))
 	okReply(t, evs, ack, "subscribed:watchlist")
 }
 
@@ -321,18 +322,18 @@ func TestWatchlistTierLimitPerUser(t *testing.T) {
 	f.h.WatchlistLimits = map[string]int{"free": 3}
 	tab1 := f.connect("u1", "user", "free")
 	tab2 := f.connect("u1", "user", "free")
-	evs, ack := tab1.call("subscribe:watchlist", symbolsJSON("A", "B"))
+	evs, ack := tab1.Call("subscribe:watchlist", symbolsJSON("A", "B"))
 	okReply(t, evs, ack, "subscribed:watchlist")
 	// The second tab: A is held already (free), C fits, D would be the 4th.
-	evs, ack = tab2.call("subscribe:watchlist", symbolsJSON("A", "C", "D"))
+	evs, ack = tab2.Call("subscribe:watchlist", symbolsJSON("A", "C", "D"))
 	ev := errReply(t, evs, ack, CodeSubscriptionLimit)
 	if !strings.Contains(ev["message"].(string), "tier") {
 		t.Errorf("message %q does not mention the tier", ev["message"])
 	}
-	assertRooms(t, f, tab2.sid, "user:u1")
-	evs, ack = tab2.call("subscribe:watchlist", symbolsJSON("A", "C"))
+	assertRooms(t, f, tab2.SID(), "user:u1")
+	evs, ack = tab2.Call("subscribe:watchlist", symbolsJSON("A", "C"))
 	okReply(t, evs, ack, "subscribed:watchlist")
-	evs, ack = tab1.call("subscribe:watchlist", symbolsJSON("E"))
+	evs, ack = tab1.Call("subscribe:watchlist", symbolsJSON("E"))
 	errReply(t, evs, ack, CodeSubscriptionLimit)
 }
 
@@ -340,50 +341,50 @@ func TestTotalSubscriptionLimitAllOrNothing(t *testing.T) {
 	f := newFixture(t, ratelimit.Config{MaxSubscriptions: 3})
 	c := f.connect("u1", "user", "premium")
 	q := f.quota("u1", 0)
-	evs, ack := c.call("subscribe:portfolio")
+	evs, ack := c.Call("subscribe:portfolio")
 	okReply(t, evs, ack, "subscribed:portfolio")
-	evs, ack = c.call("subscribe:trades")
+	evs, ack = c.Call("subscribe:trades")
 	okReply(t, evs, ack, "subscribed:trades")
 
 	// Two new rooms with one left: refused as a whole.
-	evs, ack = c.call("subscribe:watchlist", symbolsJSON("AAPL", "MSFT"))
+	evs, ack = c.Call("subscribe:watchlist", symbolsJSON("AAPL", "MSFT"))
 	errReply(t, evs, ack, CodeSubscriptionLimit)
-	assertRooms(t, f, c.sid, "user:u1", "portfolio:u1", "trades:u1")
+	assertRooms(t, f, c.SID(), "user:u1", "portfolio:u1", "trades:u1")
 	assertQuota(t, q, "portfolio:u1", "trades:u1")
 
-	evs, ack = c.call("subscribe:watchlist", symbolsJSON("AAPL"))
+	evs, ack = c.Call("subscribe:watchlist", symbolsJSON("AAPL"))
 	okReply(t, evs, ack, "subscribed:watchlist")
 	// A held room plus a new one: still all or nothing, the held one stays.
-	evs, ack = c.call("subscribe:watchlist", symbolsJSON("AAPL", "MSFT"))
+	evs, ack = c.Call("subscribe:watchlist", symbolsJSON("AAPL", "MSFT"))
 	errReply(t, evs, ack, CodeSubscriptionLimit)
-	assertRooms(t, f, c.sid, "user:u1", "portfolio:u1", "trades:u1", "watchlist:AAPL")
+	assertRooms(t, f, c.SID(), "user:u1", "portfolio:u1", "trades:u1", "watchlist:AAPL")
 	assertQuota(t, q, "portfolio:u1", "trades:u1", "watchlist:AAPL")
 	// Rooms already held are granted at the limit.
-	evs, ack = c.call("subscribe:watchlist", symbolsJSON("aapl"))
+	evs, ack = c.Call("subscribe:watchlist", symbolsJSON("aapl"))
 	okReply(t, evs, ack, "subscribed:watchlist")
-	evs, ack = c.call("subscribe:trades")
+	evs, ack = c.Call("subscribe:trades")
 	okReply(t, evs, ack, "subscribed:trades")
 
 	// The quota is per user: a second socket of u1 sharing u1's rooms uses
 	// none, a new room is refused.
 	c2 := f.connect("u1", "user", "premium")
-	evs, ack = c2.call("subscribe:portfolio")
+	evs, ack = c2.Call("subscribe:portfolio")
 	okReply(t, evs, ack, "subscribed:portfolio")
-	evs, ack = c2.call("subscribe:watchlist", symbolsJSON("NVDA"))
+	evs, ack = c2.Call("subscribe:watchlist", symbolsJSON("NVDA"))
 	errReply(t, evs, ack, CodeSubscriptionLimit)
-	evs, ack = c2.call("subscribe:watchlist", symbolsJSON("AAPL"))
+	evs, ack = c2.Call("subscribe:watchlist", symbolsJSON("AAPL"))
 	okReply(t, evs, ack, "subscribed:watchlist")
-	assertRooms(t, f, c2.sid, "user:u1", "portfolio:u1", "watchlist:AAPL")
+	assertRooms(t, f, c2.SID(), "user:u1", "portfolio:u1", "watchlist:AAPL")
 
 	// Another user has their own quota.
 	u2 := f.connect("u2", "user", "premium")
-	evs, ack = u2.call("subscribe:watchlist", symbolsJSON("A", "B", "C"))
+	evs, ack = u2.Call("subscribe:watchlist", symbolsJSON("A", "B", "C"))
 	okReply(t, evs, ack, "subscribed:watchlist")
 
 	// Leaving frees quota: after c leaves trades (c2 never held it), NVDA fits.
-	evs, ack = c.call("unsubscribe:trades")
+	evs, ack = c.Call("unsubscribe:trades")
 	okReply(t, evs, ack, "unsubscribed:trades")
-	evs, ack = c2.call("subscribe:watchlist", symbolsJSON("NVDA"))
+	evs, ack = c2.Call("subscribe:watchlist", symbolsJSON("NVDA"))
 	okReply(t, evs, ack, "subscribed:watchlist")
 }
 
@@ -425,23 +426,23 @@ func TestWatchlistMalformedPayloads(t *testing.T) {
 	c := f.connect("u1", "user", "premium")
 	for _, ev := range []string{"subscribe:watchlist", "unsubscribe:watchlist"} {
 		// No argument at all.
-		evs, ack := c.call(ev)
+		evs, ack := c.Call(ev)
 		errReply(t, evs, ack, CodeInvalidPayload)
 		for _, arg := range malformed {
-			evs, ack := c.call(ev, arg)
+			evs, ack := c.Call(ev, arg)
 			errReply(t, evs, ack, CodeInvalidPayload)
 		}
 		// Without ack: the error event alone.
-		c.emit(ev, `[1,2]`)
-		got := c.drain()
-		if len(got) != 1 || got[0].name != "error" || got[0].obj(t, 0)["code"] != CodeInvalidPayload {
+		c.Emit(ev, `[1,2]`)
+		got := c.Drain()
+		if len(got) != 1 || got[0].Name != "error" || got[0].Obj(t, 0)["code"] != CodeInvalidPayload {
 			t.Errorf("%s without ack: %v", ev, raws(got))
 		}
 	}
-	assertRooms(t, f, c.sid, "user:u1")
+	assertRooms(t, f, c.SID(), "user:u1")
 	assertQuota(t, f.quota("u1", 0))
 	// The connection is still usable.
-	evs, ack := c.call("subscribe:watchlist", symbolsJSON("AAPL"))
+	evs, ack := c.Call("subscribe:watchlist", symbolsJSON("AAPL"))
 	okReply(t, evs, ack, "subscribed:watchlist")
 }
 
@@ -453,7 +454,7 @@ func TestPayloadIgnoredByFixedRoomEvents(t *testing.T) {
 	c := f.connect("u1", "admin", "premium")
 	for _, arg := range append([]string{`{"userId":"u2"}`}, malformed...) {
 		for _, ev := range []string{"subscribe:portfolio", "subscribe:trades", "subscribe:admin", "unsubscribe:portfolio", "unsubscribe:trades", "ping"} {
-			evs, ack := c.call(ev, arg, arg)
+			evs, ack := c.Call(ev, arg, arg)
 			confirm := map[string]string{"ping": "pong"}[ev]
 			if confirm == "" {
 				confirm = strings.Replace(ev, "subscribe:", "subscribed:", 1)
@@ -461,33 +462,33 @@ func TestPayloadIgnoredByFixedRoomEvents(t *testing.T) {
 			okReply(t, evs, ack, confirm)
 		}
 	}
-	assertRooms(t, f, c.sid, "user:u1", AdminRoom)
+	assertRooms(t, f, c.SID(), "user:u1", AdminRoom)
 }
 
 func TestAdminSubscription(t *testing.T) {
 	f := newFixture(t, ratelimit.Config{})
 	user := f.connect("u1", "user", "enterprise")
-	evs, ack := user.call("subscribe:admin")
+	evs, ack := user.Call("subscribe:admin")
 	ev := errReply(t, evs, ack, CodeForbidden)
 	if ev["message"] != "admin role required" {
 		t.Errorf("message = %v", ev["message"])
 	}
-	user.emit("subscribe:admin")
-	if got := user.drain(); len(got) != 1 || got[0].name != "error" || got[0].obj(t, 0)["code"] != CodeForbidden {
+	user.Emit("subscribe:admin")
+	if got := user.Drain(); len(got) != 1 || got[0].Name != "error" || got[0].Obj(t, 0)["code"] != CodeForbidden {
 		t.Errorf("without ack: %v", raws(got))
 	}
-	assertRooms(t, f, user.sid, "user:u1")
+	assertRooms(t, f, user.SID(), "user:u1")
 
 	for _, role := range []string{"Admin", "administrator", ""} {
 		c := f.connect("u-"+role, role, "free")
-		evs, ack := c.call("subscribe:admin")
+		evs, ack := c.Call("subscribe:admin")
 		errReply(t, evs, ack, CodeForbidden)
 	}
 
 	admin := f.connect("a1", "admin", "free")
-	evs, ack = admin.call("subscribe:admin")
+	evs, ack = admin.Call("subscribe:admin")
 	okReply(t, evs, ack, "subscribed:admin")
-	assertRooms(t, f, admin.sid, "user:a1", AdminRoom)
+	assertRooms(t, f, admin.SID(), "user:a1", AdminRoom)
 	// The admin room takes no subscription quota.
 	assertQuota(t, f.quota("a1", 0))
 }
@@ -496,23 +497,23 @@ func TestUnknownEvent(t *testing.T) {
 	f := newFixture(t, ratelimit.Config{})
 	c := f.connect("u1", "user", "free")
 	for _, name := range []string{"subscribe:everything", "join", "subscribe:portfolio:u2", "SUBSCRIBE:PORTFOLIO", "pong"} {
-		evs, ack := c.call(name, `{"room":"portfolio:u2"}`)
+		evs, ack := c.Call(name, `{"room":"portfolio:u2"}`)
 		ev := errReply(t, evs, ack, CodeInvalidPayload)
 		if ev["message"] != "unknown event "+name {
 			t.Errorf("message = %v", ev["message"])
 		}
 	}
 	// A numeric event name.
-	c.send(`4277[42,"x"]`)
-	_, ack := c.untilAck(77)
-	if a := ack.obj(t, 0); a["code"] != CodeInvalidPayload || a["message"] != "unknown event 42" {
+	c.Send(`4277[42,"x"]`)
+	_, ack := c.UntilAck(77)
+	if a := ack.Obj(t, 0); a["code"] != CodeInvalidPayload || a["message"] != "unknown event 42" {
 		t.Errorf("numeric event ack = %v", a)
 	}
-	c.emit("hack", `"x"`)
-	if got := c.drain(); len(got) != 1 || got[0].name != "error" || got[0].obj(t, 0)["code"] != CodeInvalidPayload {
+	c.Emit("hack", `"x"`)
+	if got := c.Drain(); len(got) != 1 || got[0].Name != "error" || got[0].Obj(t, 0)["code"] != CodeInvalidPayload {
 		t.Errorf("without ack: %v", raws(got))
 	}
-	assertRooms(t, f, c.sid, "user:u1")
+	assertRooms(t, f, c.SID(), "user:u1")
 }
 
 func TestRateLimit(t *testing.T) {
@@ -520,19 +521,19 @@ func TestRateLimit(t *testing.T) {
 	f := newFixture(t, ratelimit.Config{EventsPerMinute: 1, EventBurst: 4, FloodMaxDenials: -1})
 	c := f.connect("u1", "user", "free")
 	for i := range 4 {
-		evs, ack := c.call("ping")
-		if len(evs) != 1 || evs[0].name != "pong" {
-			t.Fatalf("ping %d: %v %q", i, raws(evs), ack.raw)
+		evs, ack := c.Call("ping")
+		if len(evs) != 1 || evs[0].Name != "pong" {
+			t.Fatalf("ping %d: %v %q", i, raws(evs), ack.Raw)
 		}
 	}
-	check := func(evs []packet, ack packet) {
+	check := func(evs []sioclient.Packet, ack sioclient.Packet) {
 		t.Helper()
 		ev := errReply(t, evs, ack, CodeRateLimit)
 		ms, ok := ev["retryAfterMs"].(float64)
 		if !ok || ms <= 0 || ms > 60000 {
 			t.Errorf("retryAfterMs = %v, want (0, 60000]", ev["retryAfterMs"])
 		}
-		if a := ack.obj(t, 0); a["retryAfterMs"] != ev["retryAfterMs"] {
+		if a := ack.Obj(t, 0); a["retryAfterMs"] != ev["retryAfterMs"] {
 			t.Errorf("ack retryAfterMs %v, event %v", a["retryAfterMs"], ev["retryAfterMs"])
 		}
 	}
@@ -549,31 +550,31 @@ func TestRateLimit(t *testing.T) {
 		{"subscribe:admin"},
 		{"no-such-event"},
 	} {
-		evs, ack := c.call(call[0], call[1:]...)
+		evs, ack := c.Call(call[0], call[1:]...)
 		check(evs, ack)
 	}
-	assertRooms(t, f, c.sid, "user:u1")
+	assertRooms(t, f, c.SID(), "user:u1")
 	assertQuota(t, f.quota("u1", 0))
 
 	// Without ack: the error event alone.
-	c.emit("subscribe:trades")
-	c.emit("ping")
-	var got []packet
+	c.Emit("subscribe:trades")
+	c.Emit("ping")
+	var got []sioclient.Packet
 	for len(got) < 2 {
-		got = append(got, c.next())
+		got = append(got, c.Next())
 	}
 	for _, p := range got {
-		if p.name != "error" || p.obj(t, 0)["code"] != CodeRateLimit {
-			t.Errorf("without ack: %q", p.raw)
+		if p.Name != "error" || p.Obj(t, 0)["code"] != CodeRateLimit {
+			t.Errorf("without ack: %q", p.Raw)
 		}
 	}
 
 	// The limit is per user: another socket of u1 is limited too, u2 is not.
 	c2 := f.connect("u1", "user", "free")
-	evs, ack := c2.call("ping")
+	evs, ack := c2.Call("ping")
 	check(evs, ack)
 	u2 := f.connect("u2", "user", "free")
-	evs, ack = u2.call("ping")
+	evs, ack = u2.Call("ping")
 	okReply(t, evs, ack, "pong")
 }
 
@@ -583,24 +584,24 @@ func TestRateLimitPrecheckPaths(t *testing.T) {
 	f := newFixture(t, ratelimit.Config{EventsPerMinute: 1, EventBurst: 2, FloodMaxDenials: -1})
 	f.h.WatchlistLimits = map[string]int{"free": 1}
 	c := f.connect("u1", "user", "free")
-	evs, ack := c.call("subscribe:watchlist", symbolsJSON("A", "B")) // 1st event
+	evs, ack := c.Call("subscribe:watchlist", symbolsJSON("A", "B")) // 1st event
 	errReply(t, evs, ack, CodeSubscriptionLimit)
-	evs, ack = c.call("subscribe:watchlist", `null`) // 2nd event
+	evs, ack = c.Call("subscribe:watchlist", `null`) // 2nd event
 	errReply(t, evs, ack, CodeInvalidPayload)
-	evs, ack = c.call("subscribe:watchlist", symbolsJSON("A", "B")) // budget spent
+	evs, ack = c.Call("subscribe:watchlist", symbolsJSON("A", "B")) // budget spent
 	errReply(t, evs, ack, CodeRateLimit)
-	evs, ack = c.call("subscribe:watchlist", symbolsJSON("A"))
+	evs, ack = c.Call("subscribe:watchlist", symbolsJSON("A"))
 	errReply(t, evs, ack, CodeRateLimit)
-	assertRooms(t, f, c.sid, "user:u1")
+	assertRooms(t, f, c.SID(), "user:u1")
 }
 
 func TestFloodDisconnects(t *testing.T) {
 	f := newFixture(t, ratelimit.Config{EventsPerMinute: 1, EventBurst: 1, FloodMaxDenials: 3})
 	c := f.connect("u1", "user", "free")
-	evs, ack := c.call("subscribe:trades")
+	evs, ack := c.Call("subscribe:trades")
 	okReply(t, evs, ack, "subscribed:trades")
 	for range 2 {
-		evs, ack := c.call("ping")
+		evs, ack := c.Call("ping")
 		errReply(t, evs, ack, CodeRateLimit)
 	}
 	if f.h.Connections("u1") != 1 {
@@ -608,28 +609,28 @@ func TestFloodDisconnects(t *testing.T) {
 	}
 	// The third consecutive refusal disconnects: error event, failed ack,
 	// namespace DISCONNECT, then the connection closes.
-	c.send(`4299["ping"]`)
-	got := c.waitEnd()
+	c.Send(`4299["ping"]`)
+	got := c.WaitEnd()
 	var kinds []byte
 	for _, p := range got {
-		kinds = append(kinds, p.kind)
+		kinds = append(kinds, byte(p.Kind))
 	}
 	if string(kinds) != "ead"+"x" {
 		t.Fatalf("packets = %v, want error event, ack, disconnect, close", raws(got))
 	}
-	if got[0].obj(t, 0)["code"] != CodeRateLimit || got[1].id != 99 || got[1].obj(t, 0)["code"] != CodeRateLimit {
+	if got[0].Obj(t, 0)["code"] != CodeRateLimit || got[1].ID != 99 || got[1].Obj(t, 0)["code"] != CodeRateLimit {
 		t.Errorf("flood answer = %v", raws(got))
 	}
-	f.wait(c.sid, "disconnected")
-	if r := f.reason(c.sid); r == "" {
+	f.wait(c.SID(), "disconnected")
+	if r := f.reason(c.SID()); r == "" {
 		t.Error("no disconnect reason recorded")
 	}
 	if f.h.Users() != 0 || f.h.Connections("u1") != 0 {
 		t.Errorf("after flood: users %d, connections %d", f.h.Users(), f.h.Connections("u1"))
 	}
 	assertQuota(t, f.quota("u1", 0))
-	if len(f.nsp.Adapter().SocketRooms(c.sid)) != 0 {
-		t.Errorf("disconnected socket still in rooms %v", f.nsp.Adapter().SocketRooms(c.sid))
+	if len(f.nsp.Adapter().SocketRooms(c.SID())) != 0 {
+		t.Errorf("disconnected socket still in rooms %v", f.nsp.Adapter().SocketRooms(c.SID()))
 	}
 }
 
@@ -638,12 +639,12 @@ func TestFloodCounterResetsOnAllowedEvent(t *testing.T) {
 	// and a socket under the threshold stays connected.
 	f := newFixture(t, ratelimit.Config{EventsPerMinute: 1, EventBurst: 1, FloodMaxDenials: 2})
 	c := f.connect("u1", "user", "free")
-	evs, ack := c.call("ping")
+	evs, ack := c.Call("ping")
 	okReply(t, evs, ack, "pong")
-	evs, ack = c.call("ping")
+	evs, ack = c.Call("ping")
 	errReply(t, evs, ack, CodeRateLimit)
 	u2 := f.connect("u2", "user", "free")
-	evs, ack = u2.call("ping")
+	evs, ack = u2.Call("ping")
 	okReply(t, evs, ack, "pong")
 	if f.h.Connections("u1") != 1 || f.h.Connections("u2") != 1 {
 		t.Errorf("connections u1 %d u2 %d", f.h.Connections("u1"), f.h.Connections("u2"))
@@ -661,16 +662,16 @@ func TestConnectionCountingAndQuotaRelease(t *testing.T) {
 	if f.h.Users() != 2 || f.h.Connections("u1") != 2 || f.h.Connections("u2") != 1 || f.h.Connections("nobody") != 0 {
 		t.Fatalf("users %d, u1 %d, u2 %d", f.h.Users(), f.h.Connections("u1"), f.h.Connections("u2"))
 	}
-	evs, ack := a.call("subscribe:portfolio")
+	evs, ack := a.Call("subscribe:portfolio")
 	okReply(t, evs, ack, "subscribed:portfolio")
-	evs, ack = a.call("subscribe:watchlist", symbolsJSON("AAPL"))
+	evs, ack = a.Call("subscribe:watchlist", symbolsJSON("AAPL"))
 	okReply(t, evs, ack, "subscribed:watchlist")
-	evs, ack = b.call("subscribe:trades")
+	evs, ack = b.Call("subscribe:trades")
 	errReply(t, evs, ack, CodeSubscriptionLimit)
 
 	// Closing a releases its quota: b can now take two rooms.
-	a.close()
-	f.wait(a.sid, "disconnected")
+	a.Close()
+	f.wait(a.SID(), "disconnected")
 	if f.h.Users() != 2 || f.h.Connections("u1") != 1 {
 		t.Errorf("after one close: users %d, u1 %d", f.h.Users(), f.h.Connections("u1"))
 	}
@@ -679,46 +680,46 @@ func TestConnectionCountingAndQuotaRelease(t *testing.T) {
 	if granted, d := qa.AcquireSubscriptions(t.Context(), []string{"x"}); len(granted) != 0 || d.Allowed {
 		t.Errorf("closed quota granted %v", granted)
 	}
-	evs, ack = b.call("subscribe:trades")
+	evs, ack = b.Call("subscribe:trades")
 	okReply(t, evs, ack, "subscribed:trades")
-	evs, ack = b.call("subscribe:watchlist", symbolsJSON("MSFT"))
+	evs, ack = b.Call("subscribe:watchlist", symbolsJSON("MSFT"))
 	okReply(t, evs, ack, "subscribed:watchlist")
 
-	b.close()
-	f.wait(b.sid, "disconnected")
+	b.Close()
+	f.wait(b.SID(), "disconnected")
 	if f.h.Users() != 1 || f.h.Connections("u1") != 0 {
 		t.Errorf("after u1 left: users %d, u1 %d", f.h.Users(), f.h.Connections("u1"))
 	}
 	// A namespace disconnect from the client counts too.
-	u2.send("41")
-	f.wait(u2.sid, "disconnected")
+	u2.Send("41")
+	f.wait(u2.SID(), "disconnected")
 	if f.h.Users() != 0 {
 		t.Errorf("users %d after everyone left", f.h.Users())
 	}
-	if r := f.reason(u2.sid); r != "client namespace disconnect" {
+	if r := f.reason(u2.SID()); r != "client namespace disconnect" {
 		t.Errorf("reason %q", r)
 	}
 	// u1's quota is entirely free again.
 	c := f.connect("u1", "user", "free")
-	evs, ack = c.call("subscribe:watchlist", symbolsJSON("A", "B"))
+	evs, ack = c.Call("subscribe:watchlist", symbolsJSON("A", "B"))
 	okReply(t, evs, ack, "subscribed:watchlist")
 }
 
 func TestUnauthenticatedSocketIsRefused(t *testing.T) {
 	f := newFixture(t, ratelimit.Config{})
-	c, p := dialSIO(t, f.url, map[string]any{"anonymous": true})
-	if p.kind != pkConnect {
-		t.Fatalf("connect: %q", p.raw)
+	c, p := sioclient.DialStream(t, f.url, map[string]any{"anonymous": true})
+	if p.Kind != sioclient.KindConnect {
+		t.Fatalf("connect: %q", p.Raw)
 	}
-	got := c.waitEnd()
-	if len(got) != 3 || got[0].name != "error" || got[1].kind != pkDisconnect || got[2].kind != pkClosed {
+	got := c.WaitEnd()
+	if len(got) != 3 || got[0].Name != "error" || got[1].Kind != sioclient.KindDisconnect || got[2].Kind != sioclient.KindClosed {
 		t.Fatalf("packets = %v, want error event, disconnect, close", raws(got))
 	}
-	ev := got[0].obj(t, 0)
+	ev := got[0].Obj(t, 0)
 	if ev["code"] != CodeUnauthorized || ev["message"] != "not authenticated" {
 		t.Errorf("error = %v", ev)
 	}
-	f.wait(c.sid, "attached")
+	f.wait(c.SID(), "attached")
 	if f.h.Users() != 0 {
 		t.Errorf("Users() = %d", f.h.Users())
 	}
@@ -727,15 +728,15 @@ func TestUnauthenticatedSocketIsRefused(t *testing.T) {
 func TestQuotaFailureDisconnects(t *testing.T) {
 	// An empty user id makes ratelimit.NewSocket fail: the socket is dropped.
 	f := newFixture(t, ratelimit.Config{})
-	c, p := dialSIO(t, f.url, map[string]any{"userId": ""})
-	if p.kind != pkConnect {
-		t.Fatalf("connect: %q", p.raw)
+	c, p := sioclient.DialStream(t, f.url, map[string]any{"userId": ""})
+	if p.Kind != sioclient.KindConnect {
+		t.Fatalf("connect: %q", p.Raw)
 	}
-	got := c.waitEnd()
-	if len(got) != 2 || got[0].kind != pkDisconnect || got[1].kind != pkClosed {
+	got := c.WaitEnd()
+	if len(got) != 2 || got[0].Kind != sioclient.KindDisconnect || got[1].Kind != sioclient.KindClosed {
 		t.Fatalf("packets = %v, want disconnect, close", raws(got))
 	}
-	f.wait(c.sid, "attached")
+	f.wait(c.SID(), "attached")
 	if f.h.Users() != 0 {
 		t.Errorf("Users() = %d", f.h.Users())
 	}
@@ -743,9 +744,9 @@ func TestQuotaFailureDisconnects(t *testing.T) {
 
 func TestIdentityOfUnauthenticated(t *testing.T) {
 	f := newFixture(t, ratelimit.Config{})
-	c, _ := dialSIO(t, f.url, map[string]any{"anonymous": true})
-	f.wait(c.sid, "attached")
-	s := f.socket(c.sid)
+	c, _ := sioclient.DialStream(t, f.url, map[string]any{"anonymous": true})
+	f.wait(c.SID(), "attached")
+	s := f.socket(c.SID())
 	if IdentityOf(s) != nil {
 		t.Errorf("IdentityOf(anonymous) = %+v", IdentityOf(s))
 	}
