@@ -20,7 +20,7 @@ func TestParsePacket(t *testing.T) {
 		{`42["quote",{"s":1},2]`, Packet{Kind: KindEvent, Name: "quote", Args: []json.RawMessage{[]byte(`{"s":1}`), []byte(`2`)}, Raw: `2["quote",{"s":1},2]`}},
 		{`4217["ev"]`, Packet{Kind: KindEvent, Name: "ev", ID: 17, Args: []json.RawMessage{}, Raw: `217["ev"]`}},
 		{`433[{"ok":true}]`, Packet{Kind: KindAck, ID: 3, Args: []json.RawMessage{[]byte(`{"ok":true}`)}, Raw: `33[{"ok":true}]`}},
-		{`42[1]`, Packet{Kind: KindOther, Raw: `2[1]`}},      // the name is not a string
+		{`42[1]`, Packet{Kind: KindOther, Raw: `2[1]`}},           // the name is not a string
 		{`42not json`, Packet{Kind: KindOther, Raw: `2not json`}}, // no array
 		{`45`, Packet{Kind: KindOther, Raw: `5`}},
 		{`3`, Packet{Kind: KindOther, Raw: `3`}},
