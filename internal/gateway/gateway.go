@@ -61,7 +61,6 @@ type Gateway struct {
 	users        auth.UserStore
 	recheckRound int // revalidation rounds, owned by revalidateLoop
 	revalTick    int // revalidation ticks (one shard each), owned by revalidateLoop
-	reval        revalBuffers
 	hsGuard      *handshakeGuard
 	devStore     *memstore.Store
 	dev          devSessions
@@ -131,13 +130,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, e
 		g.registerOpsMetrics()
 	}
 	return g, nil
-}
-
-// revalBuffers are revalidate's working sets, kept from one tick to the
-// next so a tick allocates little (owned by revalidateLoop).
-type revalBuffers struct {
-	bySID  map[string][]*socketio.Socket
-	shards [revalidateShards][]string // the round's session ids by sessionShard
 }
 
 // keptHeaders are the request headers a socket keeps after CONNECT (for

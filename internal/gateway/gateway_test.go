@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -345,6 +346,25 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 		if err := c.WaitClosed(2 * time.Second); err != nil {
 			t.Fatalf("client %d: %v", i, err)
+		}
+	}
+}
+
+// Every session lands in one tick of each round, and the ticks share the
+// sessions about evenly (each tick's batch is about 1/8 of the node's).
+func TestSessionShards(t *testing.T) {
+	var counts [revalidateShards]int
+	for i := range 8000 {
+		sid := "sess-" + strconv.Itoa(i) + "-" + strconv.FormatInt(int64(i*7919), 16)
+		sh := sessionShard(sid)
+		if sh != sessionShard(sid) || sh < 0 || sh >= revalidateShards {
+			t.Fatalf("shard of %q: %d", sid, sh)
+		}
+		counts[sh]++
+	}
+	for sh, n := range counts {
+		if n < 800 || n > 1200 {
+			t.Errorf("shard %d has %d of 8000 sessions: %v", sh, n, counts)
 		}
 	}
 }

@@ -165,54 +165,39 @@ func (g *Gateway) revalidateLoop(ctx context.Context) {
 	g.every(ctx, revalidateEvery/revalidateShards, func() { g.revalidateTick(ctx) })
 }
 
-// revalidateTick revalidates the next shard of the round. The first tick of
-// a round takes the round's snapshot of the connected sockets by session;
-// a socket connected since is checked from the next round on (its session
-// was read when it connected).
+// revalidateTick revalidates the sessions of the next shard. Nothing is
+// kept between ticks: a snapshot held for the whole round would be part of
+// every connection's live memory.
 func (g *Gateway) revalidateTick(ctx context.Context) {
-	r := &g.reval
 	shard := g.revalTick % revalidateShards
 	g.revalTick++
-	if shard == 0 {
-		r.snapshot(g.nsp.Sockets())
+	bySID := make(map[string][]*socketio.Socket)
+	var sids []string
+	for _, s := range g.nsp.Sockets() {
+		id := trading.IdentityOf(s)
+		if id == nil || id.SessionID == "" || sessionShard(id.SessionID) != shard {
+			continue
+		}
+		prev, seen := bySID[id.SessionID]
+		if !seen {
+			sids = append(sids, id.SessionID)
+		}
+		bySID[id.SessionID] = append(prev, s)
 	}
-	g.revalidate(ctx, r.shards[shard], r.bySID)
+	g.revalidate(ctx, sids, bySID)
 	if shard == revalidateShards-1 {
 		g.recheckRound++
-		clear(r.bySID) // keeps its buckets, not the sockets, until the next round
-		for i := range r.shards {
-			r.shards[i] = r.shards[i][:0]
-		}
 	}
 }
 
 // sessionShard places a session in the same tick of every round, so it is
-// re-read every revalidateEvery, not up to twice that apart.
+// re-read every revalidateEvery.
 func sessionShard(sid string) int {
 	var h uint32 = 2166136261
 	for i := 0; i < len(sid); i++ {
 		h = (h ^ uint32(sid[i])) * 16777619
 	}
 	return int(h % revalidateShards)
-}
-
-// snapshot groups the connected sockets by session id.
-func (r *revalBuffers) snapshot(socks []*socketio.Socket) {
-	if r.bySID == nil {
-		r.bySID = make(map[string][]*socketio.Socket)
-	}
-	for _, s := range socks {
-		id := trading.IdentityOf(s)
-		if id == nil || id.SessionID == "" {
-			continue
-		}
-		prev, seen := r.bySID[id.SessionID]
-		if !seen {
-			sh := sessionShard(id.SessionID)
-			r.shards[sh] = append(r.shards[sh], id.SessionID)
-		}
-		r.bySID[id.SessionID] = append(prev, s)
-	}
 }
 
 // revalidate re-reads the sessions sids (sockets in bySID), disconnects the
