@@ -126,31 +126,32 @@ type Session struct {
 
 	mu        sync.Mutex
 	transport string
-	closed    bool
+	// The flags, together in one word (lock: mu).
+	closed       bool
+	pollActive   bool // polling: a GET is waiting
+	posting      bool // polling: a POST is being read
+	lingering    bool // closed, holding queued packets for one last GET
+	upgrading    bool // a websocket probe is under way
+	probeSeen    bool // the probe answered 2probe
+	hbStarted    bool
+	awaitingPong bool
 	// polling
-	buf        []*Packet
-	keyed      map[string]int // conflation key -> index in buf
-	bufBytes   int
-	pollActive bool
-	pollCh     chan struct{}
-	posting    bool
-	lingering  bool // closed, holding queued packets for one last GET
+	buf      []*Packet
+	keyed    map[string]int // conflation key -> index in buf
+	bufBytes int
+	pollCh   chan struct{}
 	// websocket
 	// active mirrors ws once the session writes to it (set and cleared
 	// under mu): Send reads it without the session lock, so a broadcast
 	// takes one lock per recipient (the connection's), not two.
-	active    atomic.Pointer[websocket.Conn]
-	ws        *websocket.Conn
-	upgrading bool
-	probe     *websocket.Conn
-	probeSeen bool
-	upTimer   *time.Timer
+	active  atomic.Pointer[websocket.Conn]
+	ws      *websocket.Conn
+	probe   *websocket.Conn
+	upTimer *time.Timer
 	// heartbeat: one timer on the server's wheel, armed for the next ping
-	// or the pong deadline (hbAt)
-	hb           timewheel.Timer
-	hbStarted    bool
-	hbAt         time.Time
-	awaitingPong bool
+	// or the pong deadline (hbAt, on the server's clock)
+	hb   timewheel.Timer
+	hbAt time.Duration
 
 	// Value is free for the layer above (e.g. the Socket.IO client).
 	Value any
@@ -454,7 +455,7 @@ func (s *Session) startHeartbeat() {
 		return
 	}
 	s.hbStarted = true
-	s.hbAt = time.Now().Add(s.srv.opts.PingInterval)
+	s.hbAt = s.srv.clock() + s.srv.opts.PingInterval
 	s.srv.wheel.Schedule(&s.hb, s.srv.opts.PingInterval, (*heartbeat)(s))
 }
 
@@ -472,7 +473,7 @@ func (s *Session) onHeartbeat() {
 		s.mu.Unlock()
 		return
 	}
-	if d := time.Until(s.hbAt); d > time.Millisecond {
+	if d := s.hbAt - s.srv.clock(); d > time.Millisecond {
 		s.srv.wheel.Schedule(&s.hb, d, (*heartbeat)(s)) // moved by a pong meanwhile
 		s.mu.Unlock()
 		return
@@ -487,12 +488,12 @@ func (s *Session) onHeartbeat() {
 	// the wheel got to it (up to a tick later), so requests see it exactly
 	// (handshake + pingInterval + pingTimeout); a wheel running far behind
 	// (an overloaded node) counts from now instead, not to punish clients.
-	now, base := time.Now(), s.hbAt
-	if now.Sub(base) > 2*s.srv.wheel.Tick() {
+	now, base := s.srv.clock(), s.hbAt
+	if now-base > 2*s.srv.wheel.Tick() {
 		base = now
 	}
-	s.hbAt = base.Add(s.srv.opts.PingTimeout)
-	s.srv.wheel.Schedule(&s.hb, s.hbAt.Sub(now), (*heartbeat)(s))
+	s.hbAt = base + s.srv.opts.PingTimeout
+	s.srv.wheel.Schedule(&s.hb, s.hbAt-now, (*heartbeat)(s))
 	s.mu.Unlock()
 	_ = s.Send(pingPacket)
 }
@@ -506,7 +507,7 @@ func (s *Session) onPong() {
 	s.awaitingPong = false
 	// The next ping is due an interval after the pong: re-arm (the timer
 	// was set for the pong deadline, which may be later).
-	s.hbAt = time.Now().Add(s.srv.opts.PingInterval)
+	s.hbAt = s.srv.clock() + s.srv.opts.PingInterval
 	s.srv.wheel.Schedule(&s.hb, s.srv.opts.PingInterval, (*heartbeat)(s))
 }
 
@@ -532,7 +533,7 @@ func (s *Session) onPacket(p *Packet) {
 // expired reports (under s.mu) a pong deadline that passed while its timer
 // has not fired yet, so requests see the deadline exactly.
 func (s *Session) expiredLocked() bool {
-	return s.awaitingPong && !time.Now().Before(s.hbAt)
+	return s.awaitingPong && s.srv.clock() >= s.hbAt
 }
 
 func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
