@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -63,28 +64,26 @@ type Socket struct {
 	l    *Limiter
 	user string
 
-	mu     sync.Mutex
-	rooms  roomSet
-	closed bool
-	cap    roomCap
-
-	fmu        sync.Mutex
-	denials    int   // consecutive event denials
-	floodStart int64 // time of the first of them
+	mu         sync.Mutex // guards the fields below
+	rooms      roomSet
+	cap        roomCap
+	denials    int32 // consecutive event denials
+	closed     bool
+	floodStart int64 // time of the first of the denials
 }
 
 // roomCap limits the user's distinct rooms whose name starts with prefix
 // (n < 0 or an empty prefix: no cap).
 type roomCap struct {
 	prefix string
-	n      int
+	n      int32
 }
 
 func (c roomCap) limit() int {
 	if c.prefix == "" {
 		return -1
 	}
-	return c.n
+	return int(c.n)
 }
 
 func (c roomCap) applies(room string) bool {
@@ -97,7 +96,7 @@ func (c roomCap) applies(room string) bool {
 // node's rooms). A room refused by the cap makes the Decision Capped.
 func (s *Socket) SetRoomCap(prefix string, n int) {
 	s.mu.Lock()
-	s.cap = roomCap{prefix, n}
+	s.cap = roomCap{prefix, int32(min(max(n, -1), math.MaxInt32))}
 	s.mu.Unlock()
 }
 
@@ -124,7 +123,9 @@ func (s *Socket) Rooms() []string {
 // Redis mode, none while a previous denial is still in force.
 func (s *Socket) AllowEvent(ctx context.Context) Decision {
 	d := s.l.rate(ctx, KindEvent, s.l.eventKey(s.user), s.l.events)
+	s.mu.Lock()
 	s.flood(&d)
+	s.mu.Unlock()
 	s.l.observe(d)
 	return d
 }
@@ -272,7 +273,7 @@ func (l *Limiter) decideRooms(ctx context.Context, e *userSubs, need []string, c
 			continue
 		}
 		if rc.applies(r) {
-			if capCount >= rc.n {
+			if capCount >= int(rc.n) {
 				capped = true
 				continue
 			}
@@ -339,14 +340,12 @@ func (l *Limiter) release(ctx context.Context, user string, rooms []string) {
 	l.markOrphan(user)
 }
 
-// flood applies the flood policy to an event decision.
+// flood applies the flood policy to an event decision. s.mu must be held.
 func (s *Socket) flood(d *Decision) {
 	maxDenials := s.l.cfg.FloodMaxDenials
 	if maxDenials < 0 {
 		return
 	}
-	s.fmu.Lock()
-	defer s.fmu.Unlock()
 	if d.Allowed {
 		s.denials = 0
 		return
@@ -356,7 +355,7 @@ func (s *Socket) flood(d *Decision) {
 		s.denials, s.floodStart = 0, now
 	}
 	s.denials++
-	d.Disconnect = s.denials >= maxDenials
+	d.Disconnect = int(s.denials) >= maxDenials
 }
 
 // dedupe returns rooms without duplicates, first occurrence kept.

@@ -17,12 +17,12 @@ type client struct {
 	mu           sync.Mutex
 	sockets      []*Socket // one per connected namespace; usually just "/"
 	connectTimer *time.Timer
+	connects     int32 // CONNECT packets received, bounded by maxConnectAttempts
 	closed       bool
-	connects     int // CONNECT packets received, bounded by maxConnectAttempts
+	running      bool // (lock: qmu) in the same word as the two above
 
-	qmu     sync.Mutex
-	queue   []*parser.Packet
-	running bool
+	qmu   sync.Mutex
+	queue []*parser.Packet
 }
 
 func newClient(srv *Server, sess *engineio.Session) *client {

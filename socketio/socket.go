@@ -201,6 +201,7 @@ type Socket struct {
 	auth   json.RawMessage
 
 	recovered bool
+	connected bool // (lock: mu) next to recovered: one word for both
 
 	// rec is the replay state, nil unless a restore or catch-up runs.
 	rec atomic.Pointer[recoveryState]
@@ -211,11 +212,10 @@ type Socket struct {
 	// way during the replay) is dropped, not sent twice.
 	floor atomic.Pointer[adapter.Position]
 
-	mu        sync.Mutex
-	ext       *socketExt // rare state, created on first use (under mu)
-	data      any
-	connected bool
-	values    []keyValue
+	mu     sync.Mutex
+	ext    *socketExt // rare state, created on first use (under mu)
+	data   any
+	values []keyValue
 }
 
 // socketExt is the state most sockets never use: their own handlers (the

@@ -133,9 +133,9 @@ type Conn struct {
 	waiting     bool // waiting for the socket to become writable
 	closing     bool // no more writes; close once flushed
 	closed      bool
+	handlerDone bool
 	closeTimer  *time.Timer
 	closeErr    error
-	handlerDone bool
 }
 
 // RemoteAddr returns the peer address.
