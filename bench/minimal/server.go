@@ -548,7 +548,10 @@ func (s *Server) flusher() {
 			case c.qf&qClosing != 0:
 				c.pend = nil
 				unix.Close(int(c.fd))
-			case c.qf&qCloseAfter != 0 && len(c.pend) == 0:
+			case c.qf&qCloseAfter != 0 && len(c.pend) == 0 && len(c.out) == 0:
+				// Only once the frame queued with the close (a close
+				// frame, queued by the loop while this batch was being
+				// written) went out too: shutting down earlier lost it.
 				_ = unix.Shutdown(int(c.fd), unix.SHUT_RDWR)
 			default:
 				s.markDirty(c)
