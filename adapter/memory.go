@@ -179,7 +179,7 @@ func (m *Memory) AddAll(id string, rooms []string) {
 		if r == id && !stored {
 			continue // implied by the room list
 		}
-		if !stored && r != id && m.selfMember(r) {
+		if !stored && m.selfMember(r) {
 			mem.add(r) // another socket's own room: store it with its owner
 		}
 		mem.add(id)

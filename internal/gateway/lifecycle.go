@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"maps"
 	"math/rand/v2"
 	"net/http"
@@ -190,21 +191,20 @@ func (g *Gateway) revalidateTick(ctx context.Context) {
 	}
 }
 
+// shardSeed keys sessionShard for this process's life.
+var shardSeed = maphash.MakeSeed()
+
 // sessionShard places a session in the same tick of every round, so it is
 // re-read every revalidateEvery.
 func sessionShard(sid string) int {
-	var h uint32 = 2166136261
-	for i := 0; i < len(sid); i++ {
-		h = (h ^ uint32(sid[i])) * 16777619
-	}
-	return int(h % revalidateShards)
+	return int(maphash.String(shardSeed, sid) % revalidateShards)
 }
 
 // revalidate re-reads the sessions sids (sockets in bySID), disconnects the
 // sockets of those that ended, then rechecks the users of the others.
 func (g *Gateway) revalidate(ctx context.Context, sids []string, bySID map[string][]*socketio.Socket) {
 	// The store decides (Express may have extended the session since the
-	// handshake), so every session is re-read, in one batch.
+	// handshake), so every session of the shard is re-read, in one batch.
 	var invalid []string
 	if len(sids) > 0 {
 		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
