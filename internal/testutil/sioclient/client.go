@@ -81,38 +81,22 @@ func Dial(base string, opts Options) (*Client, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Second
 	}
-	u, err := url.Parse(base)
-	if err != nil {
-		return nil, err
-	}
-	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
-	u.Path = opts.Path
-	u.RawQuery = "EIO=4&transport=websocket"
 	d := opts.Dialer
 	if d == nil {
 		d = &websocket.Dialer{HandshakeTimeout: opts.Timeout}
 	}
-	conn, resp, err := d.Dial(u.String(), opts.Header)
+	conn, err := openSession(base, opts.Path, d, opts.Header, opts.Timeout)
 	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("sioclient: dial: %w (HTTP %d)", err, resp.StatusCode)
-		}
-		return nil, fmt.Errorf("sioclient: dial: %w", err)
+		return nil, err
 	}
 	c := &Client{conn: conn, acks: make(map[int]chan []json.RawMessage), manualAcks: opts.ManualAcks}
 	c.cond = sync.NewCond(&c.mu)
-	_, open, err := conn.ReadMessage()
-	if err != nil || len(open) == 0 || open[0] != '0' {
-		conn.Close()
-		return nil, fmt.Errorf("sioclient: no open packet: %v", err)
-	}
 	go c.readLoop()
-	connect := []byte("40")
+	var auth any // a nil map must send no payload, not "null"
 	if opts.Auth != nil {
-		b, _ := json.Marshal(opts.Auth)
-		connect = append(connect, b...)
+		auth = opts.Auth
 	}
-	if err := c.write(connect); err != nil {
+	if err := c.write(connectFrame(auth)); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -135,6 +119,43 @@ func Dial(base string, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("sioclient: closed during connect: %v", c.closeErr)
 	}
 	return c, nil
+}
+
+// openSession opens an Engine.IO websocket session at base (http://host:port)
+// under path and reads its open packet, waiting at most timeout for it.
+func openSession(base, path string, d *websocket.Dialer, header http.Header, timeout time.Duration) (*websocket.Conn, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, err
+	}
+	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
+	u.Path = path
+	u.RawQuery = "EIO=4&transport=websocket"
+	conn, resp, err := d.Dial(u.String(), header)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("sioclient: dial: %w (HTTP %d)", err, resp.StatusCode)
+		}
+		return nil, fmt.Errorf("sioclient: dial: %w", err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(timeout))
+	_, open, err := conn.ReadMessage()
+	if err != nil || len(open) == 0 || open[0] != '0' {
+		conn.Close()
+		return nil, fmt.Errorf("sioclient: no open packet: %v", err)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	return conn, nil
+}
+
+// connectFrame is the CONNECT to "/" with auth (nil: none).
+func connectFrame(auth any) []byte {
+	connect := []byte("40")
+	if auth != nil {
+		b, _ := json.Marshal(auth)
+		connect = append(connect, b...)
+	}
+	return connect
 }
 
 // waitUntil waits on cond until deadline; false when it passed. c.mu held.

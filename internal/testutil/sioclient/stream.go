@@ -2,7 +2,6 @@ package sioclient
 
 import (
 	"encoding/json"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,37 +73,14 @@ type Stream struct {
 // closed when the test ends.
 func DialStream(t testing.TB, baseURL string, auth any) (*Stream, Packet) {
 	t.Helper()
-	u, err := url.Parse(baseURL)
+	conn, err := openSession(baseURL, "/socket.io/", &websocket.Dialer{HandshakeTimeout: StreamWait}, nil, StreamWait)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", baseURL, err)
 	}
-	u.Scheme = "ws"
-	u.Path = "/socket.io/"
-	u.RawQuery = "EIO=4&transport=websocket"
-	d := websocket.Dialer{HandshakeTimeout: StreamWait}
-	conn, resp, err := d.Dial(u.String(), nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", u, err)
-	}
-	_ = resp.Body.Close()
-	_ = conn.SetReadDeadline(time.Now().Add(StreamWait))
-	_, open, err := conn.ReadMessage()
-	if err != nil || len(open) == 0 || open[0] != '0' {
-		t.Fatalf("open packet: %q, %v", open, err)
-	}
-	_ = conn.SetReadDeadline(time.Time{})
 	c := &Stream{t: t, conn: conn, in: make(chan Packet, 8192)}
 	t.Cleanup(func() { _ = conn.Close() })
 	go c.readLoop()
-	connect := "40"
-	if auth != nil {
-		b, err := json.Marshal(auth)
-		if err != nil {
-			t.Fatal(err)
-		}
-		connect += string(b)
-	}
-	c.Send(connect)
+	c.Send(string(connectFrame(auth)))
 	p := c.Next()
 	for p.Kind == KindEvent { // missed events of a recovered session come first
 		c.early = append(c.early, p)
