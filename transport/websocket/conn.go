@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -112,13 +113,17 @@ func (s *Server) init() error {
 }
 
 // Conn is one server-side websocket connection.
+//
+// In epoll mode it owns its socket descriptor (fd) and has neither nc nor
+// rc; in goroutine mode it keeps the net.Conn (nc) and, unless it is a
+// stream connection such as TLS, its RawConn (rc) for writev.
 type Conn struct {
 	srv    *Server
-	nc     net.Conn
-	rc     syscall.RawConn
-	fd     int
+	nc     net.Conn        // goroutine mode; nil in epoll mode
+	rc     syscall.RawConn // goroutine mode without TLS
+	fd     ownedFD         // epoll mode
 	h      Handler
-	poller *poller
+	poller *poller // epoll mode
 	rd     reader
 
 	// Value is free for the owner of the connection (e.g. its session).
@@ -138,8 +143,32 @@ type Conn struct {
 	closeErr    error
 }
 
-// RemoteAddr returns the peer address.
-func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+// RemoteAddr returns the peer address; nil once an epoll-mode connection
+// is closed (it is asked of the kernel, not kept).
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.nc != nil {
+		return c.nc.RemoteAddr()
+	}
+	if !c.fd.acquire() {
+		return nil
+	}
+	sa, err := unix.Getpeername(int(c.fd.num))
+	c.fd.release()
+	if err != nil {
+		return nil
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}
+	case *unix.SockaddrInet6:
+		a := &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port}
+		if sa.ZoneId != 0 {
+			a.Zone = strconv.Itoa(int(sa.ZoneId))
+		}
+		return a
+	}
+	return nil
+}
 
 const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -238,12 +267,10 @@ func (s *Server) UpgradeWith(w http.ResponseWriter, r *http.Request, h Handler, 
 			return nil, fmt.Errorf("websocket: raw conn: %w", err)
 		}
 	}
-	c := &Conn{srv: s, nc: nc, rc: rc, h: h, fd: -1}
+	c := &Conn{srv: s, nc: nc, rc: rc, h: h}
+	c.fd.num = -1
 	s.open.Add(1)
 	c.rd.max = s.opts.MaxMessage
-	if rc != nil {
-		_ = rc.Control(func(fd uintptr) { c.fd = int(fd) })
-	}
 	_ = nc.SetDeadline(time.Time{})
 	epoll := s.opts.Mode == ModeEpoll && rc != nil
 
@@ -270,6 +297,10 @@ func (s *Server) UpgradeWith(w http.ResponseWriter, r *http.Request, h Handler, 
 		// Chosen before Before: once the owner has the connection, writes
 		// (and a teardown reading c.poller) may start.
 		p = s.pollers[int(s.nextIndex())%len(s.pollers)]
+		if err := c.own(); err != nil {
+			s.open.Add(-1)
+			return nil, err
+		}
 		c.poller = p
 	}
 	if opts.Before != nil {
@@ -300,6 +331,28 @@ func (s *Server) UpgradeWith(w http.ResponseWriter, r *http.Request, h Handler, 
 		go c.readLoop(early)
 	}
 	return c, nil
+}
+
+// own takes the socket over from the net.Conn: a duplicate of its
+// descriptor (sharing the nonblocking file) becomes the connection's own,
+// and the net.Conn is closed, which takes the original descriptor out of the
+// runtime's poller. The write side's readiness is then the poller's too.
+func (c *Conn) own() error {
+	var dup int
+	var err error
+	if cerr := c.rc.Control(func(fd uintptr) {
+		dup, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		c.nc.Close()
+		return fmt.Errorf("websocket: take over the descriptor: %w", err)
+	}
+	c.fd.num = int32(dup)
+	_ = c.nc.Close()
+	c.nc, c.rc = nil, nil
+	return nil
 }
 
 // Close stops the read loops and the flusher, after the connections still
@@ -586,7 +639,7 @@ func (c *Conn) flush(w *writer) {
 	q := c.queue
 	c.queue = nil
 	c.keyed = nil
-	if c.rc == nil {
+	if c.rc == nil && c.poller == nil {
 		// A stream connection blocks in Write: its own goroutine writes,
 		// so a slow TLS peer never stalls the flusher.
 		if q == nil {
@@ -605,14 +658,25 @@ func (c *Conn) flush(w *writer) {
 		bufs = *q
 	}
 
-	// Through the RawConn, so the fd cannot be closed (and its number
-	// reused by another connection) while it is being written.
-	w.bufs, w.n, w.err = bufs, 0, nil
-	rerr := c.rc.Write(w.fn)
-	written, err := w.n, w.err
-	w.bufs = nil
-	if rerr != nil && err == nil {
-		err = fmt.Errorf("websocket: write: %w", rerr)
+	// Under a hold on the fd (the RawConn's or our own), so it cannot be
+	// closed, and its number reused by another connection, mid-write.
+	var written int
+	var err error
+	if c.poller != nil {
+		if c.fd.acquire() {
+			written, err = writev(int(c.fd.num), bufs)
+			c.fd.release()
+		} else {
+			err = ErrClosed
+		}
+	} else {
+		w.bufs, w.n, w.err = bufs, 0, nil
+		rerr := c.rc.Write(w.fn)
+		written, err = w.n, w.err
+		w.bufs = nil
+		if rerr != nil && err == nil {
+			err = fmt.Errorf("websocket: write: %w", rerr)
+		}
 	}
 
 	c.mu.Lock()
@@ -649,12 +713,15 @@ func (c *Conn) flush(w *writer) {
 		c.teardown(c.closeErr)
 	case more:
 		c.srv.flusher.add(c)
+	case waiting && c.poller != nil:
+		c.poller.awaitWritable(c)
 	case waiting:
 		go c.awaitWritable()
 	}
 }
 
-// awaitWritable parks on the runtime poller until the socket can take more.
+// awaitWritable parks on the runtime poller until the socket can take more
+// (goroutine mode; the epoll loop watches its own connections).
 func (c *Conn) awaitWritable() {
 	first := true
 	_ = c.rc.Write(func(uintptr) bool {
@@ -664,6 +731,11 @@ func (c *Conn) awaitWritable() {
 		}
 		return true
 	})
+	c.writable()
+}
+
+// writable reschedules a connection that waited for its socket to drain.
+func (c *Conn) writable() {
 	c.mu.Lock()
 	c.waiting = false
 	sched := !c.scheduled && c.pending() > 0 && !c.closed
@@ -742,8 +814,10 @@ func (c *Conn) teardown(err error) {
 	c.mu.Unlock()
 	if c.poller != nil {
 		c.poller.remove(c)
+		c.fd.close()
+	} else {
+		_ = c.nc.Close()
 	}
-	_ = c.nc.Close()
 	c.srv.open.Add(-1)
 	c.h.OnClose(c, err)
 }

@@ -30,27 +30,59 @@ func newPoller(s *Server) (*poller, error) {
 	return p, nil
 }
 
+// readEvents are what the loop always watches; writeEvents while a
+// connection waits for its socket to drain.
+const (
+	readEvents  = unix.EPOLLIN | unix.EPOLLRDHUP
+	writeEvents = readEvents | unix.EPOLLOUT
+)
+
+// add registers c, whose descriptor is open (c.mu held, c not closed).
 func (p *poller) add(c *Conn) error {
+	fd := int(c.fd.num)
 	p.mu.Lock()
-	p.conns[c.fd] = c
+	p.conns[fd] = c
 	p.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+	ev := unix.EpollEvent{Events: readEvents, Fd: c.fd.num}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		p.mu.Lock()
-		delete(p.conns, c.fd)
+		delete(p.conns, fd)
 		p.mu.Unlock()
 		return fmt.Errorf("websocket: epoll_ctl add: %w", err)
 	}
 	return nil
 }
 
+// remove unregisters c; its descriptor must still be open (teardown
+// closes it after).
 func (p *poller) remove(c *Conn) {
+	fd := int(c.fd.num)
 	p.mu.Lock()
-	if p.conns[c.fd] == c {
-		delete(p.conns, c.fd)
-		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	if p.conns[fd] == c {
+		delete(p.conns, fd)
+		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	}
 	p.mu.Unlock()
+}
+
+// watch sets the events the loop waits for on c, under a hold on its
+// descriptor, so a closed one (whose number may be another connection's
+// by now) is never touched. It reports whether c is still open.
+func (p *poller) watch(c *Conn, events uint32) bool {
+	if !c.fd.acquire() {
+		return false
+	}
+	ev := unix.EpollEvent{Events: events, Fd: c.fd.num}
+	err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, int(c.fd.num), &ev)
+	c.fd.release()
+	return err == nil
+}
+
+// awaitWritable has the loop tell c once its socket can take more.
+func (p *poller) awaitWritable(c *Conn) {
+	if !p.watch(c, writeEvents) {
+		c.writable() // closing: writable only clears the wait
+	}
 }
 
 // stop ends the loop (within its wait timeout) and closes the epoll fd.
@@ -83,9 +115,17 @@ func (p *poller) run() {
 			p.mu.RLock()
 			c := p.conns[fd]
 			p.mu.RUnlock()
-			if c != nil {
-				p.read(c)
+			if c == nil {
+				continue
 			}
+			if ev := events[i].Events; ev&unix.EPOLLOUT != 0 {
+				p.watch(c, readEvents)
+				c.writable()
+				if ev&^unix.EPOLLOUT == 0 {
+					continue
+				}
+			}
+			p.read(c)
 		}
 	}
 }
@@ -95,14 +135,12 @@ func (p *poller) run() {
 func (p *poller) read(c *Conn) {
 	var n int
 	var err error
-	// Through the RawConn, so the fd cannot be closed and reused meanwhile.
-	if rerr := c.rc.Read(func(fd uintptr) bool {
-		n, err = unix.Read(int(fd), p.buf)
-		return true
-	}); rerr != nil {
-		c.teardown(fmt.Errorf("websocket: read: %w", rerr))
-		return
+	// Under a hold, so the fd cannot be closed and its number reused meanwhile.
+	if !c.fd.acquire() {
+		return // torn down since the event
 	}
+	n, err = unix.Read(int(c.fd.num), p.buf)
+	c.fd.release()
 	if n > 0 {
 		if ferr := c.rd.feed(p.buf[:n], c.emit); ferr != nil {
 			c.fail(ferr)
