@@ -44,10 +44,11 @@ type Handshake struct {
 	Query      url.Values
 	URL        string
 	RemoteAddr string
-	Host       string
 	Secure     bool
 	XDomain    bool
-	Time       time.Time
+	// Issued is when the handshake arrived, in Unix milliseconds (8 bytes
+	// instead of a time.Time's 24 on every connection).
+	Issued int64
 	// Tag is the result of Options.Tag for this handshake.
 	Tag any
 
@@ -124,60 +125,108 @@ type Session struct {
 
 	handler Handler // nil until the layer above sets it
 
-	mu        sync.Mutex
-	transport string
+	mu sync.Mutex
 	// The flags, together in one word (lock: mu).
+	onWS         bool // the transport is websocket (polling until an upgrade)
 	closed       bool
 	pollActive   bool // polling: a GET is waiting
 	posting      bool // polling: a POST is being read
 	lingering    bool // closed, holding queued packets for one last GET
 	upgrading    bool // a websocket probe is under way
 	probeSeen    bool // the probe answered 2probe
-	hbStarted    bool
 	awaitingPong bool
-	// polling
-	buf      []*Packet
-	keyed    map[string]int // conflation key -> index in buf
-	bufBytes int
-	pollCh   chan struct{}
+	// poll is the polling state: the queue a GET drains and the upgrade
+	// probe. It exists while the session polls (and, briefly, between a
+	// websocket handshake and its attach); an upgrade or attach frees it.
+	poll *pollState
 	// websocket
 	// active mirrors ws once the session writes to it (set and cleared
 	// under mu): Send reads it without the session lock, so a broadcast
 	// takes one lock per recipient (the connection's), not two.
-	active  atomic.Pointer[websocket.Conn]
-	ws      *websocket.Conn
-	probe   *websocket.Conn
-	upTimer *time.Timer
+	active atomic.Pointer[websocket.Conn]
+	ws     *websocket.Conn
 	// heartbeat: one timer on the server's wheel, armed for the next ping
 	// or the pong deadline (hbAt, on the server's clock)
 	hb   timewheel.Timer
 	hbAt time.Duration
-
-	// Value is free for the layer above (e.g. the Socket.IO client).
-	Value any
 }
 
 func newSession(srv *Server, id string, r *http.Request, transport string) *Session {
 	h := keepHeaders(r.Header, srv.opts.KeepHeaders)
 	s := &Session{
-		srv:       srv,
-		id:        id,
-		transport: transport,
+		srv:  srv,
+		id:   id,
+		onWS: transport == transportWebSocket,
 		hs: Handshake{
 			Header:     h,
 			Query:      r.URL.Query(),
 			URL:        r.URL.RequestURI(),
 			RemoteAddr: r.RemoteAddr,
-			Host:       r.Host,
 			Secure:     r.TLS != nil,
 			XDomain:    r.Header.Get("Origin") != "",
-			Time:       time.Now(),
+			Issued:     time.Now().UnixMilli(),
 		},
 	}
-	if transport == "polling" {
-		s.pollCh = make(chan struct{}, 1)
+	if !s.onWS {
+		s.poll = &pollState{wake: make(chan struct{}, 1)}
 	}
 	return s
+}
+
+// pollState is a polling session's queue and upgrade probe (lock: the
+// session's mu, except wake).
+type pollState struct {
+	buf      []*Packet
+	keyed    map[string]int // conflation key -> index in buf
+	bufBytes int
+	// wake signals a pending GET; nil while buffering for a websocket that
+	// is not attached yet. Set at creation, never changed.
+	wake    chan struct{}
+	probe   *websocket.Conn
+	upTimer *time.Timer
+}
+
+// pollLocked returns the polling state, creating it (for packets sent
+// before a websocket is attached). s.mu must be held.
+func (s *Session) pollLocked() *pollState {
+	if s.poll == nil {
+		s.poll = &pollState{}
+	}
+	return s.poll
+}
+
+// probeLocked returns the upgrade probe, if any. s.mu must be held.
+func (s *Session) probeLocked() *websocket.Conn {
+	if s.poll == nil {
+		return nil
+	}
+	return s.poll.probe
+}
+
+// stopUpgradeTimer stops the upgrade's timer, if any. s.mu must be held.
+func (s *Session) stopUpgradeTimer() {
+	if s.poll != nil && s.poll.upTimer != nil {
+		s.poll.upTimer.Stop()
+		s.poll.upTimer = nil
+	}
+}
+
+// take empties the queue and returns what it held.
+func (p *pollState) take() []*Packet {
+	pkts := p.buf
+	p.buf, p.bufBytes, p.keyed = nil, 0, nil
+	return pkts
+}
+
+// signal wakes a pending GET; p may be nil.
+func (p *pollState) signal() {
+	if p == nil || p.wake == nil {
+		return
+	}
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 }
 
 // ID returns the 20-character session id.
@@ -190,7 +239,21 @@ func (s *Session) Handshake() *Handshake { return &s.hs }
 func (s *Session) Transport() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.transport
+	return s.transportName()
+}
+
+// The transports' names.
+const (
+	transportPolling   = "polling"
+	transportWebSocket = "websocket"
+)
+
+// transportName names the session's transport. s.mu must be held.
+func (s *Session) transportName() string {
+	if s.onWS {
+		return transportWebSocket
+	}
+	return transportPolling
 }
 
 // Handler receives a session's messages and its end. OnMessage calls are
@@ -284,9 +347,10 @@ func (s *Session) Send(pkts ...*Packet) error {
 		}
 		return s.afterWrite(ws.WriteFrames(frames...))
 	}
+	q := s.pollLocked()
 	for _, p := range pkts {
-		s.buf = append(s.buf, p)
-		s.bufBytes += p.pollingSize() + 1
+		q.buf = append(q.buf, p)
+		q.bufBytes += p.pollingSize() + 1
 	}
 	return s.afterQueue()
 }
@@ -304,12 +368,13 @@ func (s *Session) afterWrite(err error) error {
 // afterQueue finishes a polling enqueue (s.mu held on entry, released):
 // bound check, then wake a pending GET.
 func (s *Session) afterQueue() error {
-	over := s.bufBytes > s.srv.opts.MaxBufferedBytes
+	q := s.poll
+	over := q.bufBytes > s.srv.opts.MaxBufferedBytes
 	s.mu.Unlock()
 	if over {
 		return s.afterWrite(websocket.ErrQueueFull)
 	}
-	s.wakePoll()
+	q.signal()
 	return nil
 }
 
@@ -320,21 +385,22 @@ func (s *Session) sendKeyed(p *Packet) error {
 		s.mu.Unlock()
 		return s.afterWrite(ws.WriteKeyed(p.Key, p.WebSocketFrame()))
 	}
-	if i, ok := s.keyed[p.Key]; ok && i < len(s.buf) && s.buf[i].Key == p.Key {
-		s.bufBytes += p.pollingSize() - s.buf[i].pollingSize()
-		s.buf[i] = p
+	q := s.pollLocked()
+	if i, ok := q.keyed[p.Key]; ok && i < len(q.buf) && q.buf[i].Key == p.Key {
+		q.bufBytes += p.pollingSize() - q.buf[i].pollingSize()
+		q.buf[i] = p
 		s.mu.Unlock()
 		s.srv.conflated.Add(1)
 		return nil
 	}
-	if len(s.buf) > 0 {
-		if s.keyed == nil {
-			s.keyed = make(map[string]int)
+	if len(q.buf) > 0 {
+		if q.keyed == nil {
+			q.keyed = make(map[string]int)
 		}
-		s.keyed[p.Key] = len(s.buf)
+		q.keyed[p.Key] = len(q.buf)
 	}
-	s.buf = append(s.buf, p)
-	s.bufBytes += p.pollingSize() + 1
+	q.buf = append(q.buf, p)
+	q.bufBytes += p.pollingSize() + 1
 	return s.afterQueue()
 }
 
@@ -349,7 +415,7 @@ func (s *Session) Writable() bool {
 	if s.ws != nil && !s.upgrading {
 		return s.ws.Buffered() == 0
 	}
-	return s.pollActive && len(s.buf) == 0
+	return s.pollActive && (s.poll == nil || len(s.poll.buf) == 0)
 }
 
 // Buffered returns the bytes waiting to be written to the client.
@@ -359,19 +425,10 @@ func (s *Session) Buffered() int {
 	if s.ws != nil && !s.upgrading {
 		return s.ws.Buffered()
 	}
-	return s.bufBytes
-}
-
-// wakePoll wakes a pending GET. s.pollCh exists on polling sessions only
-// (created with the session, never changed).
-func (s *Session) wakePoll() {
-	if s.pollCh == nil {
-		return
+	if s.poll == nil {
+		return 0
 	}
-	select {
-	case s.pollCh <- struct{}{}:
-	default:
-	}
+	return s.poll.bufBytes
 }
 
 // Close ends the session from the server side with reason.
@@ -386,29 +443,31 @@ func (s *Session) close(reason string, notify bool) {
 		return
 	}
 	s.closed = true
-	if s.hbStarted {
+	if s.hbAt != 0 { // the heartbeat started
 		s.srv.wheel.Stop(&s.hb)
 	}
-	if s.upTimer != nil {
-		s.upTimer.Stop()
+	s.stopUpgradeTimer()
+	ws, probe, transport := s.ws, s.probeLocked(), s.transportName()
+	s.ws = nil
+	if s.poll != nil {
+		s.poll.probe = nil
 	}
-	ws, probe, transport := s.ws, s.probe, s.transport
-	s.ws, s.probe = nil, nil
 	s.active.Store(nil)
 	// Messages still queued for a polling client (e.g. a Socket.IO
 	// DISCONNECT) go out first, and the close packet with the GET after
 	// them, as engine.io does: the client handles the close at once but
 	// the messages a tick later, so a shared response would lose them.
 	linger := false
-	if transport == "polling" && notify {
+	if transport == transportPolling && notify {
 		switch {
-		case reason == ReasonForcedClose && hasMessages(s.buf):
+		case reason == ReasonForcedClose && hasMessages(s.poll.buf):
 			s.lingering = true
 			linger = true
 		case s.pollActive:
-			s.buf = append(s.buf, closePacket) // the pending GET carries it
+			s.poll.buf = append(s.poll.buf, closePacket) // the pending GET carries it
 		}
 	}
+	q := s.poll
 	s.mu.Unlock()
 
 	if ws != nil {
@@ -421,7 +480,7 @@ func (s *Session) close(reason string, notify bool) {
 	if probe != nil {
 		probe.Abort()
 	}
-	s.wakePoll()
+	q.signal()
 	if linger {
 		time.AfterFunc(s.srv.opts.PingTimeout, func() { s.srv.remove(s) })
 	} else {
@@ -451,10 +510,9 @@ func hasMessages(pkts []*Packet) bool {
 func (s *Session) startHeartbeat() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.hbStarted {
+	if s.closed || s.hbAt != 0 { // hbAt is set once the heartbeat starts
 		return
 	}
-	s.hbStarted = true
 	s.hbAt = s.srv.clock() + s.srv.opts.PingInterval
 	s.srv.wheel.Schedule(&s.hb, s.srv.opts.PingInterval, (*heartbeat)(s))
 }
@@ -544,7 +602,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 		writeCodeError(w, CodeUnknownSID)
 		return
 	}
-	if s.transport != "polling" || (s.ws != nil && !s.upgrading) {
+	if s.onWS || (s.ws != nil && !s.upgrading) {
 		s.mu.Unlock()
 		writeCodeError(w, CodeBadRequest)
 		return
@@ -560,9 +618,11 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 		writeCodeError(w, CodeUnknownSID)
 		return
 	}
+	// A polling session's state outlives this request even if an upgrade
+	// frees it meanwhile: the request keeps its own reference.
+	q := s.poll
 	if s.lingering {
-		pkts := s.buf
-		s.buf, s.bufBytes, s.keyed = nil, 0, nil
+		pkts := q.take()
 		if len(pkts) == 0 {
 			// The queued messages went out: now the close.
 			pkts = []*Packet{closePacket}
@@ -578,13 +638,13 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	s.pollActive = true
 	// drain a stale wake-up
 	select {
-	case <-s.pollCh:
+	case <-q.wake:
 	default:
 	}
-	for len(s.buf) == 0 && !s.closed && !s.probeSeen && s.ws == nil {
+	for len(q.buf) == 0 && !s.closed && !s.probeSeen && s.ws == nil {
 		s.mu.Unlock()
 		select {
-		case <-s.pollCh:
+		case <-q.wake:
 		case <-r.Context().Done():
 			s.mu.Lock()
 			s.pollActive = false
@@ -594,8 +654,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Lock()
 	}
-	pkts := s.buf
-	s.buf, s.bufBytes, s.keyed = nil, 0, nil
+	pkts := q.take()
 	if len(pkts) == 0 {
 		pkts = []*Packet{noopPacket}
 	}
@@ -622,7 +681,7 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 		writeCodeError(w, CodeUnknownSID)
 		return
 	}
-	if s.transport != "polling" || s.closed || (s.ws != nil && !s.upgrading) {
+	if s.onWS || s.closed || (s.ws != nil && !s.upgrading) {
 		s.mu.Unlock()
 		writeCodeError(w, CodeBadRequest)
 		return
@@ -684,13 +743,15 @@ func (s *Session) attachWebSocket(c *websocket.Conn) {
 	}
 	s.ws = c
 	// Packets sent between the handshake and this attach were buffered.
-	if len(s.buf) > 0 {
-		frames := make([][]byte, len(s.buf))
-		for i, p := range s.buf {
-			frames[i] = p.WebSocketFrame()
+	if s.poll != nil {
+		if pkts := s.poll.take(); len(pkts) > 0 {
+			frames := make([][]byte, len(pkts))
+			for i, p := range pkts {
+				frames[i] = p.WebSocketFrame()
+			}
+			_ = c.WriteFrames(frames...)
 		}
-		_ = c.WriteFrames(frames...)
-		s.buf, s.bufBytes, s.keyed = nil, 0, nil
+		s.poll = nil
 	}
 	s.active.Store(c) // after the buffered packets: nothing overtakes them
 	s.mu.Unlock()
@@ -704,7 +765,7 @@ func (h *wsHandler) OnMessage(c *websocket.Conn, binary bool, data []byte) {
 	s := (*Session)(h)
 	s.mu.Lock()
 	active := s.ws == c && !s.upgrading
-	probing := s.probe == c
+	probing := c != nil && s.probeLocked() == c
 	s.mu.Unlock()
 	switch {
 	case active:
@@ -724,7 +785,7 @@ func (h *wsHandler) OnMessage(c *websocket.Conn, binary bool, data []byte) {
 		// a websocket for a session that could not take it (e.g. ws-only
 		// session before attach): ignore until attached.
 		s.mu.Lock()
-		attachedLater := s.ws == nil && s.transport == "websocket" && !s.closed
+		attachedLater := s.ws == nil && s.onWS && !s.closed
 		s.mu.Unlock()
 		if attachedLater {
 			s.attachWebSocket(c)
@@ -737,13 +798,11 @@ func (h *wsHandler) OnClose(c *websocket.Conn, err error) {
 	s := (*Session)(h)
 	s.mu.Lock()
 	active := s.ws == c && !s.upgrading
-	if s.probe == c {
-		s.probe = nil
+	if c != nil && s.probeLocked() == c {
+		s.poll.probe = nil
 		s.upgrading = false
 		s.probeSeen = false
-		if s.upTimer != nil {
-			s.upTimer.Stop()
-		}
+		s.stopUpgradeTimer()
 	}
 	s.mu.Unlock()
 	if active {
@@ -768,7 +827,7 @@ func (closingHandler) OnClose(*websocket.Conn, error)          {}
 
 func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	ok := !s.closed && s.transport == "polling" && !s.upgrading && s.ws == nil
+	ok := !s.closed && !s.onWS && !s.upgrading && s.ws == nil
 	if ok {
 		s.upgrading = true
 	}
@@ -785,13 +844,13 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		Before: func(c *websocket.Conn) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			if s.closed {
+			if s.closed || s.poll == nil {
 				return
 			}
-			s.probe = c
-			s.upTimer = time.AfterFunc(s.srv.opts.UpgradeTimeout, func() {
+			s.poll.probe = c
+			s.poll.upTimer = time.AfterFunc(s.srv.opts.UpgradeTimeout, func() {
 				s.mu.Lock()
-				timedOut := s.probe == c
+				timedOut := s.probeLocked() == c
 				s.mu.Unlock()
 				if timedOut {
 					c.Close()
@@ -810,7 +869,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if closed {
 		s.mu.Lock()
-		c := s.probe
+		c := s.probeLocked()
 		s.mu.Unlock()
 		if c != nil {
 			c.Abort()
@@ -828,9 +887,10 @@ func (s *Session) onProbeMessage(c *websocket.Conn, binary bool, data []byte) {
 		_ = c.WriteFrames((&Packet{Type: TypePong, Data: []byte("probe")}).WebSocketFrame())
 		s.mu.Lock()
 		s.probeSeen = true
+		q := s.poll
 		s.mu.Unlock()
 		// Release a pending GET with a noop so the client can pause polling.
-		s.wakePoll()
+		q.signal()
 	case "5":
 		s.completeUpgrade(c)
 	default:
@@ -840,31 +900,30 @@ func (s *Session) onProbeMessage(c *websocket.Conn, binary bool, data []byte) {
 
 func (s *Session) completeUpgrade(c *websocket.Conn) {
 	s.mu.Lock()
-	if s.closed || s.probe != c {
+	if s.closed || s.probeLocked() != c {
 		s.mu.Unlock()
 		return
 	}
-	if s.upTimer != nil {
-		s.upTimer.Stop()
-	}
+	s.stopUpgradeTimer()
 	// Queue what polling still had on the websocket before any Send can
 	// use it: nothing overtakes the buffered packets.
 	var err error
-	if len(s.buf) > 0 {
-		frames := make([][]byte, len(s.buf))
-		for i, p := range s.buf {
+	q := s.poll
+	if pkts := q.take(); len(pkts) > 0 {
+		frames := make([][]byte, len(pkts))
+		for i, p := range pkts {
 			frames[i] = p.WebSocketFrame()
 		}
 		err = c.WriteFrames(frames...)
 	}
-	s.probe = nil
+	q.probe = nil
+	s.poll = nil // a pending GET keeps its own reference
 	s.ws = c
 	s.upgrading = false
-	s.transport = "websocket"
-	s.buf, s.bufBytes, s.keyed = nil, 0, nil
+	s.onWS = true
 	s.active.Store(c)
 	s.mu.Unlock()
-	s.wakePoll() // a pending GET returns a noop
+	q.signal() // a pending GET returns a noop
 	if s.srv.opts.Observer != nil {
 		s.srv.opts.Observer.SessionUpgraded()
 	}

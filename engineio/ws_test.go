@@ -47,7 +47,7 @@ func (h *harness) dialProbe(sid string) *gws.Conn {
 	poll.Until(h.t, "probe registered", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.probe != nil
+		return s.probeLocked() != nil
 	})
 	return ws
 }
@@ -265,7 +265,7 @@ func TestUpgradeTimeout(t *testing.T) {
 	poll.Until(t, "probe dropped", func() bool {
 		rec.s.mu.Lock()
 		defer rec.s.mu.Unlock()
-		return rec.s.probe == nil && !rec.s.upgrading
+		return rec.s.probeLocked() == nil && !rec.s.upgrading
 	})
 	if err := rec.s.Send(NewMessage([]byte("still polling"), false)); err != nil {
 		t.Fatal(err)
@@ -301,7 +301,7 @@ func TestUpgradeProbeMisbehaves(t *testing.T) {
 		poll.Until(t, tt.name+": probe dropped", func() bool {
 			rec.s.mu.Lock()
 			defer rec.s.mu.Unlock()
-			return rec.s.probe == nil && !rec.s.upgrading
+			return rec.s.probeLocked() == nil && !rec.s.upgrading
 		})
 		if rec.isClosed() || rec.s.Transport() != "polling" {
 			t.Fatalf("%s: session affected", tt.name)

@@ -152,6 +152,5 @@ func (s *Server) Close() error {
 
 func (s *Server) onEngineConnection(sess *engineio.Session) {
 	c := newClient(s, sess)
-	sess.Value = c
 	sess.SetHandler(c)
 }

@@ -133,7 +133,7 @@ func (s *Socket) linkLost() {
 	r.catchFrom = s.LastOffset()
 	if r.catchFrom == "" {
 		// Nothing recorded reached it yet: anything since its handshake.
-		r.catchFrom = adapter.Position{Ms: uint64(s.client.sess.Handshake().Time.UnixMilli())}.String()
+		r.catchFrom = adapter.Position{Ms: uint64(s.client.sess.Handshake().Issued)}.String()
 	}
 	r.tracking = true
 	s.rec.Store(r)
@@ -715,8 +715,8 @@ func (s *Socket) Info() adapter.SocketInfo {
 	return adapter.SocketInfo{
 		ID: s.id,
 		Handshake: adapter.Handshake{
-			Headers: headers, Time: hs.Time.UTC().Format(time.RFC1123), Address: hs.IP(),
-			XDomain: hs.XDomain, Secure: hs.Secure, Issued: hs.Time.UnixMilli(), URL: hs.URL,
+			Headers: headers, Time: time.UnixMilli(hs.Issued).UTC().Format(time.RFC1123), Address: hs.IP(),
+			XDomain: hs.XDomain, Secure: hs.Secure, Issued: hs.Issued, URL: hs.URL,
 			Query: query, Auth: auth,
 		},
 		Rooms: s.Rooms(),
