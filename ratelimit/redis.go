@@ -162,6 +162,20 @@ func (l *Limiter) snapshotUsers() []*userSubs {
 	return out
 }
 
+// holdingRooms keeps the users that hold rooms (a user's entry also exists
+// while it only has sockets).
+func holdingRooms(users []*userSubs) []*userSubs {
+	out := users[:0]
+	for _, e := range users {
+		e.mu.Lock()
+		if len(e.rooms) > 0 {
+			out = append(out, e)
+		}
+		e.mu.Unlock()
+	}
+	return out
+}
+
 // refreshAll is one heartbeat: extend every lease of this node, then resync
 // the users whose members had disappeared.
 func (l *Limiter) refreshAll() error {
@@ -259,7 +273,7 @@ func (l *Limiter) resyncAll() error {
 		orphans = append(orphans, &userSubs{user: u})
 	}
 	l.orphMu.Unlock()
-	for _, group := range [][]*userSubs{orphans, l.snapshotUsers()} {
+	for _, group := range [][]*userSubs{orphans, holdingRooms(l.snapshotUsers())} {
 		for len(group) > 0 {
 			n := min(batchSize, len(group))
 			if err := l.syncBatch(group[:n]); err != nil {

@@ -38,10 +38,12 @@ func (s *roomSet) remove(r string) bool {
 	return ok
 }
 
-// roomCount is a room with the number of local sockets of a user holding it.
+// roomCount is a room with the local sockets of a user holding it: their
+// number, and the holder bits of those that have one (Socket.slot).
 type roomCount struct {
-	room string
-	n    int32
+	room    string
+	n       int32
+	holders uint32
 }
 
 // roomCounts is a user's rooms on this node, sorted by name.
@@ -67,19 +69,28 @@ func (c roomCounts) count(r string) int {
 	return 0
 }
 
-func (c *roomCounts) inc(r string) {
+// inc counts one more socket holding r: the socket with holder bit slot,
+// or, for slot < 0, one without a bit.
+func (c *roomCounts) inc(r string, slot int8) {
 	i, ok := c.find(r)
 	if !ok {
 		*c = slices.Insert(growOne(*c), i, roomCount{room: r})
 	}
 	(*c)[i].n++
+	if slot >= 0 {
+		(*c)[i].holders |= 1 << slot
+	}
 }
 
-// dec counts one socket out of r and reports whether r is no longer held.
-func (c *roomCounts) dec(r string) bool {
+// dec counts one socket (as for inc) out of r and reports whether r is no
+// longer held.
+func (c *roomCounts) dec(r string, slot int8) bool {
 	i, ok := c.find(r)
 	if !ok {
 		return true
+	}
+	if slot >= 0 {
+		(*c)[i].holders &^= 1 << slot
 	}
 	if (*c)[i].n--; (*c)[i].n > 0 {
 		return false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -13,16 +14,24 @@ import (
 // ErrEmptyUserID is returned by NewSocket for an empty user ID.
 var ErrEmptyUserID = errors.New("ratelimit: empty user ID")
 
-// userSubs is the set of rooms a user holds on this node, with the number of
-// local sockets holding each. Its mutex serializes the user's acquires,
-// releases and resyncs on this node, including their Redis round trip, so
-// they reach Redis in the order they were decided.
+// userSubs is one user's subscription state on this node: the rooms the
+// user holds, with which of its sockets hold each. It is the only copy of a
+// socket's rooms (a socket is a bit in each room's holders), and it exists
+// while the user has a socket or a room here. Its mutex serializes the
+// user's acquires, releases and resyncs on this node, including their Redis
+// round trip, so they reach Redis in the order they were decided.
 type userSubs struct {
 	mu    sync.Mutex
 	user  string
 	rooms roomCounts
-	dead  bool // removed from Limiter.subs; lookups must retry
+	slots uint32 // holder bits taken by the user's sockets here
+	socks int32  // the user's open sockets here, with or without a bit
+	dead  bool   // removed from Limiter.subs; lookups must retry
 }
+
+// holderSlots is how many sockets of one user on one node hold rooms by a
+// bit in the user's room list; more keep their own room set.
+const holderSlots = 32
 
 func (e *userSubs) roomList() []string { return e.rooms.names() }
 
@@ -43,9 +52,10 @@ func (l *Limiter) lockUser(user string) *userSubs {
 	}
 }
 
-// unlockUser unlocks e, dropping it from the table when it holds no room.
+// unlockUser unlocks e, dropping it from the table when it holds no room
+// and has no socket.
 func (l *Limiter) unlockUser(e *userSubs) {
-	if len(e.rooms) == 0 {
+	if len(e.rooms) == 0 && e.socks == 0 {
 		l.subsMu.Lock()
 		if l.subs[e.user] == e {
 			delete(l.subs, e.user)
@@ -56,20 +66,75 @@ func (l *Limiter) unlockUser(e *userSubs) {
 	e.mu.Unlock()
 }
 
-// Socket is the per-socket view of a Limiter: the socket's rooms (so that
-// acquire and release are idempotent per socket and Close releases them all)
-// and its flood state. Create one per connected socket after
-// authentication; it is safe for concurrent use.
+// Socket is the per-socket view of a Limiter: which of its user's rooms it
+// holds (so that acquire and release are idempotent per socket and Close
+// releases them all) and its flood state. Create one per connected socket
+// after authentication; it is safe for concurrent use.
+//
+// Lock order: Socket.mu, then the user's userSubs.mu.
 type Socket struct {
-	l    *Limiter
-	user string
+	l *Limiter
+	e *userSubs // the user's entry: alive while the socket is open
 
 	mu         sync.Mutex // guards the fields below
-	rooms      roomSet
+	own        *roomSet   // the rooms of a socket without a holder bit
 	cap        roomCap
 	denials    int32 // consecutive event denials
+	slot       int8  // the socket's bit in its user's holders; -1: none (own)
 	closed     bool
 	floodStart int64 // time of the first of the denials
+}
+
+// holds reports whether the socket holds room r. s.mu and s.e.mu must be held.
+func (s *Socket) holds(r string) bool {
+	if s.slot < 0 {
+		return s.own != nil && s.own.has(r)
+	}
+	i, ok := s.e.rooms.find(r)
+	return ok && s.e.rooms[i].holders&(1<<s.slot) != 0
+}
+
+// take records that the socket holds room r (it did not). s.mu and s.e.mu
+// must be held.
+func (s *Socket) take(r string) {
+	s.e.rooms.inc(r, s.slot)
+	if s.slot < 0 {
+		if s.own == nil {
+			s.own = new(roomSet)
+		}
+		s.own.add(r)
+	}
+}
+
+// drop gives back room r if the socket holds it, reporting whether it did
+// and whether no socket of the user holds r anymore. s.mu and s.e.mu must
+// be held.
+func (s *Socket) drop(r string) (held, gone bool) {
+	if !s.holds(r) {
+		return false, false
+	}
+	if s.slot < 0 {
+		s.own.remove(r)
+	}
+	return true, s.e.rooms.dec(r, s.slot)
+}
+
+// held returns the rooms the socket holds, sorted. s.mu and s.e.mu must be
+// held.
+func (s *Socket) held() []string {
+	if s.slot < 0 {
+		if s.own == nil {
+			return nil
+		}
+		return slices.Clone(*s.own)
+	}
+	var out []string
+	for _, c := range s.e.rooms {
+		if c.holders&(1<<s.slot) != 0 {
+			out = append(out, c.room)
+		}
+	}
+	return out
 }
 
 // roomCap limits the user's distinct rooms whose name starts with prefix
@@ -100,29 +165,43 @@ func (s *Socket) SetRoomCap(prefix string, n int) {
 	s.mu.Unlock()
 }
 
-// NewSocket returns the limiter state of one socket of userID.
+// NewSocket returns the limiter state of one socket of userID. Close it
+// when the socket disconnects: the user's state lives until its last one is.
 func (l *Limiter) NewSocket(userID string) (*Socket, error) {
 	if userID == "" {
 		return nil, ErrEmptyUserID
 	}
-	return &Socket{l: l, user: userID}, nil
+	e := l.lockUser(userID)
+	s := &Socket{l: l, e: e, slot: -1}
+	if free := ^e.slots; free != 0 {
+		s.slot = int8(bits.TrailingZeros32(free))
+		e.slots |= 1 << s.slot
+	}
+	e.socks++
+	e.mu.Unlock()
+	return s, nil
 }
 
 // UserID returns the socket's user.
-func (s *Socket) UserID() string { return s.user }
+func (s *Socket) UserID() string { return s.e.user }
 
 // Rooms returns the rooms this socket holds quota for, sorted.
 func (s *Socket) Rooms() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.rooms)
+	if s.closed {
+		return nil
+	}
+	s.e.mu.Lock()
+	defer s.e.mu.Unlock()
+	return s.held()
 }
 
 // AllowEvent checks the user's event limit for one client event and applies
 // the flood policy (Decision.Disconnect). Cost: one Redis round trip in
 // Redis mode, none while a previous denial is still in force.
 func (s *Socket) AllowEvent(ctx context.Context) Decision {
-	d := s.l.rate(ctx, KindEvent, s.l.eventKey(s.user), s.l.events)
+	d := s.l.rate(ctx, KindEvent, s.l.eventKey(s.e.user), s.l.events)
 	s.mu.Lock()
 	s.flood(&d)
 	s.mu.Unlock()
@@ -163,8 +242,9 @@ func (s *Socket) acquire(ctx context.Context, rooms []string, charge bool) ([]st
 		return nil, sub
 	}
 	want := dedupe(rooms)
-	e := l.lockUser(s.user)
-	defer l.unlockUser(e)
+	e := s.e // open socket: its entry is alive
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	// need: rooms that use quota (new to this node). More than
 	// MaxSubscriptions of them cannot all be granted; the excess is refused
 	// without being sent to Redis, which bounds the script's work.
@@ -172,7 +252,7 @@ func (s *Socket) acquire(ctx context.Context, rooms []string, charge bool) ([]st
 	refused := make(map[string]bool)
 	if l.cfg.MaxSubscriptions >= 0 {
 		for _, r := range want {
-			if !s.rooms.has(r) && e.rooms.count(r) == 0 {
+			if !s.holds(r) && e.rooms.count(r) == 0 {
 				if len(need) < l.cfg.MaxSubscriptions {
 					need = append(need, r)
 				} else {
@@ -196,7 +276,7 @@ func (s *Socket) acquire(ctx context.Context, rooms []string, charge bool) ([]st
 	}
 	granted := make([]string, 0, len(want))
 	for _, r := range want {
-		if s.rooms.has(r) {
+		if s.holds(r) {
 			granted = append(granted, r)
 			continue
 		}
@@ -205,8 +285,7 @@ func (s *Socket) acquire(ctx context.Context, rooms []string, charge bool) ([]st
 			sub.Capped = sub.Capped || capped
 			continue
 		}
-		s.rooms.add(r)
-		e.rooms.inc(r)
+		s.take(r)
 		granted = append(granted, r)
 	}
 	if l.cfg.MaxSubscriptions >= 0 {
@@ -292,13 +371,19 @@ func (l *Limiter) decideRooms(ctx context.Context, e *userSubs, need []string, c
 func (s *Socket) ReleaseSubscriptions(ctx context.Context, rooms []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var drop []string
+	if s.closed {
+		return
+	}
+	e := s.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var gone []string
 	for _, r := range dedupe(rooms) {
-		if s.rooms.remove(r) {
-			drop = append(drop, r)
+		if _, g := s.drop(r); g {
+			gone = append(gone, r)
 		}
 	}
-	s.l.release(ctx, s.user, drop)
+	s.l.release(ctx, e.user, gone)
 }
 
 // Close releases every room of the socket; call it when the socket
@@ -310,23 +395,26 @@ func (s *Socket) Close(ctx context.Context) {
 		return
 	}
 	s.closed = true
-	drop := s.rooms
-	s.rooms = nil
-	s.l.release(ctx, s.user, drop)
-}
-
-func (l *Limiter) release(ctx context.Context, user string, rooms []string) {
-	if len(rooms) == 0 {
-		return
-	}
-	e := l.lockUser(user)
-	defer l.unlockUser(e)
+	e := s.e
+	e.mu.Lock()
+	defer s.l.unlockUser(e)
 	var gone []string
-	for _, r := range rooms {
-		if e.rooms.dec(r) {
+	for _, r := range s.held() {
+		if _, g := s.drop(r); g {
 			gone = append(gone, r)
 		}
 	}
+	if s.slot >= 0 {
+		e.slots &^= 1 << s.slot
+	}
+	s.own = nil
+	e.socks--
+	s.l.release(ctx, e.user, gone)
+}
+
+// release tells Redis that rooms are no longer held by any socket of user
+// on this node. The user's entry must be locked.
+func (l *Limiter) release(ctx context.Context, user string, gone []string) {
 	if len(gone) == 0 || l.rdb == nil || l.cfg.MaxSubscriptions < 0 {
 		return
 	}

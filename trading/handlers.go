@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unique"
 
@@ -131,8 +132,9 @@ func IdentityOf(s *socketio.Socket) *auth.Identity {
 // authentication, and its quota once Attach ran (nil before). It is
 // replaced, never changed, so readers need no lock of their own.
 type socketState struct {
-	id    *auth.Identity
-	quota Quota
+	id     *auth.Identity
+	quota  Quota
+	closed atomic.Bool // onDisconnect ran for it
 }
 
 // Users returns the number of users with at least one socket on this node.
@@ -171,14 +173,20 @@ func (h *Handlers) Attach(s *socketio.Socket) {
 		// The tier's watchlist limit per user, across sockets and nodes.
 		c.SetRoomCap(WatchlistRoomPrefix, h.watchlistLimit(id.Tier))
 	}
+	h.mu.Lock()
+	h.connections[id.UserID]++
+	h.mu.Unlock()
 	s.Set(stateKey{}, st)
+	if !s.Connected() {
+		// The transport closed while this ran, and the disconnect hook may
+		// have found no state to release: release it here (once).
+		h.onDisconnect(s, "")
+		return
+	}
 	if s.Recovered() {
 		h.adoptRecoveredRooms(s, st)
 	}
 	s.Join(UserRoom(id.UserID))
-	h.mu.Lock()
-	h.connections[id.UserID]++
-	h.mu.Unlock()
 }
 
 // stateOf returns the state of an attached socket, or nil.
@@ -192,7 +200,7 @@ func stateOf(s *socketio.Socket) *socketState {
 // onDisconnect releases the socket's quota and counts it out.
 func (h *Handlers) onDisconnect(s *socketio.Socket, _ string) {
 	st := stateOf(s)
-	if st == nil {
+	if st == nil || !st.closed.CompareAndSwap(false, true) {
 		return
 	}
 	h.mu.Lock()

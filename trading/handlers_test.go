@@ -751,3 +751,28 @@ func TestIdentityOfUnauthenticated(t *testing.T) {
 		t.Errorf("IdentityOf(anonymous) = %+v", IdentityOf(s))
 	}
 }
+
+// A socket whose transport closed while Attach ran keeps no count and no
+// open quota, whichever of Attach and the disconnect hook saw it first.
+func TestAttachAfterTheSocketClosedReleasesAtOnce(t *testing.T) {
+	f := newFixture(t, ratelimit.Config{})
+	c := f.connect("u1", "user", "free")
+	s := f.socket(c.SID())
+	c.Close()
+	f.wait(c.SID(), "disconnected")
+	if n := f.h.Connections("u1"); n != 0 {
+		t.Fatalf("connections after the disconnect: %d", n)
+	}
+	f.h.Attach(s) // as if the close had raced this Attach
+	if n := f.h.Connections("u1"); n != 0 || f.h.Users() != 0 {
+		t.Fatalf("a late Attach left %d connections, %d users", n, f.h.Users())
+	}
+	if g, d := f.quota("u1", 1).AcquireSubscriptions(t.Context(), []string{"r"}); len(g) != 0 || d.Allowed {
+		t.Fatalf("the late Attach's quota is still open: granted %v", g)
+	}
+	// The hook running again (it may run after Attach) changes nothing.
+	f.h.onDisconnect(s, "transport close")
+	if n := f.h.Connections("u1"); n != 0 {
+		t.Fatalf("connections after a second release: %d", n)
+	}
+}
