@@ -59,9 +59,8 @@ type Memory struct {
 	nsp  Namespace
 	opts Options
 
-	mu    sync.RWMutex
-	rooms map[string]members  // room -> socket ids (by value: no allocation for a one-member room)
-	sids  map[string][]string // socket id -> rooms
+	mu  sync.RWMutex
+	idx roomIndex // local membership (lock: mu)
 
 	recMu      sync.Mutex
 	orderLocks [64]sync.Mutex
@@ -81,8 +80,7 @@ func NewMemory(nsp Namespace, opts Options) *Memory {
 	return &Memory{
 		nsp:      nsp,
 		opts:     opts,
-		rooms:    make(map[string]members),
-		sids:     make(map[string][]string),
+		idx:      newRoomIndex(),
 		sessions: make(map[string]storedSession),
 		epoch:    newEpoch(),
 		now:      time.Now,
@@ -103,174 +101,45 @@ func (m *Memory) Init(context.Context) error { return nil }
 // Close implements Adapter.
 func (m *Memory) Close() error { return nil }
 
-// members is a room's local membership: one socket inline (the common case:
-// a socket's own room, a user's rooms), a set beyond that.
-type members struct {
-	one  string
-	many map[string]struct{}
-}
-
-func (m members) has(id string) bool {
-	if m.many == nil {
-		return m.one == id
-	}
-	_, ok := m.many[id]
-	return ok
-}
-
-func (m *members) add(id string) {
-	switch {
-	case m.many != nil:
-		m.many[id] = struct{}{}
-	case m.one == "" || m.one == id:
-		m.one = id
-	default:
-		m.many = map[string]struct{}{m.one: {}, id: {}}
-		m.one = ""
-	}
-}
-
-// remove deletes id and reports whether the room is now empty.
-func (m *members) remove(id string) bool {
-	if m.many == nil {
-		if m.one == id {
-			m.one = ""
-		}
-		return m.one == ""
-	}
-	delete(m.many, id)
-	return len(m.many) == 0
-}
-
-func (m members) each(yield func(string) bool) bool {
-	if m.many == nil {
-		return m.one == "" || yield(m.one)
-	}
-	for id := range m.many {
-		if !yield(id) {
-			return false
-		}
-	}
-	return true
-}
-
 // AddAll adds socket id to rooms.
-//
-// A socket's own room (named by its id) is implied by its room list and not
-// stored in the room index, unless another socket joins a room of that name
-// (lookup and materialize keep the two views one).
 func (m *Memory) AddAll(id string, rooms []string) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	mine := m.sids[id]
-	grown := false
-	for _, r := range rooms {
-		if !slices.Contains(mine, r) {
-			if !grown && len(mine) == cap(mine) {
-				// Room lists are long-lived and rarely grow: size them to
-				// this call's need, not append's doubling.
-				t := make([]string, len(mine), len(mine)+len(rooms)) // slices.Grow would double
-				copy(t, mine)
-				mine, grown = t, true
-			}
-			mine = append(mine, r)
-		}
-		mem, stored := m.rooms[r]
-		if r == id && !stored {
-			continue // implied by the room list
-		}
-		if !stored && m.selfMember(r) {
-			mem.add(r) // another socket's own room: store it with its owner
-		}
-		mem.add(id)
-		m.rooms[r] = mem
-	}
-	m.sids[id] = mine
-}
-
-// selfMember reports whether socket id is in its own room. m.mu must be held.
-func (m *Memory) selfMember(id string) bool {
-	mine, ok := m.sids[id]
-	return ok && slices.Contains(mine, id)
-}
-
-// lookup returns the local members of room, the implied own room of a
-// socket included. m.mu must be held.
-func (m *Memory) lookup(room string) (members, bool) {
-	if mem, ok := m.rooms[room]; ok {
-		return mem, true
-	}
-	if m.selfMember(room) {
-		return members{one: room}, true
-	}
-	return members{}, false
+	m.idx.add(id, rooms)
+	m.mu.Unlock()
 }
 
 // Del removes socket id from room.
 func (m *Memory) Del(id, room string) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if mine, ok := m.sids[id]; ok {
-		if i := slices.Index(mine, room); i >= 0 {
-			m.sids[id] = slices.Delete(mine, i, i+1)
-		}
-	}
-	m.delFromRoom(id, room)
-}
-
-func (m *Memory) delFromRoom(id, room string) {
-	mem, ok := m.rooms[room]
-	if !ok {
-		return
-	}
-	if mem.remove(id) {
-		delete(m.rooms, room)
-	} else {
-		m.rooms[room] = mem
-	}
+	m.idx.del(id, room)
+	m.mu.Unlock()
 }
 
 // DelAll removes socket id from every room.
 func (m *Memory) DelAll(id string) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, r := range m.sids[id] {
-		m.delFromRoom(id, r)
-	}
-	delete(m.sids, id)
+	m.idx.delAll(id)
+	m.mu.Unlock()
 }
 
 // SocketRooms returns the rooms of a local socket.
 func (m *Memory) SocketRooms(id string) []string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	mine, ok := m.sids[id]
-	if !ok {
-		return nil
-	}
-	return slices.Clone(mine)
+	return m.idx.socketRooms(id)
 }
 
 // LocalRooms returns every room with a local member.
 func (m *Memory) LocalRooms() []string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	out := make([]string, 0, len(m.rooms)+len(m.sids))
-	for r := range m.rooms {
-		out = append(out, r)
-	}
-	for id := range m.sids {
-		if _, stored := m.rooms[id]; !stored && m.selfMember(id) {
-			out = append(out, id)
-		}
-	}
-	return out
+	return m.idx.localRooms()
 }
 
 // HasRoom reports whether room has a local member.
 func (m *Memory) HasRoom(room string) bool {
 	m.mu.RLock()
-	_, ok := m.lookup(room)
+	_, ok := m.idx.lookup(room)
 	m.mu.RUnlock()
 	return ok
 }
@@ -282,44 +151,7 @@ func (m *Memory) LocalSockets(opts *BroadcastOptions) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		m.mu.RLock()
 		defer m.mu.RUnlock()
-		excluded := func(id string) bool {
-			for _, r := range opts.Except {
-				if mem, ok := m.lookup(r); ok && mem.has(id) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(opts.Rooms) == 0 {
-			for id := range m.sids {
-				if !excluded(id) && !yield(id) {
-					return
-				}
-			}
-			return
-		}
-		if len(opts.Rooms) == 1 {
-			if mem, ok := m.lookup(opts.Rooms[0]); ok {
-				mem.each(func(id string) bool { return excluded(id) || yield(id) })
-			}
-			return
-		}
-		seen := make(map[string]struct{})
-		for _, r := range opts.Rooms {
-			mem, ok := m.lookup(r)
-			if !ok {
-				continue
-			}
-			if !mem.each(func(id string) bool {
-				if _, dup := seen[id]; dup {
-					return true
-				}
-				seen[id] = struct{}{}
-				return excluded(id) || yield(id)
-			}) {
-				return
-			}
-		}
+		m.idx.selected(opts, func(p *member) bool { return yield(p.id) })
 	}
 }
 
