@@ -181,7 +181,7 @@ func TestRooms(t *testing.T) {
 // room of that name; every view sees the same members either way.
 func TestOwnRoomSharedWithAnotherSocket(t *testing.T) {
 	m, _ := newTestAdapter(t, Options{})
-	if _, stored := m.idx.rooms["a"]; stored {
+	if m.idx.stored("a") {
 		t.Fatal("a's own room is stored in the index")
 	}
 	eq(t, "a", collect(m, &BroadcastOptions{Rooms: []string{"a"}}), []string{"a"})
