@@ -150,7 +150,10 @@ func (a *Authenticator) SessionID(c Credentials) (string, error) {
 	if c.Cookie != "" {
 		if v, ok := ParseCookie(c.Cookie, a.cfg.CookieName); ok {
 			if sid, ok := Unsign(v, a.cfg.Secrets); ok && validSID(sid) {
-				return sid, nil
+				// A copy: the id outlives the request as part of the
+				// connection's identity, and would keep the whole
+				// decoded cookie (or Cookie header) alive.
+				return strings.Clone(sid), nil
 			}
 			cookieErr = newError(CodeUnauthorized, "session cookie is missing a valid signature")
 		}
@@ -162,7 +165,7 @@ func (a *Authenticator) SessionID(c Credentials) (string, error) {
 		}
 		if strings.HasPrefix(v, signedPrefix) {
 			if sid, ok := Unsign(v, a.cfg.Secrets); ok && validSID(sid) {
-				return sid, nil
+				return strings.Clone(sid), nil
 			}
 			return "", newError(CodeUnauthorized, "auth.sessionID has an invalid signature")
 		}
@@ -172,7 +175,7 @@ func (a *Authenticator) SessionID(c Credentials) (string, error) {
 		if !validSID(v) {
 			return "", newError(CodeUnauthorized, "auth.sessionID is malformed")
 		}
-		return v, nil
+		return strings.Clone(v), nil
 	}
 	if cookieErr != nil {
 		return "", cookieErr
