@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -46,8 +47,8 @@ type Options struct {
 	Mode Mode
 	// MaxMessage bounds one reassembled message (default 1 MB).
 	MaxMessage int
-	// MaxQueue bounds the bytes queued for one connection (default 4 MB);
-	// writes beyond it fail with ErrQueueFull.
+	// MaxQueue bounds the bytes queued for one connection (default 4 MB,
+	// at most 1 GiB); writes beyond it fail with ErrQueueFull.
 	MaxQueue int
 	// Pollers is the number of epoll loops (default 1).
 	Pollers int
@@ -86,6 +87,7 @@ func NewServer(opts Options) *Server {
 	if opts.MaxQueue <= 0 {
 		opts.MaxQueue = 4 << 20
 	}
+	opts.MaxQueue = min(opts.MaxQueue, 1<<30) // Conn.queued is an int32
 	if opts.Pollers <= 0 {
 		opts.Pollers = 1
 	}
@@ -114,40 +116,65 @@ func (s *Server) init() error {
 
 // Conn is one server-side websocket connection.
 //
-// In epoll mode it owns its socket descriptor (fd) and has neither nc nor
-// rc; in goroutine mode it keeps the net.Conn (nc) and, unless it is a
-// stream connection such as TLS, its RawConn (rc) for writev.
+// In epoll mode it owns its socket descriptor (fd) and has no net; in
+// goroutine mode net holds the net.Conn. State only some connections need
+// (a partial frame, a close under way) hangs off nil pointers.
+//
+// Concurrency: the fields from mu on are guarded by mu; rd is used by the
+// one reader of the connection (its epoll loop or its goroutine); srv, h,
+// net and poller are set before the first read and not changed after,
+// except net, cleared by own before the connection is published.
 type Conn struct {
 	srv    *Server
-	nc     net.Conn        // goroutine mode; nil in epoll mode
-	rc     syscall.RawConn // goroutine mode without TLS
-	fd     ownedFD         // epoll mode
+	net    *netConn // goroutine mode; nil in epoll mode
+	fd     ownedFD  // epoll mode
 	h      Handler
 	poller *poller // epoll mode
 	rd     reader
 
-	// Value is free for the owner of the connection (e.g. its session).
-	Value any
-
-	mu          sync.Mutex
-	queue       *[][]byte      // pending frames; nil while idle (arrays are pooled)
-	schedNext   *Conn          // next on the flusher's stack while scheduled
-	keyed       map[string]int // conflation key -> index in queue, while lagging
-	queued      int
-	scheduled   bool
-	waiting     bool // waiting for the socket to become writable
-	closing     bool // no more writes; close once flushed
-	closed      bool
-	handlerDone bool
-	closeTimer  *time.Timer
-	closeErr    error
+	mu        sync.Mutex
+	queue     *[][]byte      // pending frames; nil while idle (arrays are pooled)
+	schedNext *Conn          // next on the flusher's stack while scheduled
+	keyed     map[string]int // conflation key -> index in queue, while lagging
+	end       *closeState    // set by the first close
+	queued    int32          // bytes queued, at most Options.MaxQueue
+	scheduled bool
+	waiting   bool // waiting for the socket to become writable
+	closing   bool // no more writes; close once flushed
+	closed    bool
 }
+
+// netConn is a goroutine-mode connection's net.Conn and, unless it is a
+// stream connection such as TLS, its RawConn for writev.
+type netConn struct {
+	nc net.Conn
+	rc syscall.RawConn
+}
+
+// closeState is a closing connection's deadline and the error its handler
+// will be told.
+type closeState struct {
+	timer *time.Timer
+	err   error
+}
+
+// closeErr returns the error the close was asked with. c.mu must be held.
+func (c *Conn) closeErr() error {
+	if c.end == nil {
+		return nil
+	}
+	return c.end.err
+}
+
+// stream reports a connection without a descriptor (TLS): written by a
+// goroutine per flush, not by writev.
+func (c *Conn) stream() bool { return c.poller == nil && c.net.rc == nil }
 
 // RemoteAddr returns the peer address; nil once an epoll-mode connection
 // is closed (it is asked of the kernel, not kept).
 func (c *Conn) RemoteAddr() net.Addr {
-	if c.nc != nil {
-		return c.nc.RemoteAddr()
+	if c.net != nil {
+		return c.net.nc.RemoteAddr()
 	}
 	if !c.fd.acquire() {
 		return nil
@@ -267,10 +294,10 @@ func (s *Server) UpgradeWith(w http.ResponseWriter, r *http.Request, h Handler, 
 			return nil, fmt.Errorf("websocket: raw conn: %w", err)
 		}
 	}
-	c := &Conn{srv: s, nc: nc, rc: rc, h: h}
+	c := &Conn{srv: s, net: &netConn{nc: nc, rc: rc}, h: h}
 	c.fd.num = -1
 	s.open.Add(1)
-	c.rd.max = s.opts.MaxMessage
+	c.rd.max = int32(min(s.opts.MaxMessage, math.MaxInt32))
 	_ = nc.SetDeadline(time.Time{})
 	epoll := s.opts.Mode == ModeEpoll && rc != nil
 
@@ -340,18 +367,18 @@ func (s *Server) UpgradeWith(w http.ResponseWriter, r *http.Request, h Handler, 
 func (c *Conn) own() error {
 	var dup int
 	var err error
-	if cerr := c.rc.Control(func(fd uintptr) {
+	if cerr := c.net.rc.Control(func(fd uintptr) {
 		dup, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
 	}); cerr != nil && err == nil {
 		err = cerr
 	}
 	if err != nil {
-		c.nc.Close()
+		c.net.nc.Close()
 		return fmt.Errorf("websocket: take over the descriptor: %w", err)
 	}
 	c.fd.num = int32(dup)
-	_ = c.nc.Close()
-	c.nc, c.rc = nil, nil
+	_ = c.net.nc.Close()
+	c.net = nil
 	return nil
 }
 
@@ -412,7 +439,7 @@ func (c *Conn) readLoop(early []byte) {
 	}
 	buf := make([]byte, 4096)
 	for {
-		n, err := c.nc.Read(buf)
+		n, err := c.net.nc.Read(buf)
 		if n > 0 {
 			if ferr := c.rd.feed(buf[:n], c.emit); ferr != nil {
 				c.fail(ferr)
@@ -458,12 +485,12 @@ func (c *Conn) WriteFrames(frames ...[]byte) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if c.queued+size > c.srv.opts.MaxQueue {
+	if int(c.queued)+size > c.srv.opts.MaxQueue {
 		c.mu.Unlock()
 		return ErrQueueFull
 	}
 	c.push(frames...)
-	c.queued += size
+	c.queued += int32(size)
 	sched := !c.scheduled && !c.waiting
 	if sched {
 		c.scheduled = true
@@ -485,13 +512,13 @@ func (c *Conn) WriteKeyed(key string, frame []byte) error {
 		return ErrClosed
 	}
 	if i, ok := c.keyed[key]; ok {
-		c.queued += len(frame) - len((*c.queue)[i])
+		c.queued += int32(len(frame) - len((*c.queue)[i]))
 		(*c.queue)[i] = frame
 		c.mu.Unlock()
 		c.srv.conflated.Add(1)
 		return nil
 	}
-	if c.queued+len(frame) > c.srv.opts.MaxQueue {
+	if int(c.queued)+len(frame) > c.srv.opts.MaxQueue {
 		c.mu.Unlock()
 		return ErrQueueFull
 	}
@@ -503,7 +530,7 @@ func (c *Conn) WriteKeyed(key string, frame []byte) error {
 		c.keyed[key] = n
 	}
 	c.push(frame)
-	c.queued += len(frame)
+	c.queued += int32(len(frame))
 	sched := !c.scheduled && !c.waiting
 	if sched {
 		c.scheduled = true
@@ -528,7 +555,7 @@ func (c *Conn) WriteMessage(binary bool, data []byte) error {
 func (c *Conn) Buffered() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.queued
+	return int(c.queued)
 }
 
 // Close sends a close frame (no status, as engine.io does) after the queued
@@ -550,14 +577,14 @@ func (c *Conn) closeWith(frame []byte, cause error) {
 		return
 	}
 	c.closing = true
-	c.closeErr = cause
+	c.end = &closeState{err: cause}
 	c.push(frame)
-	c.queued += len(frame)
+	c.queued += int32(len(frame))
 	sched := !c.scheduled && !c.waiting
 	if sched {
 		c.scheduled = true
 	}
-	c.closeTimer = time.AfterFunc(c.srv.opts.CloseTimeout, func() { c.teardown(ErrClosed) })
+	c.end.timer = time.AfterFunc(c.srv.opts.CloseTimeout, func() { c.teardown(ErrClosed) })
 	c.mu.Unlock()
 	if sched {
 		c.srv.flusher.add(c)
@@ -594,11 +621,11 @@ const streamWriteTimeout = time.Minute
 // streamWrite writes a stream connection's frames, then does what flush
 // does after a write.
 func (c *Conn) streamWrite(q *[][]byte) {
-	_ = c.nc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	_ = c.net.nc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	bufs := net.Buffers(*q)
-	written, err := bufs.WriteTo(c.nc)
+	written, err := bufs.WriteTo(c.net.nc)
 	c.mu.Lock()
-	c.queued -= int(written)
+	c.queued -= int32(written)
 	recycle(q)
 	c.waiting = false
 	more := err == nil && c.pending() > 0 && !c.closed
@@ -606,12 +633,13 @@ func (c *Conn) streamWrite(q *[][]byte) {
 		c.scheduled = false
 	}
 	done := c.closing && c.queued == 0
+	cause := c.closeErr()
 	c.mu.Unlock()
 	switch {
 	case err != nil:
 		c.teardown(fmt.Errorf("websocket: write: %w", err))
 	case done:
-		c.teardown(c.closeErr)
+		c.teardown(cause)
 	case more:
 		c.srv.flusher.add(c)
 	}
@@ -639,7 +667,7 @@ func (c *Conn) flush(w *writer) {
 	q := c.queue
 	c.queue = nil
 	c.keyed = nil
-	if c.rc == nil && c.poller == nil {
+	if c.stream() {
 		// A stream connection blocks in Write: its own goroutine writes,
 		// so a slow TLS peer never stalls the flusher.
 		if q == nil {
@@ -671,7 +699,7 @@ func (c *Conn) flush(w *writer) {
 		}
 	} else {
 		w.bufs, w.n, w.err = bufs, 0, nil
-		rerr := c.rc.Write(w.fn)
+		rerr := c.net.rc.Write(w.fn)
 		written, err = w.n, w.err
 		w.bufs = nil
 		if rerr != nil && err == nil {
@@ -680,7 +708,7 @@ func (c *Conn) flush(w *writer) {
 	}
 
 	c.mu.Lock()
-	c.queued -= written
+	c.queued -= int32(written)
 	// Put back what was not written, in front of anything queued meanwhile.
 	left := trimWritten(bufs, written) // a copy, or nil
 	if q != nil {
@@ -703,6 +731,7 @@ func (c *Conn) flush(w *writer) {
 		c.scheduled = false
 	}
 	done := c.closing && c.queued == 0
+	cause := c.closeErr()
 	waiting := c.waiting
 	c.mu.Unlock()
 
@@ -710,7 +739,7 @@ func (c *Conn) flush(w *writer) {
 	case err != nil:
 		c.teardown(err)
 	case done:
-		c.teardown(c.closeErr)
+		c.teardown(cause)
 	case more:
 		c.srv.flusher.add(c)
 	case waiting && c.poller != nil:
@@ -724,7 +753,7 @@ func (c *Conn) flush(w *writer) {
 // (goroutine mode; the epoll loop watches its own connections).
 func (c *Conn) awaitWritable() {
 	first := true
-	_ = c.rc.Write(func(uintptr) bool {
+	_ = c.net.rc.Write(func(uintptr) bool {
 		if first {
 			first = false
 			return false
@@ -808,15 +837,15 @@ func (c *Conn) teardown(err error) {
 	c.closed = true
 	c.queue = nil
 	c.queued = 0
-	if c.closeTimer != nil {
-		c.closeTimer.Stop()
+	if c.end != nil && c.end.timer != nil {
+		c.end.timer.Stop()
 	}
 	c.mu.Unlock()
 	if c.poller != nil {
 		c.poller.remove(c)
 		c.fd.close()
 	} else {
-		_ = c.nc.Close()
+		_ = c.net.nc.Close()
 	}
 	c.srv.open.Add(-1)
 	c.h.OnClose(c, err)

@@ -113,6 +113,14 @@ func TestClosePayloadTruncatesReason(t *testing.T) {
 
 // ---- reader ----
 
+// pendingBytes returns the bytes of an incomplete frame the reader holds.
+func (r *reader) pendingBytes() []byte {
+	if r.st == nil {
+		return nil
+	}
+	return r.st.pending
+}
+
 type readMsg struct {
 	op      byte
 	payload string
@@ -121,7 +129,7 @@ type readMsg struct {
 // feedAll feeds data in chunks of size chunk (all at once when 0) and
 // returns the messages and the error.
 func feedAll(max int, data []byte, chunk int) ([]readMsg, error) {
-	r := reader{max: max}
+	r := reader{max: int32(max)}
 	var out []readMsg
 	emit := func(op byte, p []byte) error {
 		out = append(out, readMsg{op, string(p)})
@@ -308,23 +316,23 @@ func TestReaderPendingBuffer(t *testing.T) {
 	f := masked(OpText, []byte("hello world"))
 	two := cat(f, f)
 	must(t, r.feed(append([]byte(nil), two[:len(f)+3]...), emit))
-	if len(got) != 1 || len(r.pending) != 3 {
-		t.Fatalf("after 1.x frames: %d messages, %d pending", len(got), len(r.pending))
+	if len(got) != 1 || len(r.pendingBytes()) != 3 {
+		t.Fatalf("after 1.x frames: %d messages, %d pending", len(got), len(r.pendingBytes()))
 	}
 	must(t, r.feed(append([]byte(nil), two[len(f)+3:len(f)+5]...), emit))
-	if len(r.pending) != 5 {
-		t.Fatalf("pending %d", len(r.pending))
+	if len(r.pendingBytes()) != 5 {
+		t.Fatalf("pending %d", len(r.pendingBytes()))
 	}
 	must(t, r.feed(append([]byte(nil), two[len(f)+5:]...), emit))
-	if len(got) != 2 || r.pending != nil || got[1].payload != "hello world" {
-		t.Fatalf("after all: %v, pending %d", got, len(r.pending))
+	if len(got) != 2 || r.st != nil || got[1].payload != "hello world" {
+		t.Fatalf("after all: %v, pending %d", got, len(r.pendingBytes()))
 	}
 	// An error drops the pending bytes.
 	must(t, r.feed(append([]byte(nil), f[:4]...), emit))
 	if err := r.feed([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, emit); err == nil {
 		t.Fatal("garbage accepted")
 	}
-	if r.pending != nil {
+	if r.st != nil {
 		t.Fatal("pending kept after an error")
 	}
 }

@@ -4,40 +4,66 @@ import (
 	"unicode/utf8"
 )
 
-// reader reassembles client messages from stream bytes. It keeps no buffer
-// while the connection is idle: partial frames are copied aside only when a
-// read ends in the middle of one.
+// reader reassembles client messages from stream bytes. It keeps nothing
+// while the connection is idle: the state of a frame cut by the end of a
+// read, or of a fragmented message, lives in st only while one exists.
 type reader struct {
+	st  *readState
+	max int32 // max message size
+}
+
+// readState is a reader's unfinished business.
+type readState struct {
 	pending []byte // bytes of an incomplete frame
 	frag    []byte // payload of a fragmented message so far
 	fragOp  byte   // opcode of the fragmented message, 0 when none
-	max     int    // max message size
 }
 
 // emitFunc receives one complete message or control frame. payload is
 // freshly allocated and owned by the callee.
 type emitFunc func(opcode byte, payload []byte) error
 
+// state returns the reader's unfinished state, creating it.
+func (r *reader) state() *readState {
+	if r.st == nil {
+		r.st = &readState{}
+	}
+	return r.st
+}
+
+// fragmented returns the opcode of the fragmented message in progress, or 0.
+func (r *reader) fragmented() byte {
+	if r.st == nil {
+		return 0
+	}
+	return r.st.fragOp
+}
+
 // feed consumes data (which may be reused by the caller afterwards).
 func (r *reader) feed(data []byte, emit emitFunc) error {
 	buf := data
-	if len(r.pending) > 0 {
-		r.pending = append(r.pending, data...)
-		buf = r.pending
+	if r.st != nil && len(r.st.pending) > 0 {
+		r.st.pending = append(r.st.pending, data...)
+		buf = r.st.pending
 	}
 	consumed, err := r.frames(buf, emit)
 	if err != nil {
-		r.pending = nil
+		r.st = nil
 		return err
 	}
 	rest := buf[consumed:]
 	switch {
 	case len(rest) == 0:
-		r.pending = nil
-	case len(r.pending) > 0:
-		r.pending = append(r.pending[:0], rest...)
+		if r.st != nil {
+			r.st.pending = nil
+		}
+	case r.st != nil && len(r.st.pending) > 0:
+		r.st.pending = append(r.st.pending[:0], rest...)
 	default:
-		r.pending = append([]byte(nil), rest...)
+		r.state().pending = append([]byte(nil), rest...)
+	}
+	if r.st != nil && r.st.pending == nil && r.st.fragOp == 0 {
+		r.st = nil // between messages: nothing kept
 	}
 	return nil
 }
@@ -52,7 +78,7 @@ func (r *reader) frames(buf []byte, emit emitFunc) (int, error) {
 		if !ok {
 			return off, nil
 		}
-		if h.opcode < OpClose && int64(len(r.frag))+h.length > int64(r.max) {
+		if h.opcode < OpClose && int64(r.fragLen())+h.length > int64(r.max) {
 			return 0, &CloseError{CloseTooBig, "message too big"}
 		}
 		if int64(len(buf)-off-h.size) < h.length {
@@ -79,27 +105,36 @@ func (r *reader) frame(h header, payload []byte, emit emitFunc) error {
 		}
 		return emit(h.opcode, append([]byte(nil), payload...))
 	case OpContinuation:
-		if r.fragOp == 0 {
+		if r.fragmented() == 0 {
 			return &CloseError{CloseProtocolError, "continuation without start"}
 		}
-		r.frag = append(r.frag, payload...)
+		r.st.frag = append(r.st.frag, payload...)
 		if !h.fin {
 			return nil
 		}
-		op, msg := r.fragOp, r.frag
-		r.frag, r.fragOp = nil, 0
+		op, msg := r.st.fragOp, r.st.frag
+		r.st.frag, r.st.fragOp = nil, 0
 		return emitData(op, msg, emit)
 	default: // text or binary
-		if r.fragOp != 0 {
+		if r.fragmented() != 0 {
 			return &CloseError{CloseProtocolError, "new message inside a fragmented one"}
 		}
 		if !h.fin {
-			r.fragOp = h.opcode
-			r.frag = append([]byte(nil), payload...)
+			st := r.state()
+			st.fragOp = h.opcode
+			st.frag = append([]byte(nil), payload...)
 			return nil
 		}
 		return emitData(h.opcode, append([]byte(nil), payload...), emit)
 	}
+}
+
+// fragLen is the size of the fragmented message so far.
+func (r *reader) fragLen() int {
+	if r.st == nil {
+		return 0
+	}
+	return len(r.st.frag)
 }
 
 func emitData(op byte, msg []byte, emit emitFunc) error {
