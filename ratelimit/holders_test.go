@@ -80,3 +80,20 @@ func TestUserEntryLifetime(t *testing.T) {
 	}
 	a.ReleaseSubscriptions(ctx, []string{"r"}) // no-op, no panic
 }
+
+func TestUserAndSocketCounts(t *testing.T) {
+	l := newLim(t, Config{}, nil)
+	a1, a2, b := newSocket(t, l, "a"), newSocket(t, l, "a"), newSocket(t, l, "b")
+	if l.Users() != 2 || l.UserSockets("a") != 2 || l.UserSockets("b") != 1 || l.UserSockets("nobody") != 0 {
+		t.Fatalf("users %d, a %d, b %d", l.Users(), l.UserSockets("a"), l.UserSockets("b"))
+	}
+	a1.Close(ctx)
+	b.Close(ctx)
+	if l.Users() != 1 || l.UserSockets("a") != 1 || l.UserSockets("b") != 0 {
+		t.Fatalf("after two closes: users %d, a %d, b %d", l.Users(), l.UserSockets("a"), l.UserSockets("b"))
+	}
+	a2.Close(ctx)
+	if l.Users() != 0 {
+		t.Fatalf("users %d after every socket closed", l.Users())
+	}
+}

@@ -66,6 +66,28 @@ func (l *Limiter) unlockUser(e *userSubs) {
 	e.mu.Unlock()
 }
 
+// Users returns the number of users with an open Socket on this node.
+func (l *Limiter) Users() int {
+	l.subsMu.Lock()
+	defer l.subsMu.Unlock()
+	// An entry exists while its user has a socket: rooms are held only by
+	// open sockets, and an entry without either is dropped.
+	return len(l.subs)
+}
+
+// UserSockets returns the number of open Sockets of userID on this node.
+func (l *Limiter) UserSockets(userID string) int {
+	l.subsMu.Lock()
+	e := l.subs[userID]
+	l.subsMu.Unlock()
+	if e == nil {
+		return 0
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return int(e.socks)
+}
+
 // Socket is the per-socket view of a Limiter: which of its user's rooms it
 // holds (so that acquire and release are idempotent per socket and Close
 // releases them all) and its flood state. Create one per connected socket

@@ -69,9 +69,8 @@ type Handlers struct {
 	// events sent with a Socket.IO ack and resent until acknowledged.
 	Acks AckSubscriber
 
-	mu          sync.Mutex
-	connections map[string]int // active sockets per user on this node
-	registered  map[*socketio.Namespace]bool
+	mu         sync.Mutex
+	registered map[*socketio.Namespace]bool
 }
 
 // AckSubscriber sends a user's trade events to a socket with Socket.IO
@@ -99,7 +98,6 @@ func NewHandlers(quotas QuotaFactory, log *slog.Logger) *Handlers {
 		log:             log,
 		WatchlistLimits: map[string]int{"free": 10, "basic": 25, "premium": 50, "enterprise": 50},
 		now:             time.Now,
-		connections:     make(map[string]int),
 	}
 }
 
@@ -137,20 +135,6 @@ type socketState struct {
 	closed atomic.Bool // onDisconnect ran for it
 }
 
-// Users returns the number of users with at least one socket on this node.
-func (h *Handlers) Users() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.connections)
-}
-
-// Connections returns the number of sockets of userID on this node.
-func (h *Handlers) Connections(userID string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.connections[userID]
-}
-
 // Attach sets up a newly connected socket: its state and quota, its user
 // room, connection counting. The client event handlers are registered once
 // per namespace (shared by every socket, no closure per connection).
@@ -173,9 +157,6 @@ func (h *Handlers) Attach(s *socketio.Socket) {
 		// The tier's watchlist limit per user, across sockets and nodes.
 		c.SetRoomCap(WatchlistRoomPrefix, h.watchlistLimit(id.Tier))
 	}
-	h.mu.Lock()
-	h.connections[id.UserID]++
-	h.mu.Unlock()
 	s.Set(stateKey{}, st)
 	if !s.Connected() {
 		// The transport closed while this ran, and the disconnect hook may
@@ -197,17 +178,12 @@ func stateOf(s *socketio.Socket) *socketState {
 	return nil
 }
 
-// onDisconnect releases the socket's quota and counts it out.
+// onDisconnect releases the socket's quota (which counts it out) once.
 func (h *Handlers) onDisconnect(s *socketio.Socket, _ string) {
 	st := stateOf(s)
 	if st == nil || !st.closed.CompareAndSwap(false, true) {
 		return
 	}
-	h.mu.Lock()
-	if h.connections[st.id.UserID]--; h.connections[st.id.UserID] <= 0 {
-		delete(h.connections, st.id.UserID)
-	}
-	h.mu.Unlock()
 	if h.Acks != nil {
 		h.Acks.Unsubscribe(s)
 	}

@@ -604,7 +604,7 @@ func TestFloodDisconnects(t *testing.T) {
 		evs, ack := c.Call("ping")
 		errReply(t, evs, ack, CodeRateLimit)
 	}
-	if f.h.Connections("u1") != 1 {
+	if f.lim.UserSockets("u1") != 1 {
 		t.Fatalf("disconnected before the flood threshold")
 	}
 	// The third consecutive refusal disconnects: error event, failed ack,
@@ -625,8 +625,8 @@ func TestFloodDisconnects(t *testing.T) {
 	if r := f.reason(c.SID()); r == "" {
 		t.Error("no disconnect reason recorded")
 	}
-	if f.h.Users() != 0 || f.h.Connections("u1") != 0 {
-		t.Errorf("after flood: users %d, connections %d", f.h.Users(), f.h.Connections("u1"))
+	if f.lim.Users() != 0 || f.lim.UserSockets("u1") != 0 {
+		t.Errorf("after flood: users %d, connections %d", f.lim.Users(), f.lim.UserSockets("u1"))
 	}
 	assertQuota(t, f.quota("u1", 0))
 	if len(f.nsp.Adapter().SocketRooms(c.SID())) != 0 {
@@ -646,21 +646,21 @@ func TestFloodCounterResetsOnAllowedEvent(t *testing.T) {
 	u2 := f.connect("u2", "user", "free")
 	evs, ack = u2.Call("ping")
 	okReply(t, evs, ack, "pong")
-	if f.h.Connections("u1") != 1 || f.h.Connections("u2") != 1 {
-		t.Errorf("connections u1 %d u2 %d", f.h.Connections("u1"), f.h.Connections("u2"))
+	if f.lim.UserSockets("u1") != 1 || f.lim.UserSockets("u2") != 1 {
+		t.Errorf("connections u1 %d u2 %d", f.lim.UserSockets("u1"), f.lim.UserSockets("u2"))
 	}
 }
 
 func TestConnectionCountingAndQuotaRelease(t *testing.T) {
 	f := newFixture(t, ratelimit.Config{MaxSubscriptions: 2})
-	if f.h.Users() != 0 {
-		t.Fatalf("Users() = %d before any connection", f.h.Users())
+	if f.lim.Users() != 0 {
+		t.Fatalf("Users() = %d before any connection", f.lim.Users())
 	}
 	a := f.connect("u1", "user", "free")
 	b := f.connect("u1", "user", "free")
 	u2 := f.connect("u2", "user", "free")
-	if f.h.Users() != 2 || f.h.Connections("u1") != 2 || f.h.Connections("u2") != 1 || f.h.Connections("nobody") != 0 {
-		t.Fatalf("users %d, u1 %d, u2 %d", f.h.Users(), f.h.Connections("u1"), f.h.Connections("u2"))
+	if f.lim.Users() != 2 || f.lim.UserSockets("u1") != 2 || f.lim.UserSockets("u2") != 1 || f.lim.UserSockets("nobody") != 0 {
+		t.Fatalf("users %d, u1 %d, u2 %d", f.lim.Users(), f.lim.UserSockets("u1"), f.lim.UserSockets("u2"))
 	}
 	evs, ack := a.Call("subscribe:portfolio")
 	okReply(t, evs, ack, "subscribed:portfolio")
@@ -672,8 +672,8 @@ func TestConnectionCountingAndQuotaRelease(t *testing.T) {
 	// Closing a releases its quota: b can now take two rooms.
 	a.Close()
 	f.wait(a.SID(), "disconnected")
-	if f.h.Users() != 2 || f.h.Connections("u1") != 1 {
-		t.Errorf("after one close: users %d, u1 %d", f.h.Users(), f.h.Connections("u1"))
+	if f.lim.Users() != 2 || f.lim.UserSockets("u1") != 1 {
+		t.Errorf("after one close: users %d, u1 %d", f.lim.Users(), f.lim.UserSockets("u1"))
 	}
 	qa := f.quota("u1", 0)
 	assertQuota(t, qa)
@@ -687,14 +687,14 @@ func TestConnectionCountingAndQuotaRelease(t *testing.T) {
 
 	b.Close()
 	f.wait(b.SID(), "disconnected")
-	if f.h.Users() != 1 || f.h.Connections("u1") != 0 {
-		t.Errorf("after u1 left: users %d, u1 %d", f.h.Users(), f.h.Connections("u1"))
+	if f.lim.Users() != 1 || f.lim.UserSockets("u1") != 0 {
+		t.Errorf("after u1 left: users %d, u1 %d", f.lim.Users(), f.lim.UserSockets("u1"))
 	}
 	// A namespace disconnect from the client counts too.
 	u2.Send("41")
 	f.wait(u2.SID(), "disconnected")
-	if f.h.Users() != 0 {
-		t.Errorf("users %d after everyone left", f.h.Users())
+	if f.lim.Users() != 0 {
+		t.Errorf("users %d after everyone left", f.lim.Users())
 	}
 	if r := f.reason(u2.SID()); r != "client namespace disconnect" {
 		t.Errorf("reason %q", r)
@@ -720,8 +720,8 @@ func TestUnauthenticatedSocketIsRefused(t *testing.T) {
 		t.Errorf("error = %v", ev)
 	}
 	f.wait(c.SID(), "attached")
-	if f.h.Users() != 0 {
-		t.Errorf("Users() = %d", f.h.Users())
+	if f.lim.Users() != 0 {
+		t.Errorf("Users() = %d", f.lim.Users())
 	}
 }
 
@@ -737,8 +737,8 @@ func TestQuotaFailureDisconnects(t *testing.T) {
 		t.Fatalf("packets = %v, want disconnect, close", raws(got))
 	}
 	f.wait(c.SID(), "attached")
-	if f.h.Users() != 0 {
-		t.Errorf("Users() = %d", f.h.Users())
+	if f.lim.Users() != 0 {
+		t.Errorf("Users() = %d", f.lim.Users())
 	}
 }
 
@@ -760,19 +760,19 @@ func TestAttachAfterTheSocketClosedReleasesAtOnce(t *testing.T) {
 	s := f.socket(c.SID())
 	c.Close()
 	f.wait(c.SID(), "disconnected")
-	if n := f.h.Connections("u1"); n != 0 {
+	if n := f.lim.UserSockets("u1"); n != 0 {
 		t.Fatalf("connections after the disconnect: %d", n)
 	}
 	f.h.Attach(s) // as if the close had raced this Attach
-	if n := f.h.Connections("u1"); n != 0 || f.h.Users() != 0 {
-		t.Fatalf("a late Attach left %d connections, %d users", n, f.h.Users())
+	if n := f.lim.UserSockets("u1"); n != 0 || f.lim.Users() != 0 {
+		t.Fatalf("a late Attach left %d connections, %d users", n, f.lim.Users())
 	}
 	if g, d := f.quota("u1", 1).AcquireSubscriptions(t.Context(), []string{"r"}); len(g) != 0 || d.Allowed {
 		t.Fatalf("the late Attach's quota is still open: granted %v", g)
 	}
 	// The hook running again (it may run after Attach) changes nothing.
 	f.h.onDisconnect(s, "transport close")
-	if n := f.h.Connections("u1"); n != 0 {
+	if n := f.lim.UserSockets("u1"); n != 0 {
 		t.Fatalf("connections after a second release: %d", n)
 	}
 }

@@ -70,8 +70,8 @@ func TestRecoveredSocketRetakesQuota(t *testing.T) {
 	}
 	assertRooms(t, f, c2.SID(), "user:u1", "portfolio:u1", "watchlist:AAPL", "watchlist:MSFT")
 	assertQuota(t, f.quota("u1", 1), "portfolio:u1", "watchlist:AAPL", "watchlist:MSFT")
-	if f.h.Users() != 1 || f.h.Connections("u1") != 1 {
-		t.Errorf("users %d connections %d", f.h.Users(), f.h.Connections("u1"))
+	if f.lim.Users() != 1 || f.lim.UserSockets("u1") != 1 {
+		t.Errorf("users %d connections %d", f.lim.Users(), f.lim.UserSockets("u1"))
 	}
 	// The restored symbols count against the tier limit (3): one more fits.
 	evs, ack = c2.Call("subscribe:watchlist", symbolsJSON("NVDA"))

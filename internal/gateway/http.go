@@ -114,7 +114,7 @@ func (g *Gateway) Stats() Stats {
 		NodeID:        g.cfg.NodeID,
 		UptimeSeconds: time.Since(g.started).Seconds(),
 		Connections:   g.sio.Engine().Count(),
-		Users:         g.handlers.Users(),
+		Users:         g.limiter.Users(),
 		Namespaces:    map[string]int{},
 		Goroutines:    runtime.NumGoroutine(),
 		Draining:      g.health.Draining(),
