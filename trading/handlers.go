@@ -108,6 +108,32 @@ type SocketData struct {
 	Tier   string `json:"tier"`
 }
 
+// identityData is a socket's data as set by SetIdentity: its identity seen
+// as SocketData. Stored as a pointer to the identity the socket keeps
+// anyway, it costs the socket nothing (a SocketData value would be a copy
+// in an interface: an allocation per connection).
+type identityData auth.Identity
+
+// MarshalJSON encodes the identity's public part, as SocketData.
+func (d *identityData) MarshalJSON() ([]byte, error) {
+	return json.Marshal(SocketData{UserID: d.UserID, Role: d.Role, Tier: d.Tier})
+}
+
+// DataOf returns the socket data SetIdentity set, or what a restored
+// socket's saved data says (decoded JSON); ok is false for anything else.
+func DataOf(s *socketio.Socket) (d SocketData, ok bool) {
+	switch v := s.Data().(type) {
+	case *identityData:
+		return SocketData{UserID: v.UserID, Role: v.Role, Tier: v.Tier}, true
+	case map[string]any:
+		d.UserID, _ = v["userId"].(string)
+		d.Role, _ = v["role"].(string)
+		d.Tier, _ = v["tier"].(string)
+		return d, true
+	}
+	return SocketData{}, false
+}
+
 // stateKey keys a socket's one trading value, its *socketState.
 type stateKey struct{}
 
@@ -115,7 +141,7 @@ type stateKey struct{}
 // the auth middleware).
 func SetIdentity(s *socketio.Socket, id *auth.Identity) {
 	s.Set(stateKey{}, &socketState{id: id})
-	s.SetData(SocketData{UserID: id.UserID, Role: id.Role, Tier: id.Tier})
+	s.SetData((*identityData)(id))
 }
 
 // IdentityOf returns the socket's identity, or nil.

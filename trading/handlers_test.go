@@ -105,8 +105,20 @@ func TestConnectJoinsOnlyUserRoom(t *testing.T) {
 	if id == nil || id.UserID != "u1" || id.Tier != "free" {
 		t.Errorf("IdentityOf = %+v", id)
 	}
-	if d, _ := s.Data().(SocketData); d.UserID != "u1" || d.Role != "user" || d.Tier != "free" {
+	if d, ok := DataOf(s); !ok || d.UserID != "u1" || d.Role != "user" || d.Tier != "free" {
 		t.Errorf("socket data = %v", s.Data())
+	}
+	// Other nodes and restores see it as JSON.
+	if raw, err := json.Marshal(s.Data()); err != nil || string(raw) != `{"userId":"u1","role":"user","tier":"free"}` {
+		t.Errorf("socket data as JSON = %s, %v", raw, err)
+	}
+	s.SetData(map[string]any{"userId": "u9", "tier": "basic"}) // as a restore decodes it
+	if d, ok := DataOf(s); !ok || d.UserID != "u9" || d.Tier != "basic" || d.Role != "" {
+		t.Errorf("restored data = %+v, %v", d, ok)
+	}
+	s.SetData(42)
+	if _, ok := DataOf(s); ok {
+		t.Error("DataOf accepted foreign data")
 	}
 }
 

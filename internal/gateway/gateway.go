@@ -482,13 +482,8 @@ func (g *Gateway) authenticate(ctx context.Context, s *socketio.Socket) error {
 
 // restoredFor reports whether a restored socket's saved data names userID.
 func restoredFor(s *socketio.Socket, userID string) bool {
-	switch d := s.Data().(type) {
-	case trading.SocketData:
-		return d.UserID == userID
-	case map[string]any:
-		return d["userId"] == userID
-	}
-	return false
+	d, ok := trading.DataOf(s)
+	return ok && d.UserID == userID
 }
 
 func (g *Gateway) onConnection(s *socketio.Socket) {
