@@ -41,6 +41,7 @@ type Limiter struct {
 	now    func() int64 // monotonic nanoseconds
 
 	conn, events bucket
+	caps         sync.Map  // roomCap -> *roomCap, see internCap
 	connMem      *memStore // per-node buckets, used in memory mode
 	eventMem     *memStore
 	denied       *memStore // Redis denials cached until their retry time

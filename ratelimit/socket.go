@@ -100,9 +100,9 @@ type Socket struct {
 
 	mu         sync.Mutex // guards the fields below
 	own        *roomSet   // the rooms of a socket without a holder bit
-	cap        roomCap
-	denials    int32 // consecutive event denials
-	slot       int8  // the socket's bit in its user's holders; -1: none (own)
+	cap        *roomCap   // shared by the sockets of equal caps; nil: none
+	denials    int32      // consecutive event denials
+	slot       int8       // the socket's bit in its user's holders; -1: none (own)
 	closed     bool
 	floodStart int64 // time of the first of the denials
 }
@@ -166,6 +166,16 @@ type roomCap struct {
 	n      int32
 }
 
+// internCap returns the limiter's one copy of c: a few values (one per
+// tier) shared by every socket, instead of a prefix and limit in each.
+func (l *Limiter) internCap(c roomCap) *roomCap {
+	if v, ok := l.caps.Load(c); ok {
+		return v.(*roomCap)
+	}
+	v, _ := l.caps.LoadOrStore(c, &c)
+	return v.(*roomCap)
+}
+
 func (c roomCap) limit() int {
 	if c.prefix == "" {
 		return -1
@@ -183,7 +193,7 @@ func (c roomCap) applies(room string) bool {
 // node's rooms). A room refused by the cap makes the Decision Capped.
 func (s *Socket) SetRoomCap(prefix string, n int) {
 	s.mu.Lock()
-	s.cap = roomCap{prefix, int32(min(max(n, -1), math.MaxInt32))}
+	s.cap = s.l.internCap(roomCap{prefix, int32(min(max(n, -1), math.MaxInt32))})
 	s.mu.Unlock()
 }
 
@@ -283,7 +293,11 @@ func (s *Socket) acquire(ctx context.Context, rooms []string, charge bool) ([]st
 			}
 		}
 	}
-	flags, count, capped, ev := l.decideRooms(ctx, e, need, charge, s.cap)
+	var rc roomCap
+	if s.cap != nil {
+		rc = *s.cap
+	}
+	flags, count, capped, ev := l.decideRooms(ctx, e, need, charge, rc)
 	if ev != nil {
 		s.flood(ev)
 		l.observe(*ev)

@@ -15,7 +15,7 @@ type poller struct {
 	srv   *Server
 	epfd  int
 	mu    sync.RWMutex
-	conns map[int]*Conn
+	conns []*Conn // by descriptor number: descriptors are small and dense
 	buf   []byte
 	done  chan struct{}
 }
@@ -25,7 +25,7 @@ func newPoller(s *Server) (*poller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("websocket: epoll_create: %w", err)
 	}
-	p := &poller{srv: s, epfd: fd, conns: make(map[int]*Conn), buf: make([]byte, 64<<10), done: make(chan struct{})}
+	p := &poller{srv: s, epfd: fd, buf: make([]byte, 64<<10), done: make(chan struct{})}
 	go p.run()
 	return p, nil
 }
@@ -41,12 +41,15 @@ const (
 func (p *poller) add(c *Conn) error {
 	fd := int(c.fd.num)
 	p.mu.Lock()
+	if fd >= len(p.conns) {
+		p.conns = append(p.conns, make([]*Conn, fd+1-len(p.conns)+len(p.conns)/4)...)
+	}
 	p.conns[fd] = c
 	p.mu.Unlock()
 	ev := unix.EpollEvent{Events: readEvents, Fd: c.fd.num}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		p.mu.Lock()
-		delete(p.conns, fd)
+		p.conns[fd] = nil
 		p.mu.Unlock()
 		return fmt.Errorf("websocket: epoll_ctl add: %w", err)
 	}
@@ -58,8 +61,8 @@ func (p *poller) add(c *Conn) error {
 func (p *poller) remove(c *Conn) {
 	fd := int(c.fd.num)
 	p.mu.Lock()
-	if p.conns[fd] == c {
-		delete(p.conns, fd)
+	if fd < len(p.conns) && p.conns[fd] == c {
+		p.conns[fd] = nil
 		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	}
 	p.mu.Unlock()
@@ -113,7 +116,10 @@ func (p *poller) run() {
 		for i := 0; i < n; i++ {
 			fd := int(events[i].Fd)
 			p.mu.RLock()
-			c := p.conns[fd]
+			var c *Conn
+			if fd < len(p.conns) {
+				c = p.conns[fd]
+			}
 			p.mu.RUnlock()
 			if c == nil {
 				continue
