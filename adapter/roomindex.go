@@ -7,7 +7,8 @@ import "slices"
 // its room list is kept once, here.
 type member struct {
 	id    string
-	rooms []string // the socket's rooms, its own room (named by id) included
+	rooms []string // the socket's rooms but its own
+	self  bool     // in its own room (named by id): the usual case
 }
 
 // roomMembers is a view of a room's local members: the one member of a
@@ -47,7 +48,7 @@ func (r roomMembers) each(yield func(*member) bool) bool {
 // costs about half as much per room as one of member-or-set pairs (27–38
 // against 66–82 bytes at 20,000–40,000 rooms).
 //
-// A socket's own room (named by its id) is implied by its room list and not
+// A socket's own room (named by its id) is implied by its self flag and not
 // stored, unless another socket joins a room of that name (lookup and add
 // keep the two views one).
 type roomIndex struct {
@@ -112,6 +113,13 @@ func (x *roomIndex) add(id string, rooms []string) {
 	}
 	grown := false
 	for _, r := range rooms {
+		if r == id {
+			p.self = true
+			if x.stored(r) {
+				x.join(r, p) // another socket joined a room of this name first
+			}
+			continue // implied by self
+		}
 		if !slices.Contains(p.rooms, r) {
 			if !grown && len(p.rooms) == cap(p.rooms) {
 				// Room lists are long-lived and rarely grow: size them to
@@ -122,11 +130,7 @@ func (x *roomIndex) add(id string, rooms []string) {
 			}
 			p.rooms = append(p.rooms, r)
 		}
-		stored := x.stored(r)
-		if r == id && !stored {
-			continue // implied by the room list
-		}
-		if !stored {
+		if !x.stored(r) {
 			if owner := x.selfMember(r); owner != nil && owner != p {
 				x.join(r, owner) // another socket's own room: store it with its owner
 			}
@@ -137,7 +141,7 @@ func (x *roomIndex) add(id string, rooms []string) {
 
 // selfMember returns the socket named id if it is in its own room.
 func (x *roomIndex) selfMember(id string) *member {
-	if p := x.sids[id]; p != nil && slices.Contains(p.rooms, id) {
+	if p := x.sids[id]; p != nil && p.self {
 		return p
 	}
 	return nil
@@ -164,7 +168,9 @@ func (x *roomIndex) del(id, room string) {
 	if p == nil {
 		return
 	}
-	if i := slices.Index(p.rooms, room); i >= 0 {
+	if room == id {
+		p.self = false
+	} else if i := slices.Index(p.rooms, room); i >= 0 {
 		p.rooms = slices.Delete(p.rooms, i, i+1)
 	}
 	x.leave(room, p)
@@ -179,16 +185,24 @@ func (x *roomIndex) delAll(id string) {
 	for _, r := range p.rooms {
 		x.leave(r, p)
 	}
+	if p.self {
+		x.leave(id, p)
+	}
 	delete(x.sids, id)
 }
 
-// socketRooms returns a copy of the rooms of socket id (nil if unknown).
+// socketRooms returns a copy of the rooms of socket id (nil if unknown),
+// its own room first.
 func (x *roomIndex) socketRooms(id string) []string {
 	p := x.sids[id]
 	if p == nil {
 		return nil
 	}
-	return slices.Clone(p.rooms)
+	out := make([]string, 0, len(p.rooms)+1)
+	if p.self {
+		out = append(out, id)
+	}
+	return append(out, p.rooms...)
 }
 
 // localRooms returns every room with a local member.

@@ -36,3 +36,26 @@ func TestRoomIndexSingleAndMulti(t *testing.T) {
 		t.Fatalf("local rooms left: %v", rooms)
 	}
 }
+
+// A socket's own room is a flag until another socket joins a room of that
+// name; leaving, or going away, then takes it out of the stored room too.
+func TestRoomIndexOwnRoom(t *testing.T) {
+	x := newRoomIndex()
+	x.add("a", []string{"a", "r"})
+	if got := x.socketRooms("a"); !slices.Equal(got, []string{"a", "r"}) || x.stored("a") {
+		t.Fatalf("rooms of a %v, own room stored %v", got, x.stored("a"))
+	}
+	x.add("b", []string{"a"})
+	x.add("a", []string{"a"}) // again, now that the room is stored: no change
+	if mem, ok := x.lookup("a"); !ok || !mem.has(x.sids["a"]) || !mem.has(x.sids["b"]) {
+		t.Fatalf("room a: %+v", mem)
+	}
+	x.delAll("a")
+	if mem, ok := x.lookup("a"); !ok || mem.has(x.sids["a"]) || !mem.has(x.sids["b"]) {
+		t.Fatalf("room a after a went away: %+v %v", mem, ok)
+	}
+	x.del("b", "a")
+	if x.stored("a") || len(x.socketRooms("b")) != 0 {
+		t.Fatalf("room a kept: %v, rooms of b %v", x.stored("a"), x.socketRooms("b"))
+	}
+}
