@@ -101,9 +101,9 @@ func reserved(name string) bool {
 // concurrent use; use one per connection.
 type Decoder struct {
 	// MaxAttachments bounds announced attachments (DefaultMaxAttachments when 0).
-	MaxAttachments int
+	MaxAttachments int32
+	want           int32 // attachments the pending packet announced
 	pending        *Packet
-	want           int
 }
 
 // Waiting reports whether the decoder holds a binary packet awaiting attachments.
@@ -116,10 +116,11 @@ func (d *Decoder) Reset() { d.pending, d.want = nil, 0 }
 // nil when attachments are still expected.
 func (d *Decoder) DecodeText(msg []byte) (*Packet, error) {
 	if d.pending != nil {
+		want := d.want
 		d.Reset()
-		return nil, fmt.Errorf("%w: text message while waiting for %d attachments", ErrInvalidPacket, d.want)
+		return nil, fmt.Errorf("%w: text message while waiting for %d attachments", ErrInvalidPacket, want)
 	}
-	maxAtt := d.MaxAttachments
+	maxAtt := int(d.MaxAttachments)
 	if maxAtt <= 0 {
 		maxAtt = DefaultMaxAttachments
 	}
@@ -129,7 +130,7 @@ func (d *Decoder) DecodeText(msg []byte) (*Packet, error) {
 	}
 	if n > 0 {
 		p.Attachments = make([][]byte, 0, n)
-		d.pending, d.want = p, n
+		d.pending, d.want = p, int32(n)
 		return nil, nil
 	}
 	return p, nil
@@ -143,7 +144,7 @@ func (d *Decoder) DecodeBinary(b []byte) (*Packet, error) {
 	}
 	p := d.pending
 	p.Attachments = append(p.Attachments, b)
-	if len(p.Attachments) < d.want {
+	if len(p.Attachments) < int(d.want) {
 		return nil, nil
 	}
 	d.Reset()

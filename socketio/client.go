@@ -21,8 +21,32 @@ type client struct {
 	closed       bool
 	running      bool // (lock: qmu) in the same word as the two above
 
-	qmu   sync.Mutex
-	queue []*parser.Packet
+	qmu sync.Mutex
+	in  *inbox // packets waiting for the worker; nil while there are none
+}
+
+// inbox holds a client's packets until its worker handles them. Inboxes
+// are pooled: an idle client holds none.
+type inbox struct {
+	pkts []*parser.Packet
+	head int // the next packet to handle
+}
+
+var inboxPool = sync.Pool{New: func() any { return new(inbox) }}
+
+// maxPooledInbox bounds the inboxes kept in inboxPool.
+const maxPooledInbox = 256
+
+func (in *inbox) waiting() int { return len(in.pkts) - in.head }
+
+// recycle empties in and returns it to the pool.
+func (in *inbox) recycle() {
+	if cap(in.pkts) > maxPooledInbox {
+		return
+	}
+	clear(in.pkts)
+	in.pkts, in.head = in.pkts[:0], 0
+	inboxPool.Put(in)
 }
 
 func newClient(srv *Server, sess *engineio.Session) *client {
@@ -65,13 +89,16 @@ func (c *client) OnMessage(data []byte, binary bool) {
 		return
 	}
 	c.qmu.Lock()
-	if len(c.queue) >= c.srv.opts.MaxInbox {
+	if c.in != nil && c.in.waiting() >= c.srv.opts.MaxInbox {
 		c.qmu.Unlock()
 		c.srv.log.Warn("client flooding: inbox full, disconnecting", "sid", c.sess.ID())
 		c.sess.Close(engineio.ReasonTransportError)
 		return
 	}
-	c.queue = append(c.queue, p)
+	if c.in == nil {
+		c.in = inboxPool.Get().(*inbox)
+	}
+	c.in.pkts = append(c.in.pkts, p)
 	start := !c.running
 	c.running = true
 	c.qmu.Unlock()
@@ -83,15 +110,19 @@ func (c *client) OnMessage(data []byte, binary bool) {
 func (c *client) drain() {
 	for {
 		c.qmu.Lock()
-		if len(c.queue) == 0 {
+		in := c.in
+		if in == nil || in.waiting() == 0 {
 			c.running = false
-			c.queue = nil
+			c.in = nil
 			c.qmu.Unlock()
+			if in != nil {
+				in.recycle()
+			}
 			return
 		}
-		p := c.queue[0]
-		c.queue[0] = nil
-		c.queue = c.queue[1:]
+		p := in.pkts[in.head]
+		in.pkts[in.head] = nil
+		in.head++
 		c.qmu.Unlock()
 		c.handle(p)
 	}
@@ -212,8 +243,11 @@ func encodeForEngine(p *parser.Packet) []*engineio.Packet {
 // are dropped: their acks could not be answered on a closed connection.
 func (c *client) OnClose(reason string) {
 	c.qmu.Lock()
-	queued := c.queue
-	c.queue = nil
+	var queued []*parser.Packet
+	if c.in != nil {
+		queued = c.in.pkts[c.in.head:] // the inbox is dropped, not recycled
+		c.in = nil
+	}
 	c.qmu.Unlock()
 	for _, p := range queued {
 		if p.Type != parser.Disconnect {
