@@ -262,7 +262,8 @@ func (a *Authenticator) lookup(ctx context.Context, sid string) (*Identity, erro
 	if aerr != nil {
 		return nil, aerr
 	}
-	id := &Identity{UserID: uid, Role: a.cfg.DefaultRole, Tier: a.cfg.DefaultTier, SessionID: sid, ExpiresAt: expires}
+	id := &Identity{UserID: uid, Role: a.cfg.DefaultRole, Tier: a.cfg.DefaultTier, SessionID: sid}
+	id.setExpiry(expires)
 	if a.users == nil {
 		return id, nil
 	}

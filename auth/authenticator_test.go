@@ -103,8 +103,8 @@ func TestAuthenticateCredentialSources(t *testing.T) {
 		if id.UserID != "u1" || id.Role != "trader" || id.Tier != "premium" || id.SessionID != sid {
 			t.Fatalf("%s: identity %+v", name, *id)
 		}
-		if time.Until(id.ExpiresAt) < 59*time.Minute {
-			t.Fatalf("%s: ExpiresAt %v", name, id.ExpiresAt)
+		if time.Until(id.ExpiresAt()) < 59*time.Minute {
+			t.Fatalf("%s: ExpiresAt %v", name, id.ExpiresAt())
 		}
 	}
 	check("cookie signed with an older secret", cookie(sid))

@@ -62,8 +62,8 @@ func (c *identityCache) generation() uint64 {
 func (c *identityCache) put(gen uint64, id *Identity) {
 	now := c.now()
 	exp := now.Add(c.ttl)
-	if !id.ExpiresAt.IsZero() && id.ExpiresAt.Before(exp) {
-		exp = id.ExpiresAt
+	if e := id.ExpiresAt(); !e.IsZero() && e.Before(exp) {
+		exp = e
 	}
 	if !now.Before(exp) {
 		return

@@ -19,14 +19,32 @@ type Identity struct {
 	// cache invalidation. Never log it; String, GoString and LogValue
 	// leave it out.
 	SessionID string
-	// ExpiresAt is the earliest known expiry of the session (store expiry
-	// or cookie expiry); zero when unknown.
-	ExpiresAt time.Time
+	// expires is the earliest known expiry of the session (store expiry or
+	// cookie expiry) in Unix nanoseconds, 0 when unknown: 8 bytes, not a
+	// time.Time's 24, since every connection keeps a copy of its identity.
+	expires int64
+}
+
+// ExpiresAt returns the earliest known expiry of the session (store expiry
+// or cookie expiry); zero when unknown.
+func (id Identity) ExpiresAt() time.Time {
+	if id.expires == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, id.expires)
+}
+
+// setExpiry records t as the session's expiry (zero: unknown).
+func (id *Identity) setExpiry(t time.Time) {
+	id.expires = 0
+	if !t.IsZero() {
+		id.expires = t.UnixNano()
+	}
 }
 
 // String describes the identity without the session id.
 func (id Identity) String() string {
-	return fmt.Sprintf("user=%s role=%s tier=%s expires=%s", id.UserID, id.Role, id.Tier, id.ExpiresAt.Format(time.RFC3339))
+	return fmt.Sprintf("user=%s role=%s tier=%s expires=%s", id.UserID, id.Role, id.Tier, id.ExpiresAt().Format(time.RFC3339))
 }
 
 // GoString is like String, so %#v does not print the session id either.
@@ -38,7 +56,7 @@ func (id Identity) LogValue() slog.Value {
 		slog.String("user", id.UserID),
 		slog.String("role", id.Role),
 		slog.String("tier", id.Tier),
-		slog.Time("expires", id.ExpiresAt),
+		slog.Time("expires", id.ExpiresAt()),
 	)
 }
 

@@ -107,8 +107,8 @@ func TestSessionsAndUsersAgainstFerretDB(t *testing.T) {
 		if c.code != "" {
 			continue
 		}
-		if id.UserID != c.user || id.Role != c.role || id.Tier != c.tier || !id.ExpiresAt.Equal(c.expires) {
-			t.Errorf("%s: identity %+v expires %v, want %s/%s/%s expires %v", c.sid, *id, id.ExpiresAt, c.user, c.role, c.tier, c.expires)
+		if id.UserID != c.user || id.Role != c.role || id.Tier != c.tier || !id.ExpiresAt().Equal(c.expires) {
+			t.Errorf("%s: identity %+v expires %v, want %s/%s/%s expires %v", c.sid, *id, id.ExpiresAt(), c.user, c.role, c.tier, c.expires)
 		}
 	}
 

@@ -227,8 +227,8 @@ func loginAuthenticateLogout(t *testing.T, app *nodeApp, a *auth.Authenticator, 
 	if id.UserID != wantUser || id.Role != wantRole || id.Tier != wantTier {
 		t.Fatalf("identity %+v, want %s/%s/%s", *id, wantUser, wantRole, wantTier)
 	}
-	if d := time.Until(id.ExpiresAt); id.ExpiresAt.IsZero() || d <= 0 {
-		t.Fatalf("ExpiresAt %v", id.ExpiresAt)
+	if d := time.Until(id.ExpiresAt()); id.ExpiresAt().IsZero() || d <= 0 {
+		t.Fatalf("ExpiresAt %v", id.ExpiresAt())
 	}
 	sid := sidOf(t, cookie)
 	if id.SessionID != sid {
@@ -365,7 +365,7 @@ func TestConnectRedisSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Until(id.ExpiresAt); d < 23*time.Hour || d > 24*time.Hour {
+	if d := time.Until(id.ExpiresAt()); d < 23*time.Hour || d > 24*time.Hour {
 		t.Fatalf("ExpiresAt in %v, want about 24h", d)
 	}
 }
