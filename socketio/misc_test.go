@@ -254,3 +254,21 @@ func TestConnectAttemptsBounded(t *testing.T) {
 		t.Fatalf("middleware ran %d times, want %d (frames %q)", n, maxConnectAttempts, got)
 	}
 }
+
+// One string holds a socket's id and pid: new sockets' pids start with the
+// id; a restored socket's pid (from any server) follows it.
+func TestSocketIDsInOneString(t *testing.T) {
+	var s Socket
+	s.setIDs("sock-1", "")
+	if s.ID() != "sock-1" || s.pid() != "" {
+		t.Fatalf("recovery off: id %q pid %q", s.ID(), s.pid())
+	}
+	s.setIDs("sock-2", "node-made-pid")
+	if s.ID() != "sock-2" || s.pid() != "node-made-pid" {
+		t.Fatalf("restored: id %q pid %q", s.ID(), s.pid())
+	}
+	s.setNewPID("sock-3")
+	if pid := s.pid(); s.ID() != "sock-3" || !strings.HasPrefix(pid, "sock-3.") || len(pid) <= len("sock-3.") {
+		t.Fatalf("new: id %q pid %q", s.ID(), s.pid())
+	}
+}

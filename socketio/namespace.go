@@ -229,7 +229,7 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 			n.observeRecovery(RecoveryDisabled)
 		} else {
 			n.endLiveConnection(pid)
-			if st, err := n.adapter.RestoreSession(pid, offset); err == nil {
+			if st, err := n.adapter.RestoreSession(pid, offset); err == nil && len(st.SID)+len(st.PID) < maxIDLen {
 				restored = st // counted once the socket is accepted
 			} else {
 				n.observeRecovery(RecoveryNotFound)
@@ -263,7 +263,7 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 	}
 	if !c.addSocket(s) {
 		s.markDisconnected()
-		n.adapter.DelAll(s.id) // rooms a middleware joined
+		n.adapter.DelAll(s.ID()) // rooms a middleware joined
 		if restored != nil {
 			// The connection closed while the CONNECT was handled: the
 			// state stays for the client's next attempt.
@@ -275,18 +275,18 @@ func (n *Namespace) connect(c *client, auth json.RawMessage) {
 		n.observeRecovery(RecoveryRecovered)
 	}
 	n.mu.Lock()
-	stale := n.sockets[s.id]
-	n.sockets[s.id] = s
+	stale := n.sockets[s.ID()]
+	n.sockets[s.ID()] = s
 	n.mu.Unlock()
 	if stale != nil && stale != s {
 		// The client came back before its old connection was seen dead.
 		stale.client.sess.Close(engineio.ReasonTransportClose)
 	}
-	rooms := []string{s.id}
+	rooms := []string{s.ID()}
 	if restored != nil {
 		rooms = append(rooms, restored.Rooms...)
 	}
-	n.adapter.AddAll(s.id, rooms)
+	n.adapter.AddAll(s.ID(), rooms)
 	if restored != nil {
 		// Replay what was missed, then what was recorded between the
 		// restore and the join (catch-up), then the live packets held
@@ -355,7 +355,7 @@ func (n *Namespace) endLiveConnection(pid string) {
 	n.mu.RLock()
 	old := n.sockets[sid]
 	n.mu.RUnlock()
-	if old == nil || subtle.ConstantTimeCompare([]byte(old.pid), []byte(pid)) != 1 {
+	if old == nil || subtle.ConstantTimeCompare([]byte(old.pid()), []byte(pid)) != 1 {
 		return
 	}
 	old.client.sess.Close(engineio.ReasonTransportClose)
@@ -376,13 +376,13 @@ func (n *Namespace) endLiveConnection(pid string) {
 
 func (n *Namespace) removeSocket(s *Socket) {
 	n.mu.Lock()
-	mine := n.sockets[s.id] == s
+	mine := n.sockets[s.ID()] == s
 	if mine {
-		delete(n.sockets, s.id)
+		delete(n.sockets, s.ID())
 	}
 	n.mu.Unlock()
 	if mine {
-		n.adapter.DelAll(s.id)
+		n.adapter.DelAll(s.ID())
 	}
 }
 

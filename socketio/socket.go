@@ -194,14 +194,16 @@ type pendingAck struct {
 
 // Socket is one client's connection to a namespace.
 type Socket struct {
-	id     string
-	pid    string
+	// ids holds the socket id and its pid in one string: see ID and pid.
+	ids    string
 	nsp    *Namespace
 	client *client
 	auth   json.RawMessage
 
+	idLen     uint16 // the id is ids[:idLen]
+	pidAt     uint16 // the pid is ids[pidAt:]; pidAt == len(ids): none
 	recovered bool
-	connected bool // (lock: mu) next to recovered: one word for both
+	connected bool // (lock: mu) in the same word as the three above
 
 	// rec is the replay state, nil unless a restore or catch-up runs.
 	rec atomic.Pointer[recoveryState]
@@ -242,7 +244,8 @@ func (s *Socket) extLocked() *socketExt {
 func newSocket(n *Namespace, c *client, auth json.RawMessage, restored *adapter.SessionState) *Socket {
 	s := &Socket{nsp: n, client: c, auth: auth, connected: true}
 	if restored != nil {
-		s.id, s.pid, s.recovered = restored.SID, restored.PID, true
+		s.setIDs(restored.SID, restored.PID)
+		s.recovered = true
 		if len(restored.Data) > 0 {
 			var v any
 			if json.Unmarshal(restored.Data, &v) == nil {
@@ -250,14 +253,35 @@ func newSocket(n *Namespace, c *client, auth json.RawMessage, restored *adapter.
 			}
 		}
 	} else {
-		s.id = engineio.NewID()
+		id := engineio.NewID()
 		if n.srv.opts.Recovery.MaxDisconnection > 0 {
-			s.pid = newPID(s.id)
-			s.id = s.pid[:len(s.id)] // one allocation for both
+			s.setNewPID(id)
+		} else {
+			s.setIDs(id, "")
 		}
 	}
 	return s
 }
+
+// setIDs stores a socket id and pid (possibly empty) in one string. The
+// ids are short (20 bytes from this server and socket.io); a restore
+// refuses longer ones (see maxIDLen).
+func (s *Socket) setIDs(id, pid string) {
+	s.ids = id + pid
+	s.idLen, s.pidAt = uint16(len(id)), uint16(len(id))
+}
+
+// setNewPID gives a new socket its id and a new pid, which starts with the
+// id: the one string is the pid.
+func (s *Socket) setNewPID(id string) {
+	s.ids, s.idLen, s.pidAt = newPID(id), uint16(len(id)), 0
+}
+
+// maxIDLen bounds a socket id plus pid, as the lengths are kept in 16 bits.
+const maxIDLen = 1 << 15
+
+// pid returns the socket's recovery id ("" when recovery is off).
+func (s *Socket) pid() string { return s.ids[s.pidAt:] }
 
 // newPID returns a recovery id for the socket sid: the socket id, a dot and
 // a random part. The random part is the secret (only the client is sent the
@@ -266,7 +290,7 @@ func newSocket(n *Namespace, c *client, auth json.RawMessage, restored *adapter.
 func newPID(sid string) string { return sid + "." + engineio.NewID() }
 
 // ID returns the socket id (not the Engine.IO session id).
-func (s *Socket) ID() string { return s.id }
+func (s *Socket) ID() string { return s.ids[:s.idLen] }
 
 // Namespace returns the socket's namespace.
 func (s *Socket) Namespace() *Namespace { return s.nsp }
@@ -408,10 +432,10 @@ func (s *Socket) OnDisconnect(f func(reason string)) {
 
 func (s *Socket) connectPayload() json.RawMessage {
 	b := []byte(`{"sid":`)
-	b = parser.AppendString(b, s.id)
-	if s.pid != "" {
+	b = parser.AppendString(b, s.ID())
+	if s.pid() != "" {
 		b = append(b, `,"pid":`...)
-		b = parser.AppendString(b, s.pid)
+		b = parser.AppendString(b, s.pid())
 	}
 	return append(b, '}')
 }
@@ -420,19 +444,19 @@ func (s *Socket) connectPayload() json.RawMessage {
 
 // Join adds the socket to rooms.
 func (s *Socket) Join(rooms ...string) {
-	s.nsp.adapter.AddAll(s.id, rooms)
+	s.nsp.adapter.AddAll(s.ID(), rooms)
 	s.snapshot()
 }
 
 // Leave removes the socket from room.
 func (s *Socket) Leave(room string) {
-	s.nsp.adapter.Del(s.id, room)
+	s.nsp.adapter.Del(s.ID(), room)
 	s.snapshot()
 }
 
 // state is the socket's recoverable state.
 func (s *Socket) state() *adapter.SessionState {
-	st := &adapter.SessionState{SID: s.id, PID: s.pid, Rooms: s.Rooms()}
+	st := &adapter.SessionState{SID: s.ID(), PID: s.pid(), Rooms: s.Rooms()}
 	if d := s.Data(); d != nil {
 		st.Data, _ = json.Marshal(d)
 	}
@@ -442,13 +466,13 @@ func (s *Socket) state() *adapter.SessionState {
 // snapshot saves the live state when recovery is shared between nodes, so
 // it survives a crash of this node.
 func (s *Socket) snapshot() {
-	if s.pid != "" && s.nsp.sharedRecovery && s.Connected() {
+	if s.pid() != "" && s.nsp.sharedRecovery && s.Connected() {
 		s.nsp.adapter.PersistSession(s.state())
 	}
 }
 
 // Rooms returns the socket's rooms (its own id included).
-func (s *Socket) Rooms() []string { return s.nsp.adapter.SocketRooms(s.id) }
+func (s *Socket) Rooms() []string { return s.nsp.adapter.SocketRooms(s.ID()) }
 
 // InRoom reports whether the socket is in room.
 func (s *Socket) InRoom(room string) bool {
@@ -462,12 +486,12 @@ func (s *Socket) InRoom(room string) bool {
 
 // To returns an operator broadcasting to rooms, excluding this socket.
 func (s *Socket) To(rooms ...string) *BroadcastOperator {
-	return (&BroadcastOperator{nsp: s.nsp, except: []string{s.id}}).To(rooms...)
+	return (&BroadcastOperator{nsp: s.nsp, except: []string{s.ID()}}).To(rooms...)
 }
 
 // Broadcast returns an operator reaching every other socket.
 func (s *Socket) Broadcast() *BroadcastOperator {
-	return &BroadcastOperator{nsp: s.nsp, except: []string{s.id}}
+	return &BroadcastOperator{nsp: s.nsp, except: []string{s.ID()}}
 }
 
 // ---- emitting ----
@@ -495,7 +519,7 @@ func (s *Socket) send(pkt *parser.Packet) error {
 		return ErrDisconnected
 	}
 	if s.nsp.srv.opts.Recovery.MaxDisconnection > 0 {
-		return s.nsp.adapter.Broadcast(pkt, &adapter.BroadcastOptions{Rooms: []string{s.id}, Flags: adapter.Flags{Local: true}})
+		return s.nsp.adapter.Broadcast(pkt, &adapter.BroadcastOptions{Rooms: []string{s.ID()}, Flags: adapter.Flags{Local: true}})
 	}
 	return s.client.writePacket(pkt)
 }
@@ -657,7 +681,7 @@ func (s *Socket) onClose(reason string) {
 	}
 	s.mu.Unlock()
 
-	if s.pid != "" && recoverable(reason) {
+	if s.pid() != "" && recoverable(reason) {
 		s.nsp.adapter.PersistSession(s.state())
 	}
 	s.nsp.removeSocket(s)
@@ -713,7 +737,7 @@ func (s *Socket) Info() adapter.SocketInfo {
 		}
 	}
 	return adapter.SocketInfo{
-		ID: s.id,
+		ID: s.ID(),
 		Handshake: adapter.Handshake{
 			Headers: headers, Time: time.UnixMilli(hs.Issued).UTC().Format(time.RFC1123), Address: hs.IP(),
 			XDomain: hs.XDomain, Secure: hs.Secure, Issued: hs.Issued, URL: hs.URL,
