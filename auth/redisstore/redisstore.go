@@ -62,8 +62,9 @@ func (s *Sessions) GetMany(ctx context.Context, sids []string) (map[string]*auth
 	now := s.now()
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, sid := range sids {
-			gets[i] = p.Get(ctx, s.prefix+sid)
-			ttls[i] = p.PTTL(ctx, s.prefix+sid)
+			key := s.prefix + sid // one key for both commands
+			gets[i] = p.Get(ctx, key)
+			ttls[i] = p.PTTL(ctx, key)
 		}
 		return nil
 	})
