@@ -15,6 +15,21 @@ import (
 // Checks of single values. Each receives a pointer to the parsed field and
 // may normalise it.
 
+// maxSendQueue is the largest SEND_QUEUE_LIMIT: the websocket layer counts
+// a connection's queued bytes in 32 bits.
+const maxSendQueue = GiB
+
+// sendQueue accepts 1 byte to maxSendQueue.
+func sendQueue(ptr any) error {
+	if err := positive(ptr); err != nil {
+		return err
+	}
+	if *ptr.(*ByteSize) > maxSendQueue {
+		return fmt.Errorf("must be at most %s", maxSendQueue)
+	}
+	return nil
+}
+
 func positive(ptr any) error {
 	var bad bool
 	switch p := ptr.(type) {

@@ -304,6 +304,7 @@ func TestInvalidValues(t *testing.T) {
 		{"METRICS", "yes", `invalid TRADEWIRE_METRICS "yes": not a boolean`},
 		{"MAX_PAYLOAD", "1 TB", `invalid TRADEWIRE_MAX_PAYLOAD "1 TB": not a byte size`},
 		{"SEND_QUEUE_LIMIT", "0", `invalid TRADEWIRE_SEND_QUEUE_LIMIT "0": must be greater than 0`},
+		{"SEND_QUEUE_LIMIT", "2GiB", `invalid TRADEWIRE_SEND_QUEUE_LIMIT "2GiB": must be at most 1GiB`},
 		{"LOG_FORMAT", "xml", `invalid TRADEWIRE_LOG_FORMAT "xml": want one of json, text`},
 		{"LOG_LEVEL", "loud", `invalid TRADEWIRE_LOG_LEVEL "loud": want debug, info, warn or error`},
 		{"SESSION_STORE", "postgres", `invalid TRADEWIRE_SESSION_STORE "postgres": want one of mongo, redis, memory`},
