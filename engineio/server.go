@@ -249,10 +249,10 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// line, and a session keeping it would keep the whole line.
 	var transport string
 	switch q.Get("transport") {
-	case "polling":
-		transport = "polling"
-	case "websocket":
-		transport = "websocket"
+	case transportPolling:
+		transport = transportPolling
+	case transportWebSocket:
+		transport = transportWebSocket
 	}
 	if transport == "" || !srv.transportAllowed(transport) {
 		srv.reject(w, CodeUnknownTransport)
@@ -267,7 +267,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok && srv.opts.Forward != nil && srv.opts.Forward(w, r, sid) {
 		return
 	}
-	if transport == "websocket" {
+	if transport == transportWebSocket {
 		if !ok {
 			srv.reject(w, CodeUnknownSID)
 			return
@@ -294,7 +294,7 @@ func (srv *Server) handshake(w http.ResponseWriter, r *http.Request, transport s
 		srv.reject(w, CodeBadHandshakeMethod)
 		return
 	}
-	if transport == "websocket" {
+	if transport == transportWebSocket {
 		if err := websocket.CheckRequest(r); err != nil {
 			srv.reject(w, CodeBadRequest)
 			return
@@ -344,8 +344,8 @@ func (srv *Server) handshake(w http.ResponseWriter, r *http.Request, transport s
 	if srv.opts.Observer != nil {
 		srv.opts.Observer.SessionOpened(transport)
 	}
-	open := s.openPacket(transport == "polling")
-	if transport == "websocket" {
+	open := s.openPacket(transport == transportPolling)
+	if transport == transportWebSocket {
 		_, err := srv.ws.UpgradeWith(w, r, (*wsHandler)(s), websocket.UpgradeOptions{
 			Initial: [][]byte{open.WebSocketFrame()},
 			Before:  s.attachWebSocket, // before the first read: no message or close is missed

@@ -303,7 +303,7 @@ func (s *Session) OnClose(f func(reason string)) { s.funcs().onClose = f }
 
 func (s *Session) openPacket(polling bool) *Packet {
 	upgrades := `[]`
-	if polling && s.srv.transportAllowed("websocket") {
+	if polling && s.srv.transportAllowed(transportWebSocket) {
 		upgrades = `["websocket"]`
 	}
 	o := s.srv.opts
